@@ -1,0 +1,129 @@
+# Small helpers so that a module's CMakeLists.txt is a few lines.
+#
+#   mir_add_library(NAME SOURCES a.c b.c DEPS other_lib ...)
+#   mir_add_executable(NAME SOURCES main.c DEPS lib ...)
+#   mir_add_test(NAME SOURCES foo_test.cc DEPS lib ... [LABELS unit] [TIMEOUT 120])
+#   mir_add_fuzzer(NAME SOURCES fuzz_x.c DEPS lib ...)        (only with MIR_FUZZ)
+#   mir_proto_library(NAME PROTOS a.proto b.proto DEPS other_proto_lib)
+#
+# Warnings are errors in our own code; generated protobuf-c code gets the same flags except the
+# ones it cannot meet.
+
+set(MIR_C_WARNINGS -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes)
+set(MIR_CXX_WARNINGS -Wall -Wextra -Werror -Wshadow)
+
+set(MIR_SANITIZE_FLAGS "")
+if(MIR_ASAN)
+  list(APPEND MIR_SANITIZE_FLAGS -fsanitize=address -fno-omit-frame-pointer)
+endif()
+if(MIR_UBSAN)
+  list(APPEND MIR_SANITIZE_FLAGS -fsanitize=undefined -fno-sanitize-recover=undefined)
+endif()
+if(MIR_TSAN)
+  list(APPEND MIR_SANITIZE_FLAGS -fsanitize=thread)
+endif()
+if(MIR_FUZZ)
+  list(APPEND MIR_SANITIZE_FLAGS -fsanitize=fuzzer-no-link)
+endif()
+if(MIR_COVERAGE)
+  list(APPEND MIR_SANITIZE_FLAGS --coverage)
+endif()
+if(MIR_SANITIZE_FLAGS)
+  add_compile_options(${MIR_SANITIZE_FLAGS})
+  add_link_options(${MIR_SANITIZE_FLAGS})
+endif()
+
+function(_mir_common target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:C>:${MIR_C_WARNINGS}>
+    $<$<COMPILE_LANGUAGE:CXX>:${MIR_CXX_WARNINGS}>)
+  target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+endfunction()
+
+function(mir_add_library name)
+  cmake_parse_arguments(A "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} STATIC ${A_SOURCES})
+  _mir_common(${name})
+  target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR}/server/include
+                                     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${A_DEPS} PRIVATE ${A_PRIVATE_DEPS})
+endfunction()
+
+function(mir_add_executable name)
+  cmake_parse_arguments(A "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${A_SOURCES})
+  _mir_common(${name})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${A_DEPS})
+endfunction()
+
+function(mir_add_test name)
+  if(NOT MIR_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(A "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${A_SOURCES})
+  _mir_common(${name})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 300)
+  endif()
+  if(NOT A_LABELS)
+    set(A_LABELS unit)
+  endif()
+  gtest_discover_tests(${name}
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
+    PROPERTIES TIMEOUT ${A_TIMEOUT} LABELS "${A_LABELS}"
+    DISCOVERY_TIMEOUT 60)
+endfunction()
+
+function(mir_add_fuzzer name)
+  if(NOT MIR_FUZZ)
+    return()
+  endif()
+  cmake_parse_arguments(A "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${A_SOURCES})
+  _mir_common(${name})
+  target_link_libraries(${name} PRIVATE ${A_DEPS})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+endfunction()
+
+# Generates protobuf-c code at build time from .proto files (never committed). Imports are
+# resolved relative to ${CMAKE_SOURCE_DIR}/proto, so a file includes "mir/event.proto".
+function(mir_proto_library name)
+  cmake_parse_arguments(A "" "" "PROTOS;DEPS" ${ARGN})
+  set(out_dir ${CMAKE_BINARY_DIR}/proto-gen)
+  set(srcs "")
+  foreach(p ${A_PROTOS})
+    get_filename_component(abs ${p} ABSOLUTE)
+    file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR}/proto ${abs})
+    string(REGEX REPLACE "\\.proto$" "" base ${rel})
+    set(c ${out_dir}/${base}.pb-c.c)
+    set(h ${out_dir}/${base}.pb-c.h)
+    add_custom_command(
+      OUTPUT ${c} ${h}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
+      COMMAND ${PROTOC_C} --proto_path=${CMAKE_SOURCE_DIR}/proto --c_out=${out_dir} ${rel}
+      DEPENDS ${abs}
+      WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/proto
+      COMMENT "protoc-c ${rel}")
+    list(APPEND srcs ${c})
+  endforeach()
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${out_dir})
+  target_link_libraries(${name} PUBLIC PkgConfig::PROTOBUF_C ${A_DEPS})
+endfunction()
+
+# Adds every immediate subdirectory that has a CMakeLists.txt, so that a new module folder joins
+# the build without editing its parent.
+function(mir_add_subdirectories)
+  file(GLOB children LIST_DIRECTORIES true RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
+       ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  list(SORT children)
+  foreach(c ${children})
+    if(IS_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/${c} AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${c}/CMakeLists.txt)
+      add_subdirectory(${c})
+    endif()
+  endforeach()
+endfunction()

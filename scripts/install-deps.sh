@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Mir-C builds and runs with (DESIGN.md section 2) plus the build
+# tools. Idempotent: packages already present are left alone and nothing is downloaded again.
+# Works as root or through sudo; exits non-zero with a clear message where apt-get is missing.
+set -euo pipefail
+
+packages=(
+  # RPC, serialization, crypto, storage, config, metrics/profiles, event-log compression
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler android-libboringssl-dev librocksdb-dev
+  libjansson-dev libmicrohttpd-dev libgoogle-perftools-dev google-perftools libzstd-dev
+  # tests
+  libgtest-dev
+  # build tools; clang and its runtime for the fuzz targets (libFuzzer)
+  cmake make pkg-config gcc g++ clang clang-format libclang-rt-14-dev
+)
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps: apt-get not found; this script supports Debian 12 (bookworm) and derivatives." >&2
+  echo "install-deps: install these packages by other means: ${packages[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo)
+  else
+    echo "install-deps: not root and sudo is missing; run as root: $0" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"
