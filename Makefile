@@ -1,0 +1,55 @@
+# The commands the README gives a newcomer. Each installs what it needs first
+# (scripts/install-deps.sh is idempotent), then builds with CMake into build/ (build-asan/ for
+# the sanitizer build). JOBS defaults to the number of cores.
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+CTEST_ARGS ?=
+CMAKE_ARGS ?=
+
+FORMAT_DIRS := server sdk tests
+FORMAT_FILES = $(shell git ls-files -- $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)) $(addsuffix /*.cc,$(FORMAT_DIRS)) 2>/dev/null)
+
+.PHONY: all deps build run test asan format format-check clean help
+
+all: build
+
+help:
+	@echo "make run           install dependencies, build, run the main job"
+	@echo "make test          install dependencies, build, run the whole test suite (ctest)"
+	@echo "make asan          the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make format        clang-format every C/C++ source in place"
+	@echo "make format-check  fail if any source is not clang-formatted"
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job: until the replica exists, the pingpong sample (two nodes, timer-driven).
+run: build
+	./$(BUILD)/bin/pingpong --duration 5
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMIR_ASAN=ON -DMIR_UBSAN=ON $(CMAKE_ARGS)
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@bad=0; for f in $(FORMAT_FILES); do \
+	  clang-format --dry-run -Werror "$$f" >/dev/null 2>&1 || { echo "not formatted: $$f"; bad=1; }; \
+	done; \
+	if [ $$bad -ne 0 ]; then echo "run 'make format'"; exit 1; fi; echo "format-check: ok"
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,617 @@
+/*
+ * The node: module table, per-module FIFO queues, the inbox for active modules, and the
+ * dispatcher loop (phases described in node.h).
+ *
+ * Threads and locks. The module queues, the round-robin cursor and every module's state belong
+ * to the dispatcher (the node's thread in normal mode, the caller of mir_node_step in manual and
+ * debug mode). Active modules' threads only touch the inbox. One mutex (node->lock) guards the
+ * inbox, the buffered-event accounting, the pause flag, the lifecycle state and the counters
+ * that other threads read; the dispatcher takes it once per batch.
+ *
+ * Backpressure. buffered = events in the inbox + events in module queues. A push that leaves
+ * buffered above pause_threshold pauses input; pushers then block until the dispatcher has
+ * brought buffered down to resume_threshold. Each active thread can therefore add at most one
+ * list beyond the threshold, which bounds memory. Injected events and passive outputs are not
+ * throttled: throttling the dispatcher's own output would deadlock it.
+ */
+#include "mir/node.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mir/alloc.h"
+#include "mir/assert.h"
+#include "mir/log.h"
+#include "mir/registry.h"
+
+#define NODE_UNKNOWN_LOGGED_MAX 32
+
+typedef struct node_module {
+  char id[MIR_MODULE_ID_MAX];
+  size_t id_len;
+  const mir_module_ops *ops;
+  void *state;
+  mir_event_list queue;              /* dispatcher-owned */
+  bool started;                      /* active module whose start() succeeded */
+  uint64_t events, batches, busy_ns; /* written under node->lock */
+  size_t queued;                     /* published copy of queue.len, under node->lock */
+} node_module;
+
+struct mir_inbox {
+  mir_node *node;
+};
+
+typedef enum node_state { NODE_CREATED, NODE_RUNNING, NODE_STOPPING, NODE_STOPPED } node_state;
+
+struct mir_node {
+  char *id;
+  mir_node_config cfg;
+  node_module modules[MIR_NODE_MODULES_MAX];
+  size_t n_modules;
+  mir_interceptor interceptor;
+  struct mir_inbox inbox;
+
+  pthread_mutex_t lock;
+  pthread_cond_t work_cv;    /* dispatcher: new input or stop */
+  pthread_cond_t resume_cv;  /* pushers: input resumed or stop */
+  pthread_cond_t exit_cv;    /* waiters: dispatcher exited */
+  pthread_mutex_t stop_lock; /* serialises mir_node_stop */
+
+  /* under lock */
+  mir_event_list inbox_list;
+  size_t queued_total; /* events in module queues (published by the dispatcher) */
+  size_t buffered_max;
+  bool paused;
+  uint64_t pauses;
+  uint64_t dropped_unknown;
+  node_state state;
+  bool exited; /* dispatcher finished (error or stop) */
+  mir_err exit_err;
+  char last_error[512];
+
+  /* dispatcher-owned */
+  size_t rr;
+  pthread_t thread;
+  bool thread_started;
+  char unknown_logged[NODE_UNKNOWN_LOGGED_MAX][MIR_MODULE_ID_MAX];
+  size_t n_unknown_logged;
+};
+
+void mir_node_config_default(mir_node_config *cfg) {
+  cfg->max_batch = 512;
+  cfg->pause_threshold = 8192;
+  cfg->resume_threshold = 6144;
+  cfg->mode = MIR_NODE_NORMAL;
+}
+
+static mir_err node_config_check(const mir_node_config *cfg) {
+  if (cfg->max_batch == 0) return mir_error_set(MIR_EINVAL, "node config: max_batch must be > 0");
+  if (cfg->pause_threshold == 0) {
+    return mir_error_set(MIR_EINVAL, "node config: pause_threshold must be > 0");
+  }
+  if (cfg->resume_threshold > cfg->pause_threshold) {
+    return mir_error_set(MIR_EINVAL,
+                         "node config: resume_threshold (%zu) exceeds pause_threshold (%zu)",
+                         cfg->resume_threshold, cfg->pause_threshold);
+  }
+  if (cfg->mode > MIR_NODE_DEBUG) return mir_error_set(MIR_EINVAL, "node config: unknown mode");
+  return MIR_OK;
+}
+
+mir_err mir_node_new(const char *node_id, const mir_node_config *cfg, mir_node **out) {
+  mir_node_config defaults;
+  mir_node_config_default(&defaults);
+  if (cfg == NULL) cfg = &defaults;
+  mir_err err = node_config_check(cfg);
+  if (err != MIR_OK) return err;
+  if (node_id == NULL || node_id[0] == '\0' || strlen(node_id) >= MIR_MODULE_ID_MAX) {
+    return mir_error_set(MIR_EINVAL, "node id must have 1 to %d characters", MIR_MODULE_ID_MAX - 1);
+  }
+  mir_registry_add_framework();
+  mir_node *n = mir_xcalloc(1, sizeof *n);
+  n->id = mir_xstrdup(node_id);
+  n->cfg = *cfg;
+  n->inbox.node = n;
+  pthread_mutex_init(&n->lock, NULL);
+  pthread_mutex_init(&n->stop_lock, NULL);
+  pthread_cond_init(&n->work_cv, NULL);
+  pthread_cond_init(&n->resume_cv, NULL);
+  pthread_cond_init(&n->exit_cv, NULL);
+  n->state = NODE_CREATED;
+  *out = n;
+  return MIR_OK;
+}
+
+mir_err mir_node_add_module(mir_node *node, const char *id, const mir_module_ops *ops,
+                            void *state) {
+  mir_err err = MIR_OK;
+  if (node->state != NODE_CREATED) {
+    err = mir_error_set(MIR_EINVAL, "module %s added after start", id);
+  } else if (!mir_module_id_valid(id) || strchr(id, '/') != NULL) {
+    err = mir_error_set(MIR_EINVAL, "invalid top-level module id '%.64s'", id);
+  } else if (ops == NULL || ops->apply == NULL ||
+             (ops->kind == MIR_MODULE_ACTIVE && (ops->start == NULL || ops->stop == NULL))) {
+    err = mir_error_set(MIR_EINVAL, "module %s: incomplete ops table", id);
+  } else if (node->n_modules == MIR_NODE_MODULES_MAX) {
+    err = mir_error_set(MIR_EFULL, "module %s: more than %d modules", id, MIR_NODE_MODULES_MAX);
+  } else {
+    for (size_t i = 0; i < node->n_modules; i++) {
+      if (strcmp(node->modules[i].id, id) == 0) {
+        err = mir_error_set(MIR_EEXIST, "module %s added twice", id);
+      }
+    }
+  }
+  if (err != MIR_OK) {
+    if (ops != NULL && ops->destroy != NULL) ops->destroy(state);
+    return err;
+  }
+  node_module *m = &node->modules[node->n_modules++];
+  memset(m, 0, sizeof *m);
+  strcpy(m->id, id);
+  m->id_len = strlen(id);
+  m->ops = ops;
+  m->state = state;
+  return MIR_OK;
+}
+
+void mir_node_set_interceptor(mir_node *node, const mir_interceptor *interceptor) {
+  if (interceptor) {
+    node->interceptor = *interceptor;
+  } else {
+    memset(&node->interceptor, 0, sizeof node->interceptor);
+  }
+}
+
+const char *mir_node_id(const mir_node *node) {
+  return node->id;
+}
+size_t mir_node_module_count(const mir_node *node) {
+  return node->n_modules;
+}
+const char *mir_node_module_id(const mir_node *node, size_t i) {
+  return i < node->n_modules ? node->modules[i].id : NULL;
+}
+size_t mir_node_module_queued(const mir_node *node, size_t i) {
+  return i < node->n_modules ? node->modules[i].queue.len : 0;
+}
+
+const char *mir_node_last_error(const mir_node *node) {
+  return node->last_error;
+}
+
+/* ---- routing ---- */
+
+static node_module *node_find_module(mir_node *node, const char *dest) {
+  size_t top = mir_module_id_top_len(dest);
+  for (size_t i = 0; i < node->n_modules; i++) {
+    node_module *m = &node->modules[i];
+    if (m->id_len == top && memcmp(m->id, dest, top) == 0) return m;
+  }
+  return NULL;
+}
+
+/* Logs the first event for each unknown destination (up to a bound), so a misrouted protocol is
+ * visible without a peer being able to flood the log. Dispatcher only. */
+static void node_log_unknown(mir_node *node, const mir_event *ev) {
+  for (size_t i = 0; i < node->n_unknown_logged; i++) {
+    if (strcmp(node->unknown_logged[i], ev->dest) == 0) return;
+  }
+  if (node->n_unknown_logged == NODE_UNKNOWN_LOGGED_MAX) return;
+  strcpy(node->unknown_logged[node->n_unknown_logged++], ev->dest);
+  mir_log(
+      MIR_LOG_WARN, node->id, "dropping %s for unknown module '%s' (from '%s'); logged once%s",
+      mir_event_type_name(ev), ev->dest, ev->src,
+      node->n_unknown_logged == NODE_UNKNOWN_LOGGED_MAX ? "; further destinations not logged" : "");
+}
+
+/* Moves every event of list into its module's queue; frees events for unknown modules. Returns
+ * how many were dropped. Dispatcher only. */
+static size_t node_route(mir_node *node, mir_event_list *list) {
+  size_t dropped = 0;
+  mir_event *ev;
+  while ((ev = mir_event_list_pop(list)) != NULL) {
+    node_module *m = node_find_module(node, ev->dest);
+    if (m == NULL) {
+      node_log_unknown(node, ev);
+      mir_event_free(ev);
+      dropped++;
+    } else {
+      mir_event_list_push(&m->queue, ev);
+    }
+  }
+  return dropped;
+}
+
+/* ---- applying ---- */
+
+/* Hands batch to the interceptor and the module; frees what the module left in batch. On error
+ * records the node's exit error. Dispatcher only; called without node->lock. */
+static mir_err node_apply(mir_node *node, node_module *m, mir_event_list *batch,
+                          mir_event_list *out) {
+  mir_err err = MIR_OK;
+  mir_error_clear();
+  if (node->interceptor.intercept != NULL) {
+    err = node->interceptor.intercept(node->interceptor.user_data, node->id, m->id, batch);
+    if (err != MIR_OK) {
+      snprintf(node->last_error, sizeof node->last_error, "interceptor failed at module %s: %s: %s",
+               m->id, mir_strerror(err), mir_error_detail());
+    }
+  }
+  if (err == MIR_OK) {
+    err = m->ops->apply(m->state, batch, out);
+    if (err != MIR_OK) {
+      snprintf(node->last_error, sizeof node->last_error, "module %s (%s) failed: %s: %s", m->id,
+               m->ops->name ? m->ops->name : "?", mir_strerror(err), mir_error_detail());
+    }
+  }
+  mir_event_list_free(batch);
+  return err;
+}
+
+/* Picks the next module with queued events after the round-robin cursor; NULL if none. */
+static node_module *node_next_ready(mir_node *node) {
+  for (size_t k = 0; k < node->n_modules; k++) {
+    size_t i = (node->rr + k) % node->n_modules;
+    if (node->modules[i].queue.len > 0) {
+      node->rr = i + 1;
+      return &node->modules[i];
+    }
+  }
+  return NULL;
+}
+
+/* Publishes dispatcher-side counts and resumes input if buffered fell low enough. Caller holds
+ * node->lock. */
+static void node_publish_locked(mir_node *node) {
+  size_t total = 0;
+  for (size_t i = 0; i < node->n_modules; i++) {
+    node->modules[i].queued = node->modules[i].queue.len;
+    total += node->modules[i].queue.len;
+  }
+  node->queued_total = total;
+  size_t buffered = total + node->inbox_list.len;
+  if (buffered > node->buffered_max) node->buffered_max = buffered;
+  if (node->paused && buffered <= node->cfg.resume_threshold) {
+    node->paused = false;
+    pthread_cond_broadcast(&node->resume_cv);
+  }
+}
+
+/* Records the first error and starts stopping. Caller holds node->lock. */
+static void node_fail_locked(mir_node *node, mir_err err) {
+  if (node->exit_err == MIR_OK) node->exit_err = err;
+  if (node->state == NODE_RUNNING) node->state = NODE_STOPPING;
+  pthread_cond_broadcast(&node->resume_cv);
+  pthread_cond_broadcast(&node->work_cv);
+}
+
+/* One dispatcher iteration without waiting: route the inbox, apply one batch (of `only`, or of
+ * the next ready module in round-robin order), route the output. *applied = events applied.
+ * Returns the module's error, or MIR_ESTOPPED once the node is no longer running. */
+static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) {
+  mir_event_list incoming = MIR_EVENT_LIST_INIT;
+  pthread_mutex_lock(&node->lock);
+  /* The drained events are on their way to the queues: count them there now, or pushers would
+   * see neither count and overshoot the pause threshold. */
+  node->queued_total += node->inbox_list.len;
+  mir_event_list_concat(&incoming, &node->inbox_list);
+  pthread_mutex_unlock(&node->lock);
+
+  size_t dropped = node_route(node, &incoming);
+  node_module *m = only ? only : node_next_ready(node);
+  mir_err err = MIR_OK;
+  size_t n = 0;
+  uint64_t busy = 0;
+  if (m != NULL && m->queue.len > 0) {
+    mir_event_list batch = MIR_EVENT_LIST_INIT, out = MIR_EVENT_LIST_INIT;
+    mir_event_list_take_front(&m->queue, node->cfg.max_batch, &batch);
+    n = batch.len;
+    uint64_t t0 = mir_now_ns();
+    err = node_apply(node, m, &batch, &out);
+    busy = mir_now_ns() - t0;
+    if (err == MIR_OK) {
+      dropped += node_route(node, &out);
+    } else {
+      mir_event_list_free(&out);
+    }
+  }
+
+  pthread_mutex_lock(&node->lock);
+  node->dropped_unknown += dropped;
+  if (n > 0) {
+    m->events += n;
+    m->batches++;
+    m->busy_ns += busy;
+  }
+  if (err != MIR_OK) node_fail_locked(node, err);
+  node_publish_locked(node);
+  if (err == MIR_OK && node->state != NODE_RUNNING) err = MIR_ESTOPPED;
+  pthread_mutex_unlock(&node->lock);
+  *applied = n;
+  return err;
+}
+
+static void *node_dispatcher(void *arg) {
+  mir_node *node = arg;
+  for (;;) {
+    size_t applied = 0;
+    if (node_iterate(node, NULL, &applied) != MIR_OK) break;
+    if (applied > 0) continue;
+    pthread_mutex_lock(&node->lock);
+    /* Nothing was ready: sleep until input arrives or the node stops. */
+    while (node->state == NODE_RUNNING && node->inbox_list.len == 0 && node->queued_total == 0) {
+      pthread_cond_wait(&node->work_cv, &node->lock);
+    }
+    bool stop = node->state != NODE_RUNNING;
+    pthread_mutex_unlock(&node->lock);
+    if (stop) break;
+  }
+  pthread_mutex_lock(&node->lock);
+  node->exited = true;
+  pthread_cond_broadcast(&node->exit_cv);
+  pthread_mutex_unlock(&node->lock);
+  return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+/* Stops the active modules that were started, in reverse order. Caller is the stopper. */
+static void node_stop_active(mir_node *node) {
+  for (size_t i = node->n_modules; i-- > 0;) {
+    node_module *m = &node->modules[i];
+    if (m->started) {
+      m->ops->stop(m->state);
+      m->started = false;
+    }
+  }
+}
+
+mir_err mir_node_start(mir_node *node) {
+  if (node->state != NODE_CREATED)
+    return mir_error_set(MIR_EINVAL, "node %s started twice", node->id);
+  if (node->n_modules == 0) return mir_error_set(MIR_EINVAL, "node %s has no modules", node->id);
+  if (node->cfg.mode != MIR_NODE_DEBUG) {
+    for (size_t i = 0; i < node->n_modules; i++) {
+      mir_event_list_push(&node->modules[i].queue, mir_event_init(node->modules[i].id));
+    }
+  }
+  pthread_mutex_lock(&node->lock);
+  node->state = NODE_RUNNING;
+  node_publish_locked(node);
+  pthread_mutex_unlock(&node->lock);
+  if (node->cfg.mode != MIR_NODE_DEBUG) {
+    for (size_t i = 0; i < node->n_modules; i++) {
+      node_module *m = &node->modules[i];
+      if (m->ops->kind != MIR_MODULE_ACTIVE) continue;
+      mir_err err = m->ops->start(m->state, &node->inbox);
+      if (err != MIR_OK) {
+        snprintf(node->last_error, sizeof node->last_error, "module %s failed to start: %s: %s",
+                 m->id, mir_strerror(err), mir_error_detail());
+        pthread_mutex_lock(&node->lock);
+        node_fail_locked(node, err);
+        pthread_mutex_unlock(&node->lock);
+        node_stop_active(node);
+        return err;
+      }
+      m->started = true;
+    }
+  }
+  if (node->cfg.mode == MIR_NODE_NORMAL) {
+    if (pthread_create(&node->thread, NULL, node_dispatcher, node) != 0) {
+      pthread_mutex_lock(&node->lock);
+      node_fail_locked(node, MIR_ENOMEM);
+      pthread_mutex_unlock(&node->lock);
+      node_stop_active(node);
+      return mir_error_set(MIR_ENOMEM, "cannot create the dispatcher thread");
+    }
+    node->thread_started = true;
+  }
+  return MIR_OK;
+}
+
+mir_err mir_node_inject(mir_node *node, mir_event_list *events) {
+  pthread_mutex_lock(&node->lock);
+  if (node->state == NODE_STOPPING || node->state == NODE_STOPPED) {
+    pthread_mutex_unlock(&node->lock);
+    mir_event_list_free(events);
+    return MIR_ESTOPPED;
+  }
+  mir_event_list_concat(&node->inbox_list, events);
+  size_t buffered = node->inbox_list.len + node->queued_total;
+  if (buffered > node->buffered_max) node->buffered_max = buffered;
+  pthread_cond_signal(&node->work_cv);
+  pthread_mutex_unlock(&node->lock);
+  return MIR_OK;
+}
+
+/* Appends events to the inbox. Caller holds node->lock and has checked the state. */
+static void inbox_append_locked(mir_node *node, mir_event_list *events) {
+  mir_event_list_concat(&node->inbox_list, events);
+  size_t buffered = node->inbox_list.len + node->queued_total;
+  if (buffered > node->buffered_max) node->buffered_max = buffered;
+  if (buffered > node->cfg.pause_threshold && !node->paused) {
+    node->paused = true;
+    node->pauses++;
+  }
+  pthread_cond_signal(&node->work_cv);
+}
+
+mir_err mir_inbox_push(mir_inbox *inbox, mir_event_list *events) {
+  mir_node *node = inbox->node;
+  pthread_mutex_lock(&node->lock);
+  while (node->paused && node->state == NODE_RUNNING) {
+    pthread_cond_wait(&node->resume_cv, &node->lock);
+  }
+  if (node->state != NODE_RUNNING) {
+    pthread_mutex_unlock(&node->lock);
+    mir_event_list_free(events);
+    return MIR_ESTOPPED;
+  }
+  inbox_append_locked(node, events);
+  pthread_mutex_unlock(&node->lock);
+  return MIR_OK;
+}
+
+mir_err mir_inbox_try_push(mir_inbox *inbox, mir_event_list *events) {
+  mir_node *node = inbox->node;
+  mir_err err = MIR_OK;
+  pthread_mutex_lock(&node->lock);
+  if (node->state != NODE_RUNNING) {
+    err = MIR_ESTOPPED;
+  } else if (node->paused) {
+    err = MIR_EFULL;
+  } else {
+    inbox_append_locked(node, events);
+  }
+  pthread_mutex_unlock(&node->lock);
+  if (err == MIR_ESTOPPED) mir_event_list_free(events);
+  return err;
+}
+
+mir_err mir_inbox_push_one(mir_inbox *inbox, mir_event *ev) {
+  mir_event_list l = MIR_EVENT_LIST_INIT;
+  mir_event_list_push(&l, ev);
+  return mir_inbox_push(inbox, &l);
+}
+
+mir_err mir_node_wait(mir_node *node, uint64_t timeout_ms) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t)(timeout_ms / 1000);
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&node->lock);
+  while (!node->exited && node->state != NODE_STOPPED) {
+    if (timeout_ms == 0) {
+      pthread_cond_wait(&node->exit_cv, &node->lock);
+    } else if (pthread_cond_timedwait(&node->exit_cv, &node->lock, &deadline) != 0) {
+      break;
+    }
+  }
+  bool done = node->exited || node->state == NODE_STOPPED;
+  mir_err err = done ? node->exit_err : MIR_ETIMEDOUT;
+  pthread_mutex_unlock(&node->lock);
+  return err;
+}
+
+mir_err mir_node_stop(mir_node *node) {
+  pthread_mutex_lock(&node->stop_lock);
+  pthread_mutex_lock(&node->lock);
+  if (node->state == NODE_RUNNING) node->state = NODE_STOPPING;
+  pthread_cond_broadcast(&node->resume_cv);
+  pthread_cond_broadcast(&node->work_cv);
+  pthread_mutex_unlock(&node->lock);
+  if (node->thread_started) {
+    pthread_join(node->thread, NULL);
+    node->thread_started = false;
+  }
+  node_stop_active(node);
+  pthread_mutex_lock(&node->lock);
+  node->state = NODE_STOPPED;
+  node->exited = true;
+  pthread_cond_broadcast(&node->exit_cv);
+  mir_err err = node->exit_err;
+  pthread_mutex_unlock(&node->lock);
+  pthread_mutex_unlock(&node->stop_lock);
+  return err;
+}
+
+void mir_node_free(mir_node *node) {
+  if (node == NULL) return;
+  mir_node_stop(node);
+  for (size_t i = 0; i < node->n_modules; i++) {
+    node_module *m = &node->modules[i];
+    mir_event_list_free(&m->queue);
+    if (m->ops->destroy != NULL) m->ops->destroy(m->state);
+  }
+  mir_event_list_free(&node->inbox_list);
+  pthread_mutex_destroy(&node->lock);
+  pthread_mutex_destroy(&node->stop_lock);
+  pthread_cond_destroy(&node->work_cv);
+  pthread_cond_destroy(&node->resume_cv);
+  pthread_cond_destroy(&node->exit_cv);
+  free(node->id);
+  free(node);
+}
+
+/* ---- manual and debug modes ---- */
+
+mir_err mir_node_step(mir_node *node, size_t *applied) {
+  *applied = 0;
+  if (node->cfg.mode != MIR_NODE_MANUAL)
+    return mir_error_set(MIR_EINVAL, "mir_node_step needs manual mode");
+  return node_iterate(node, NULL, applied);
+}
+
+mir_err mir_node_step_module(mir_node *node, size_t module_index, size_t *applied) {
+  *applied = 0;
+  if (node->cfg.mode != MIR_NODE_MANUAL || module_index >= node->n_modules) {
+    return mir_error_set(MIR_EINVAL, "mir_node_step_module needs manual mode and a valid index");
+  }
+  return node_iterate(node, &node->modules[module_index], applied);
+}
+
+mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list *out) {
+  if (node->cfg.mode != MIR_NODE_DEBUG || node->state != NODE_RUNNING) {
+    mir_event_list_free(in);
+    return mir_error_set(MIR_EINVAL, "mir_node_debug_apply needs a started debug-mode node");
+  }
+  size_t dropped = node_route(node, in);
+  mir_err err = MIR_OK;
+  node_module *m;
+  while (err == MIR_OK && (m = node_next_ready(node)) != NULL) {
+    mir_event_list batch = MIR_EVENT_LIST_INIT, produced = MIR_EVENT_LIST_INIT;
+    mir_event_list_take_front(&m->queue, node->cfg.max_batch, &batch);
+    size_t n = batch.len;
+    err = node_apply(node, m, &batch, &produced);
+    mir_event_list_concat(out, &produced);
+    pthread_mutex_lock(&node->lock);
+    m->events += n;
+    m->batches++;
+    pthread_mutex_unlock(&node->lock);
+  }
+  pthread_mutex_lock(&node->lock);
+  node->dropped_unknown += dropped;
+  if (err != MIR_OK) node_fail_locked(node, err);
+  node_publish_locked(node);
+  pthread_mutex_unlock(&node->lock);
+  return err;
+}
+
+/* ---- statistics ---- */
+
+void mir_node_get_stats(mir_node *node, mir_node_stats *out) {
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&node->lock);
+  out->time_ns = mir_now_ns();
+  out->buffered = node->inbox_list.len + node->queued_total;
+  out->buffered_max = node->buffered_max;
+  out->input_paused = node->paused;
+  out->pauses = node->pauses;
+  out->dropped_unknown = node->dropped_unknown;
+  out->module_count = node->n_modules;
+  for (size_t i = 0; i < node->n_modules; i++) {
+    const node_module *m = &node->modules[i];
+    mir_module_stats *s = &out->modules[i];
+    strcpy(s->id, m->id);
+    s->events = m->events;
+    s->batches = m->batches;
+    s->busy_ns = m->busy_ns;
+    s->queued = m->queued;
+  }
+  pthread_mutex_unlock(&node->lock);
+}
+
+void mir_module_stats_rates(const mir_module_stats *prev, const mir_module_stats *cur,
+                            uint64_t elapsed_ns, mir_module_rates *out) {
+  double secs = elapsed_ns ? (double)elapsed_ns / 1e9 : 1.0;
+  out->events_per_s = (double)(cur->events - prev->events) / secs;
+  out->batches_per_s = (double)(cur->batches - prev->batches) / secs;
+  out->busy_percent =
+      elapsed_ns ? 100.0 * (double)(cur->busy_ns - prev->busy_ns) / (double)elapsed_ns : 0.0;
+}
