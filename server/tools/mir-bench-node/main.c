@@ -54,7 +54,8 @@ static mir_err chain_apply(void *state, mir_event_list *in, mir_event_list *out)
   return MIR_OK;
 }
 
-static const mir_module_ops chain_ops = {"chain", MIR_MODULE_PASSIVE, chain_apply, NULL, NULL, NULL};
+static const mir_module_ops chain_ops = {"chain", MIR_MODULE_PASSIVE, chain_apply, NULL, NULL,
+                                         NULL};
 
 typedef struct producer {
   size_t total, per_list;
@@ -90,7 +91,9 @@ static void producer_stop(void *s) {
 static const mir_module_ops producer_ops = {"producer",     MIR_MODULE_ACTIVE, producer_apply,
                                             producer_start, producer_stop,     NULL};
 
-static double seconds_since(uint64_t t0) { return (double)(mir_now_ns() - t0) / 1e9; }
+static double seconds_since(uint64_t t0) {
+  return (double)(mir_now_ns() - t0) / 1e9;
+}
 
 /* Runs one configuration; returns wall seconds until the last link saw every event. */
 static double run(size_t links, size_t events, size_t per_list, size_t batch, bool via_inbox,
@@ -102,7 +105,7 @@ static double run(size_t links, size_t events, size_t per_list, size_t batch, bo
   if (mir_node_new("bench", &cfg, &node) != MIR_OK) exit(2);
   chain_link *chain = mir_xcalloc(links, sizeof *chain);
   for (size_t i = 0; i < links; i++) {
-    char id[16];
+    char id[24]; /* "m" + up to 20 digits */
     snprintf(id, sizeof id, "m%zu", i);
     if (i + 1 < links) snprintf(chain[i].next, sizeof chain[i].next, "m%zu", i + 1);
     if (mir_node_add_module(node, id, &chain_ops, &chain[i]) != MIR_OK) exit(2);
@@ -145,21 +148,34 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   size_t events = 2000000, links = 4, per_list = 256, batch = 512, runs = 3;
-  static const struct option opts[] = {{"events", 1, 0, 'n'}, {"links", 1, 0, 'k'},
-                                       {"list", 1, 0, 'l'},   {"batch", 1, 0, 'b'},
-                                       {"runs", 1, 0, 'r'},   {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"events", 1, 0, 'n'}, {"links", 1, 0, 'k'}, {"list", 1, 0, 'l'}, {"batch", 1, 0, 'b'},
+      {"runs", 1, 0, 'r'},   {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     size_t v = optarg ? strtoull(optarg, NULL, 10) : 0;
     switch (c) {
-      case 'n': events = v; break;
-      case 'k': links = v; break;
-      case 'l': per_list = v; break;
-      case 'b': batch = v; break;
-      case 'r': runs = v; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
+      case 'n':
+        events = v;
+        break;
+      case 'k':
+        links = v;
+        break;
+      case 'l':
+        per_list = v;
+        break;
+      case 'b':
+        batch = v;
+        break;
+      case 'r':
+        runs = v;
+        break;
+      case 'h':
+        usage(stdout);
+        return 0;
+      default:
+        usage(stderr);
+        return 2;
     }
   }
   if (events == 0 || links == 0 || links > BENCH_CHAIN_MAX || per_list == 0 || batch == 0 ||
@@ -177,8 +193,8 @@ int main(int argc, char **argv) {
     qsort(t, runs, sizeof t[0], cmp_double);
     double med = t[runs / 2];
     if (mode == 0) {
-      printf("chain  %2zu passive modules: %10.0f events/s end to end, %10.0f applies/s total\n",
-             k, (double)events / med, (double)(events * k) / med);
+      printf("chain  %2zu passive modules: %10.0f events/s end to end, %10.0f applies/s total\n", k,
+             (double)events / med, (double)(events * k) / med);
     } else {
       printf("inbox  active -> passive:  %10.0f events/s, input paused %llu times (last run)\n",
              (double)events / med, (unsigned long long)st.pauses);

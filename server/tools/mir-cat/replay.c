@@ -17,9 +17,7 @@
 #include "mir/registry.h"
 #include "mircat.h"
 
-#ifdef MIRCAT_HAVE_SAMPLES
 #include "samples.h"
-#endif
 
 /* ---- the built-in "echo" target ---- */
 
@@ -47,18 +45,14 @@ static mir_err echo_build(mir_node *node, const char *target, const char *node_i
   return mir_node_add_module(node, "echo", &echo_ops, NULL);
 }
 
-#ifdef MIRCAT_HAVE_SAMPLES
 static mir_err sample_build(mir_node *node, const char *target, const char *node_id) {
   return mir_sample_add_modules(node, target, node_id);
 }
-#endif
 
 static const mircat_target cat_targets[] = {
     {"echo", "one module \"echo\" that sends every event's payload back to its source", echo_build},
-#ifdef MIRCAT_HAVE_SAMPLES
     {"pingpong", "the pingpong sample's modules", sample_build},
     {"bcb", "the Byzantine consistent broadcast sample's modules", sample_build},
-#endif
     {NULL, NULL, NULL},
 };
 
@@ -68,9 +62,7 @@ const mircat_target *miri_cat_targets(void) {
 
 void miri_cat_register_types(void) {
   mir_registry_add_framework();
-#ifdef MIRCAT_HAVE_SAMPLES
   (void)mir_samples_register_types();
-#endif
 }
 
 /* ---- replay ---- */
