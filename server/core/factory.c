@@ -410,12 +410,23 @@ static void fac_sub_enqueue(mir_factory *f, fac_sub *sub, mir_event *ev) {
   f->pending_tail = sub;
 }
 
-/* True if id is "<factory id>/<one component>". */
-static bool fac_own_sub_id(const mir_factory *f, const char *id) {
-  if (!mir_module_id_valid(id) || strncmp(id, f->id, f->id_len) != 0 || id[f->id_len] != '/') {
-    return false;
+/* Length of the submodule id that dest (below the factory) falls under: the factory's id and
+ * id_depth more components. 0 if dest has fewer components. */
+static size_t fac_sub_id_len(const mir_factory *f, const char *dest) {
+  size_t len = f->id_len;
+  for (unsigned d = 0; d < f->params.id_depth; d++) {
+    if (dest[len] != '/') return 0;
+    len++;
+    len += strcspn(dest + len, "/");
   }
-  return strchr(id + f->id_len + 1, '/') == NULL;
+  return len;
+}
+
+/* True if id is "<factory id>/<c1>/.../<c_depth>". */
+static bool fac_own_sub_id(const mir_factory *f, const char *id) {
+  if (!mir_module_id_valid(id) || strncmp(id, f->id, f->id_len) != 0) return false;
+  size_t len = fac_sub_id_len(f, id);
+  return len > 0 && id[len] == '\0';
 }
 
 /* Decodes a submodule's parameters. *out is NULL when none were given, else an owned tree. */
@@ -534,8 +545,11 @@ static mir_err fac_apply_own(mir_factory *f, const mir_event *ev, mir_event_list
  * the early-message buffer, or the drop counter. */
 static void fac_route(mir_factory *f, mir_event *ev) {
   char sub_id[MIR_MODULE_ID_MAX];
-  const char *rest = ev->dest + f->id_len + 1;
-  size_t len = f->id_len + 1 + strcspn(rest, "/");
+  size_t len = fac_sub_id_len(f, ev->dest);
+  if (len == 0) {
+    fac_drop(f, ev, "destination names no submodule");
+    return;
+  }
   memcpy(sub_id, ev->dest, len);
   sub_id[len] = '\0';
   fac_sub *sub = (fac_sub *)fac_map_find(&f->subs, sub_id);
@@ -599,12 +613,17 @@ mir_err mir_factory_new(const char *id, const mir_factory_params *params, mir_fa
   if (params == NULL || params->create == NULL) {
     return mir_error_set(MIR_EINVAL, "factory %s: no create callback", id);
   }
+  if (params->id_depth > MIR_FACTORY_ID_DEPTH_MAX) {
+    return mir_error_set(MIR_EINVAL, "factory %s: id_depth %u exceeds %d", id, params->id_depth,
+                         MIR_FACTORY_ID_DEPTH_MAX);
+  }
   mir_factory *f = mir_xcalloc(1, sizeof(*f));
   snprintf(f->id, sizeof(f->id), "%s", id);
   f->id_len = strlen(f->id);
   f->params = *params;
   if (f->params.msgbuf_bytes == 0) f->params.msgbuf_bytes = MIR_FACTORY_MSGBUF_BYTES_DEFAULT;
   if (f->params.submodules_max == 0) f->params.submodules_max = MIR_FACTORY_SUBMODULES_MAX_DEFAULT;
+  if (f->params.id_depth == 0) f->params.id_depth = 1;
   fac_map_init(&f->subs);
   fac_map_init(&f->queues);
   fac_map_init(&f->senders);

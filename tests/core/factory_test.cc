@@ -119,12 +119,13 @@ class FactoryTest : public ::testing::Test {
     mir_event_list_free(&out_);
   }
 
-  void Make(size_t msgbuf_bytes) {
+  void Make(size_t msgbuf_bytes, unsigned id_depth = 0) {
     mir_factory_free(f_);
     f_ = nullptr;
     mir_factory_params p;
     mir_factory_params_default(&p, gen, &w_);
     if (msgbuf_bytes != 0) p.msgbuf_bytes = msgbuf_bytes;
+    p.id_depth = id_depth;
     ASSERT_EQ(mir_factory_new("f", &p, &f_), MIR_OK);
   }
 
@@ -218,6 +219,28 @@ TEST_F(FactoryTest, DuplicateSubmoduleIsIgnored) {
   ASSERT_EQ(Apply({new_sub("f/a", 0), new_sub("f/a", 5)}), MIR_OK);
   EXPECT_EQ(w_.created, 1);
   EXPECT_EQ(w_.log, (Log{"f/a f/a Init"}));
+}
+
+TEST_F(FactoryTest, IdDepthTwoNamesSubmodulesWithTwoComponents) {
+  // With id_depth 2, f/3/1 and f/3/2 are distinct submodules, deeper ids reach their submodule,
+  // early messages wait per two-component id, and ids too short or too long are refused.
+  Make(0, 2);
+  ASSERT_EQ(Apply({msg("n1", "f/3/2/x", "early")}), MIR_OK);
+  EXPECT_EQ(Apply({new_sub("f/3", 0)}), MIR_EINVAL);  // a wiring error, from a local module
+  EXPECT_EQ(Apply({new_sub("f/3/1/x", 0)}), MIR_EINVAL);
+  EXPECT_EQ(w_.created, 0) << "ids of the wrong depth must not create submodules";
+  ASSERT_EQ(Apply({new_sub("f/3/1", 0), new_sub("f/3/2", 0)}), MIR_OK);
+  EXPECT_EQ(w_.created, 2);
+  w_.log.clear();
+  ASSERT_EQ(Apply({u("f/3/2", 1), u("f/3/1/deep", 2), u("f/3", 3)}), MIR_OK);
+  EXPECT_EQ(w_.log, (Log{"f/3/2 f/3/2 u=1", "f/3/1 f/3/1/deep u=2"}));
+  EXPECT_EQ(Stats().replayed, 1u);
+  EXPECT_EQ(Stats().dropped, 1u);  // u=3 for "f/3" names no submodule
+  mir_factory_params p;
+  mir_factory_params_default(&p, gen, &w_);
+  p.id_depth = MIR_FACTORY_ID_DEPTH_MAX + 1;
+  mir_factory *bad = nullptr;
+  EXPECT_EQ(mir_factory_new("g", &p, &bad), MIR_EINVAL);
 }
 
 TEST_F(FactoryTest, BuffersEarlyMessagesAndReplaysThemAfterInit) {

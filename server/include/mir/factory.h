@@ -37,11 +37,11 @@ extern "C" {
 
 typedef struct mir_factory mir_factory;
 
-/* Creates the passive submodule submodule_id ("f/<name>", borrowed). params is the decoded
- * parameter message (borrowed, valid until the callback returns; NULL when the NewSubmodule event
- * carried none). On success sets *ops_out (borrowed; must outlive the factory) and *state_out
- * (the factory takes ownership and frees it with ops->destroy). An error stops the node; set
- * mir_error_set() detail first. */
+/* Creates the passive submodule submodule_id ("f/<name>" with id_depth names, borrowed). params is
+ * the decoded parameter message (borrowed, valid until the callback returns; NULL when the
+ * NewSubmodule event carried none). On success sets *ops_out (borrowed; must outlive the factory)
+ * and *state_out (the factory takes ownership and frees it with ops->destroy). An error stops the
+ * node; set mir_error_set() detail first. */
 typedef mir_err (*mir_factory_create_fn)(void *user_data, const char *submodule_id,
                                          const ProtobufCMessage *params,
                                          const mir_module_ops **ops_out, void **state_out);
@@ -51,7 +51,13 @@ typedef struct mir_factory_params {
   void *user_data;              /* passed to create; borrowed, must outlive the factory */
   size_t msgbuf_bytes;          /* early-message buffer bound (0: the default, 1 MiB) */
   size_t submodules_max;        /* most live submodules (0: the default, 65536) */
+  /* Components below the factory's id that name a submodule (0: the default, 1; at most
+   * MIR_FACTORY_ID_DEPTH_MAX). With depth 2, "ordering/3/1" is a submodule and an event for
+   * "ordering/3/1/x" goes to it. Every submodule of one factory has the same depth. */
+  unsigned id_depth;
 } mir_factory_params;
+
+#define MIR_FACTORY_ID_DEPTH_MAX 4
 
 /* Fills p with the defaults for create and user_data (both borrowed). */
 void mir_factory_params_default(mir_factory_params *p, mir_factory_create_fn create,

@@ -80,7 +80,7 @@ mir_err mir_log_reader_open(const char *path, mir_log_reader **out) {
     mir_err code = errno == ENOENT ? MIR_ENOTFOUND : MIR_EIO;
     return mir_error_set(code, "log reader: cannot open %s: %s", path, strerror(errno));
   }
-  mir_log_reader *r;
+  mir_log_reader *r = NULL;
   mir_err err = reader_init(&r);
   if (err != MIR_OK) {
     close(fd);
@@ -96,7 +96,7 @@ mir_err mir_log_reader_open(const char *path, mir_log_reader **out) {
 
 mir_err mir_log_reader_open_mem(const void *data, size_t len, mir_log_reader **out) {
   *out = NULL;
-  mir_log_reader *r;
+  mir_log_reader *r = NULL;
   mir_err err = reader_init(&r);
   if (err != MIR_OK) return err;
   r->inb.src = data;

@@ -208,8 +208,8 @@ static void bf_flush(mir_dsl *dsl, batchfetcher *f) {
 static mir_err bf_on_deliver_cert(mir_dsl *dsl, const mir_event *ev, void *user) {
   batchfetcher *f = user;
   const Trantor__DeliverCert *dc = (const Trantor__DeliverCert *)ev->payload;
-  bf_entry *e;
-  uint64_t ticket;
+  bf_entry *e = NULL;
+  uint64_t ticket = 0;
   mir_err err = bf_push(f, &e, &ticket);
   if (err != MIR_OK) return err;
   e->is_cert = true;
@@ -254,8 +254,8 @@ static mir_err bf_on_provide_transactions(mir_dsl *dsl, const mir_event *ev, voi
 /* Queues a copy of the event's payload, to be output in log order. */
 static mir_err bf_on_passthrough(mir_dsl *dsl, const mir_event *ev, void *user) {
   batchfetcher *f = user;
-  bf_entry *e;
-  uint64_t ticket;
+  bf_entry *e = NULL;
+  uint64_t ticket = 0;
   mir_err err = bf_push(f, &e, &ticket);
   if (err != MIR_OK) return err;
   e->payload = mir_message_clone(ev->payload);

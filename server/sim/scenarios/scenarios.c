@@ -1,0 +1,101 @@
+/*
+ * The table of named scenarios: each protocol under each fault class, its Byzantine variants,
+ * a swarm profile where the seed picks the faults, and the planted bug.
+ *
+ * To add a scenario, write (or reuse) a protocol's configure/setup/cleanup (sc_*.c) and add a
+ * row here; mir-sim --list and the ctest seed lists pick it up by name.
+ */
+#include <string.h>
+
+#include "sc.h"
+
+#define F_DELAY_REORDER (MIR_SIM_FAULT_DELAY | MIR_SIM_FAULT_REORDER)
+#define F_CRASH (MIR_SIM_FAULT_CRASH | MIR_SIM_FAULT_WIPE)
+#define F_SWARM (MIR_SIM_FAULT_ALL | MIR_SIM_FAULT_SWARM)
+
+#define ECHO(name, desc, faults, variant, bug) \
+  { name, desc, sc_echo_configure, sc_echo_setup, sc_echo_cleanup, faults, variant, bug }
+#define BCB(name, desc, faults, variant) \
+  { name, desc, sc_bcb_configure, sc_bcb_setup, sc_bcb_cleanup, faults, variant, false }
+#define PP(name, desc, faults, variant)                                                         \
+  {                                                                                             \
+    name, desc, sc_pingpong_configure, sc_pingpong_setup, sc_pingpong_cleanup, faults, variant, \
+        false                                                                                   \
+  }
+
+static const mir_sim_scenario sc_table[] = {
+    ECHO("echo-none", "echo broadcast, 4 nodes, no faults", 0, SC_PLAIN, false),
+    ECHO("echo-delay", "echo broadcast under long-tailed delays and reordering", F_DELAY_REORDER,
+         SC_PLAIN, false),
+    ECHO("echo-drop", "echo broadcast, messages dropped until the faults heal", MIR_SIM_FAULT_DROP,
+         SC_PLAIN, false),
+    ECHO("echo-duplicate", "echo broadcast, messages duplicated", MIR_SIM_FAULT_DUPLICATE, SC_PLAIN,
+         false),
+    ECHO("echo-partition", "echo broadcast, one-way and two-way partitions that heal",
+         MIR_SIM_FAULT_PARTITION, SC_PLAIN, false),
+    ECHO("echo-crash", "echo broadcast, crashes and restarts with the store or wiped", F_CRASH,
+         SC_PLAIN, false),
+    ECHO("echo-clock", "echo broadcast, clocks at different speeds, timer jitter",
+         MIR_SIM_FAULT_CLOCK, SC_PLAIN, false),
+    ECHO("echo-byz-corrupt", "echo broadcast, node 3 corrupts, drops, replays and delays",
+         MIR_SIM_FAULT_DELAY, SC_CORRUPT, false),
+    ECHO("echo-byz-equivocate", "echo broadcast, the leader equivocates", F_DELAY_REORDER,
+         SC_EQUIVOCATE, false),
+    ECHO("echo-swarm", "echo broadcast, the seed picks the faults and their rates", F_SWARM,
+         SC_PLAIN, false),
+    ECHO("echo-bug", "PLANTED BUG: quorum 2f against an equivocating leader (must fail)",
+         F_DELAY_REORDER, SC_BUG, true),
+    BCB("bcb-none", "BCB sample, 4 nodes, no faults", 0, SC_PLAIN),
+    BCB("bcb-delay", "BCB sample under long-tailed delays and reordering", F_DELAY_REORDER,
+        SC_PLAIN),
+    BCB("bcb-drop", "BCB sample, messages dropped (safety only)", MIR_SIM_FAULT_DROP, SC_PLAIN),
+    BCB("bcb-duplicate", "BCB sample, messages duplicated", MIR_SIM_FAULT_DUPLICATE, SC_PLAIN),
+    BCB("bcb-partition", "BCB sample, partitions that heal (safety only)", MIR_SIM_FAULT_PARTITION,
+        SC_PLAIN),
+    BCB("bcb-crash", "BCB sample, crashes with wiped restarts (safety only)", MIR_SIM_FAULT_WIPE,
+        SC_PLAIN),
+    BCB("bcb-clock", "BCB sample, clocks at different speeds", MIR_SIM_FAULT_CLOCK, SC_PLAIN),
+    BCB("bcb-byz-corrupt", "BCB sample, node 3 corrupts, drops, replays and delays",
+        MIR_SIM_FAULT_DELAY, SC_CORRUPT),
+    BCB("bcb-byz-equivocate", "BCB sample, the leader equivocates and certifies both values",
+        F_DELAY_REORDER, SC_EQUIVOCATE),
+    BCB("bcb-swarm", "BCB sample, the seed picks the faults and their rates", F_SWARM, SC_PLAIN),
+    PP("pingpong-none", "pingpong sample, 2 nodes, no faults", 0, SC_PLAIN),
+    PP("pingpong-delay", "pingpong sample under long-tailed delays and reordering", F_DELAY_REORDER,
+       SC_PLAIN),
+    PP("pingpong-drop", "pingpong sample, messages dropped until the faults heal",
+       MIR_SIM_FAULT_DROP, SC_PLAIN),
+    PP("pingpong-duplicate", "pingpong sample, messages duplicated", MIR_SIM_FAULT_DUPLICATE,
+       SC_PLAIN),
+    PP("pingpong-partition", "pingpong sample, partitions that heal", MIR_SIM_FAULT_PARTITION,
+       SC_PLAIN),
+    PP("pingpong-crash", "pingpong sample, crashes and restarts", F_CRASH, SC_PLAIN),
+    PP("pingpong-clock", "pingpong sample, clocks at different speeds", MIR_SIM_FAULT_CLOCK,
+       SC_PLAIN),
+    PP("pingpong-byz-corrupt", "pingpong sample, node 1 corrupts, drops, replays and delays",
+       MIR_SIM_FAULT_DELAY, SC_CORRUPT),
+    PP("pingpong-swarm", "pingpong sample, the seed picks the faults and their rates", F_SWARM,
+       SC_PLAIN),
+};
+
+const mir_sim_scenario *mir_sim_scenarios(size_t *n) {
+  *n = sizeof sc_table / sizeof sc_table[0];
+  return sc_table;
+}
+
+const mir_sim_scenario *mir_sim_scenario_find(const char *name) {
+  for (size_t i = 0; i < sizeof sc_table / sizeof sc_table[0]; i++) {
+    if (strcmp(sc_table[i].name, name) == 0) return &sc_table[i];
+  }
+  return NULL;
+}
+
+void sc_generic_byz(mir_sim_byz_generic *g) {
+  mir_sim_byz_generic_clear(g);
+  g->drop_ppm = 100000;
+  g->delay_ppm = 200000;
+  g->delay_max_ns = 200 * MIR_SIM_NS_PER_MS;
+  g->duplicate_ppm = 100000;
+  g->corrupt_ppm = 300000;
+  g->replay_ppm = 100000;
+}

@@ -1,0 +1,467 @@
+/*
+ * ISS: epochs, segments and the commit log (iss.h, docs/PROTOCOL.md "ISS").
+ *
+ * Epoch e starts at first_sn with the leaders the policy gives; segment i (leader L[i]) owns the
+ * interleaved sns first_sn + i + j*k and proposes from the buckets b with (b + e) mod k == i
+ * (layout.h). Each segment is a PBFT instance ordering/<e>/<i> created through the ordering
+ * factory with retention index e. Instances decide sns out of order and report them with
+ * SbDeliver; availability verifies each committed certificate (VerifyCert), and the commit log
+ * hands the slots to the batch fetcher strictly in sn order as DeliverCert.
+ * After the last sn of epoch e, ISS starts epoch e+1 at once (ordering never waits for the
+ * checkpoint): it creates checkpoint/<e+1> and sends NewEpoch and SnapshotRequest through the
+ * batch fetcher, so that they sit at their place in the log.
+ *
+ * Invariants:
+ *  - cur.first_sn <= next_sn < cur.first_sn + cur.length while started; every sn below next_sn
+ *    was delivered exactly once, in order;
+ *  - log slots are filled only for sns >= next_sn, each reported by the instance that owns it;
+ *    a slot is delivered only once availability has checked its certificate (limits and the
+ *    segment's buckets), an invalid certificate being delivered as an empty slot;
+ *  - suspicions of epoch e are recorded before epoch e+1's leaders are computed, and they depend
+ *    only on the committed log, so every correct node computes the same leaders.
+ * SbDeliver comes from local instances, but the checks are those of peer input anyway: an event
+ * that does not fit is dropped and counted, never asserted on.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iss_internal.h"
+#include "layout.h"
+#include "mir/alloc.h"
+#include "mir/assert.h"
+#include "mir/crypto.pb-c.h"
+#include "mir/log.h"
+#include "mir/registry.h"
+#include "mir/timer.h"
+#include "trantor_common.h"
+
+/* ---- lifecycle ---- */
+
+void miri_iss_epoch_clear(iss *s) {
+  for (uint64_t i = 0; s->log != NULL && i < s->cur.length; i++) free(s->log[i].cert.data);
+  free(s->log);
+  s->log = NULL;
+  for (size_t i = 0; s->leaders != NULL && i < s->cur.k; i++) free(s->leaders[i]);
+  free(s->leaders);
+  s->leaders = NULL;
+}
+
+static void iss_free(void *p) {
+  iss *s = p;
+  if (s == NULL) return;
+  miri_iss_epoch_clear(s);
+  free(s->hist);
+  free(s->node_epoch);
+  free(s->transfer_pending);
+  if (s->stable != NULL) protobuf_c_message_free_unpacked(&s->stable->base, NULL);
+  if (s->membership != NULL) protobuf_c_message_free_unpacked(&s->membership->base, NULL);
+  trantor_lp_free(s->policy);
+  free(s);
+}
+
+/* ---- starting an epoch ---- */
+
+/* Emits NewSubmodule for checkpoint/<nr>: signed by the previous epoch's members (with a static
+ * membership, the same members; for the genesis, the epoch's own). */
+static void iss_create_checkpoint(mir_dsl *dsl, iss *s) {
+  Trantor__EpochConfig ec = TRANTOR__EPOCH_CONFIG__INIT;
+  ec.epoch = s->cur.nr;
+  ec.first_sn = s->cur.first_sn;
+  ec.length = s->cur.length;
+  ec.membership = s->membership;
+  Trantor__CheckpointParams cp = TRANTOR__CHECKPOINT_PARAMS__INIT;
+  cp.epoch_config = &ec;
+  cp.signers = s->membership;
+  trantor_lp_to_bytes(s->policy, &cp.leader_policy.data, &cp.leader_policy.len);
+  cp.resend_ms = s->params.checkpoint_resend_ms;
+  char sub[MIR_MODULE_ID_MAX];
+  snprintf(sub, sizeof(sub), "%s/%" PRIu64, s->checkpoint, s->cur.nr);
+  mir_dsl_emit(dsl, mir_event_new_submodule(s->checkpoint, s->id, sub, &cp.base, s->cur.nr));
+  free(cp.leader_policy.data);
+}
+
+/* Emits NewEpoch then SnapshotRequest to the batch fetcher, which keeps them in log order: the
+ * snapshot of epoch nr covers exactly the sns before first_sn. */
+static void iss_announce_epoch(mir_dsl *dsl, iss *s) {
+  Trantor__NewEpoch *ne = mir_xmalloc(sizeof(*ne));
+  trantor__new_epoch__init(ne);
+  ne->epoch = s->cur.nr;
+  ne->first_sn = s->cur.first_sn;
+  ne->length = s->cur.length;
+  ne->membership = (Trantor__Membership *)mir_message_clone(&s->membership->base);
+  ne->n_leaders = s->cur.k;
+  ne->leaders = mir_xmalloc(s->cur.k * sizeof(*ne->leaders));
+  for (size_t i = 0; i < s->cur.k; i++) ne->leaders[i] = mir_xstrdup(s->leaders[i]);
+  mir_dsl_emit_new(dsl, s->batchfetcher, &ne->base);
+
+  Trantor__SnapshotRequest *sr = mir_xmalloc(sizeof(*sr));
+  trantor__snapshot_request__init(sr);
+  sr->epoch = s->cur.nr;
+  sr->sn = s->cur.first_sn;
+  char reply_to[MIR_MODULE_ID_MAX];
+  snprintf(reply_to, sizeof(reply_to), "%s/%" PRIu64, s->checkpoint, s->cur.nr);
+  sr->reply_to = mir_xstrdup(reply_to);
+  mir_dsl_emit_new(dsl, s->batchfetcher, &sr->base);
+}
+
+/* Emits NewSubmodule for ordering/<nr>/<i> with the segment's sns, buckets and timeouts. */
+static void iss_create_segment(mir_dsl *dsl, iss *s, size_t i) {
+  const trantor_params *pp = &s->params;
+  Trantor__PbftParams p = TRANTOR__PBFT_PARAMS__INIT;
+  p.epoch = s->cur.nr;
+  p.segment = (uint32_t)i;
+  p.leader = s->leaders[i];
+  p.membership = s->membership;
+  p.n_sns = pp->segment_length;
+  p.sns = mir_xmalloc(p.n_sns * sizeof(*p.sns));
+  for (uint64_t j = 0; j < p.n_sns; j++) {
+    p.sns[j] = trantor_layout_sn(s->cur.first_sn, s->cur.k, i, j);
+  }
+  size_t nb = trantor_layout_bucket_count(s->cur.nr, s->cur.k, i, pp->num_buckets);
+  p.buckets = nb > 0 ? mir_xmalloc(nb * sizeof(*p.buckets)) : NULL;
+  p.n_buckets = trantor_layout_buckets(s->cur.nr, s->cur.k, i, pp->num_buckets, p.buckets, nb);
+  p.view_change_sn_timeout_ms = pp->view_change_sn_timeout_ms;
+  p.view_change_segment_timeout_ms = pp->view_change_segment_timeout_ms;
+  p.done_resend_ms = pp->done_resend_ms;
+  p.catch_up_delay_ms = pp->catch_up_delay_ms;
+  p.view_change_resend_ms = pp->view_change_resend_ms;
+  p.msg_buf_bytes = pp->msg_buf_bytes;
+  p.max_cert_bytes = s->max_cert_bytes;
+  char sub[MIR_MODULE_ID_MAX];
+  snprintf(sub, sizeof(sub), "%s/%" PRIu64 "/%zu", s->ordering, s->cur.nr, i);
+  mir_dsl_emit(dsl, mir_event_new_submodule(s->ordering, s->id, sub, &p.base, s->cur.nr));
+  free(p.sns);
+  free(p.buckets);
+}
+
+mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_sn) {
+  MIR_ASSERT(s->log == NULL && s->leaders == NULL);
+  const char **ids = mir_xmalloc(s->membership->n_members * sizeof(*ids));
+  size_t k = trantor_lp_leaders(s->policy, ids, s->membership->n_members);
+  uint64_t length = (uint64_t)k * s->params.segment_length;
+  if (first_sn > UINT64_MAX - length) {
+    free(ids);
+    return mir_error_set(MIR_EINVAL, "%s: sequence numbers exhausted at epoch %" PRIu64, s->id, nr);
+  }
+  s->leaders = mir_xmalloc(k * sizeof(*s->leaders));
+  for (size_t i = 0; i < k; i++) s->leaders[i] = mir_xstrdup(ids[i]);
+  free(ids);
+  s->cur = (iss_epoch_info){.nr = nr, .first_sn = first_sn, .length = length, .k = k};
+  s->log = mir_xcalloc(length, sizeof(*s->log));
+  s->next_sn = first_sn;
+  s->stats.epoch = nr;
+  s->stats.next_sn = first_sn;
+  /* checkpoint/<nr> exists before the SnapshotRequest can come back to it as a Snapshot: the
+   * checkpoint factory applies its events in the order they were routed. */
+  iss_create_checkpoint(dsl, s);
+  iss_announce_epoch(dsl, s);
+  for (size_t i = 0; i < k; i++) iss_create_segment(dsl, s, i);
+  mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: epoch %" PRIu64 " starts at sn %" PRIu64 ", %zu leaders",
+          s->self, nr, first_sn, k);
+  return MIR_OK;
+}
+
+/* Ends the current epoch (every sn delivered) and starts the next one right away. */
+static mir_err iss_advance(mir_dsl *dsl, iss *s) {
+  if (s->params.retained_epochs > 0) {
+    if (s->n_hist == s->params.retained_epochs) {
+      memmove(s->hist, s->hist + 1, (s->n_hist - 1) * sizeof(*s->hist));
+      s->n_hist--;
+    }
+    s->hist[s->n_hist++] = s->cur;
+  }
+  uint64_t nr = s->cur.nr + 1, first = s->cur.first_sn + s->cur.length;
+  miri_iss_epoch_clear(s);
+  /* Suspicions of the finished epoch carry over; with a static membership the reconfiguration
+   * keeps every member. */
+  mir_err err = trantor_lp_reconfigure(s->policy, s->membership);
+  if (err != MIR_OK) return err;
+  return miri_iss_start_epoch(dsl, s, nr, first);
+}
+
+/* ---- the commit log ---- */
+
+/* Delivers every consecutive ready slot from next_sn, and moves to the next epoch after the
+ * last sn of the current one. */
+static mir_err iss_deliver_ready(mir_dsl *dsl, iss *s) {
+  while (s->next_sn - s->cur.first_sn < s->cur.length) {
+    iss_slot *slot = &s->log[s->next_sn - s->cur.first_sn];
+    if (slot->state != ISS_SLOT_READY) return MIR_OK;
+    Trantor__DeliverCert *dc = mir_xmalloc(sizeof(*dc));
+    trantor__deliver_cert__init(dc);
+    dc->sn = s->next_sn;
+    dc->epoch = s->cur.nr;
+    dc->cert = slot->cert; /* ownership moves to the event */
+    dc->aborted = slot->aborted;
+    slot->cert.data = NULL;
+    slot->cert.len = 0;
+    mir_dsl_emit_new(dsl, s->batchfetcher, &dc->base);
+    s->next_sn++;
+    s->stats.next_sn = s->next_sn;
+    s->stats.delivered++;
+    if (s->next_sn - s->cur.first_sn == s->cur.length) {
+      mir_err err = iss_advance(dsl, s); /* the new epoch's log is empty: the loop ends */
+      if (err != MIR_OK) return err;
+    }
+  }
+  return MIR_OK;
+}
+
+/* The layout of epoch nr if it is the current one or a retained finished one, else NULL. */
+static const iss_epoch_info *iss_epoch_lookup(const iss *s, uint64_t nr) {
+  if (nr == s->cur.nr) return &s->cur;
+  for (size_t i = 0; i < s->n_hist; i++) {
+    if (s->hist[i].nr == nr) return &s->hist[i];
+  }
+  return NULL;
+}
+
+/* True if d was reported by the instance that owns its sn: the event's source must be
+ * ordering/<epoch>/<segment> of a known epoch, and the sn must be one of that segment's. */
+static bool iss_sbd_valid(const iss *s, const mir_event *ev, const Trantor__SbDeliver *d) {
+  const iss_epoch_info *ep = iss_epoch_lookup(s, d->epoch);
+  if (ep == NULL || d->segment >= ep->k) return false;
+  char want[MIR_MODULE_ID_MAX];
+  snprintf(want, sizeof(want), "%s/%" PRIu64 "/%" PRIu32, s->ordering, d->epoch, d->segment);
+  if (strcmp(ev->src, want) != 0) return false;
+  size_t seg;
+  return trantor_layout_segment_of(ep->first_sn, ep->k, s->params.segment_length, d->sn, &seg) &&
+         seg == d->segment;
+}
+
+/* Makes a slot deliverable as empty and blames its segment's leader: an aborted slot means the
+ * leader did not get it ordered in view 0, an invalid certificate means it proposed one (both
+ * feed the blacklist policy; every correct node sees the same slots, so the same suspicions). */
+static void iss_slot_abort(iss *s, iss_slot *slot, size_t segment) {
+  free(slot->cert.data);
+  slot->cert.data = NULL;
+  slot->cert.len = 0;
+  slot->aborted = true;
+  slot->state = ISS_SLOT_READY;
+  trantor_lp_suspect(s->policy, s->cur.nr, s->leaders[segment]);
+  s->stats.suspicions++;
+}
+
+/* Asks availability whether the certificate of sn respects the limits and the buckets of its
+ * segment (docs/PROTOCOL.md, "Buckets"). The answer comes back with context id = sn, which is
+ * unique across epochs, so no context needs storing. */
+static void iss_request_verify(mir_dsl *dsl, iss *s, uint64_t sn, size_t segment,
+                               const iss_slot *slot) {
+  Trantor__VerifyCert *vc = mir_xmalloc(sizeof(*vc));
+  trantor__verify_cert__init(vc);
+  vc->cert.len = slot->cert.len;
+  vc->cert.data = mir_xmemdup(slot->cert.data, slot->cert.len);
+  vc->epoch = s->cur.nr;
+  size_t nb = trantor_layout_bucket_count(s->cur.nr, s->cur.k, segment, s->params.num_buckets);
+  vc->buckets = nb > 0 ? mir_xmalloc(nb * sizeof(*vc->buckets)) : NULL;
+  vc->n_buckets =
+      trantor_layout_buckets(s->cur.nr, s->cur.k, segment, s->params.num_buckets, vc->buckets, nb);
+  vc->origin = mir_dsl_origin_new(dsl, sn);
+  mir_dsl_emit_new(dsl, s->availability, &vc->base);
+}
+
+static mir_err iss_on_sb_deliver(mir_dsl *dsl, const mir_event *ev, void *user) {
+  iss *s = user;
+  const Trantor__SbDeliver *d = (const Trantor__SbDeliver *)ev->payload;
+  if (!s->started || !iss_sbd_valid(s, ev, d)) {
+    s->stats.invalid_deliver++;
+    mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: dropping SbDeliver of sn %" PRIu64 " from %s", s->self,
+            d->sn, ev->src);
+    return MIR_OK;
+  }
+  if (d->epoch != s->cur.nr || d->sn < s->next_sn ||
+      s->log[d->sn - s->cur.first_sn].state != ISS_SLOT_EMPTY) {
+    s->stats.duplicates++; /* a finished epoch, or an sn already in the log */
+    return MIR_OK;
+  }
+  iss_slot *slot = &s->log[d->sn - s->cur.first_sn];
+  if (d->aborted) {
+    iss_slot_abort(s, slot, d->segment);
+    return iss_deliver_ready(dsl, s);
+  }
+  if (d->cert.len > s->max_cert_bytes) {
+    /* PBFT enforces the same bound, so this is deterministic at every correct node. */
+    s->stats.oversized_certs++;
+    iss_slot_abort(s, slot, d->segment);
+    return iss_deliver_ready(dsl, s);
+  }
+  slot->state = ISS_SLOT_VERIFYING;
+  slot->cert.len = d->cert.len;
+  slot->cert.data = mir_xmemdup(d->cert.data, d->cert.len);
+  iss_request_verify(dsl, s, d->sn, d->segment, slot);
+  return MIR_OK;
+}
+
+static mir_err iss_on_cert_verified(mir_dsl *dsl, const mir_event *ev, void *user) {
+  iss *s = user;
+  const Trantor__CertVerified *cv = (const Trantor__CertVerified *)ev->payload;
+  const Mir__Origin *o = cv->origin;
+  uint64_t sn = o != NULL ? o->context_id : 0;
+  size_t segment;
+  /* Only a verdict for a slot of the current epoch that waits for one counts: after a state
+   * transfer, verdicts for the abandoned epoch find no such slot. */
+  if (o == NULL || o->module == NULL || strcmp(o->module, s->id) != 0 || !s->started ||
+      !trantor_layout_segment_of(s->cur.first_sn, s->cur.k, s->params.segment_length, sn,
+                                 &segment) ||
+      s->log[sn - s->cur.first_sn].state != ISS_SLOT_VERIFYING) {
+    s->stats.stale_verdicts++;
+    return MIR_OK;
+  }
+  iss_slot *slot = &s->log[sn - s->cur.first_sn];
+  if (cv->valid) {
+    slot->state = ISS_SLOT_READY;
+  } else {
+    s->stats.invalid_certs++;
+    mir_log(MIR_LOG_INFO, ISS_LOG, "%s: invalid certificate at sn %" PRIu64 " from leader %s: %s",
+            s->self, sn, s->leaders[segment], cv->reason != NULL ? cv->reason : "");
+    iss_slot_abort(s, slot, segment);
+  }
+  return iss_deliver_ready(dsl, s);
+}
+
+static mir_err iss_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
+  (void)ev;
+  iss *s = user;
+  if (s->started) return mir_error_set(MIR_EINVAL, "%s: second Init", s->id);
+  s->started = true;
+  miri_iss_arm_push(dsl, s);
+  /* Genesis: epoch 0 starts at sn 0 with the initial membership. */
+  return miri_iss_start_epoch(dsl, s, 0, 0);
+}
+
+/* ---- construction ---- */
+
+uint64_t trantor_iss_default_max_cert_bytes(const trantor_params *params) {
+  /* Per transaction: a client id of at most TRANTOR_CLIENT_ID_MAX bytes, a tx number, and the
+   * tags and length prefixes of the Tx and Batch framing, well below 128 bytes. */
+  return params->max_batch_bytes + (uint64_t)params->max_batch_txs * 128 + 64;
+}
+
+void trantor_iss_register_types(void) {
+  static const ProtobufCMessageDescriptor *const types[] = {
+      &trantor__pbft_params__descriptor,     &trantor__checkpoint_params__descriptor,
+      &trantor__push_checkpoint__descriptor, &trantor__stable_checkpoint_msg__descriptor,
+      &trantor__sb_deliver__descriptor,      &trantor__checkpoint_stable__descriptor,
+      &trantor__epoch_progress__descriptor,  &trantor__deliver_cert__descriptor,
+      &trantor__new_epoch__descriptor,       &trantor__snapshot_request__descriptor,
+      &trantor__restore_state__descriptor,   &trantor__checkpoint_notice__descriptor,
+  };
+  mir_err err = mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
+  MIR_ASSERT(err == MIR_OK); /* a few types, far below the registry's bound */
+}
+
+/* Copies id (or dflt when NULL) into dst (room for max bytes); MIR_EINVAL unless a valid id of at
+ * most max - 1 characters. */
+static mir_err iss_copy_id(char *dst, const char *id, const char *dflt, size_t max) {
+  const char *v = id != NULL ? id : dflt;
+  if (!mir_module_id_valid(v) || strlen(v) >= max) {
+    return mir_error_set(MIR_EINVAL, "iss: invalid module id '%.64s'", v);
+  }
+  strcpy(dst, v);
+  return MIR_OK;
+}
+
+static mir_err iss_copy_ids(iss *s, const trantor_iss_config *cfg) {
+  mir_err err = iss_copy_id(s->self, cfg->self_id, "", MIR_MODULE_ID_MAX);
+  if (err == MIR_OK) err = iss_copy_id(s->id, cfg->module_id, "iss", MIR_MODULE_ID_MAX);
+  if (err == MIR_OK) {
+    err = iss_copy_id(s->ordering, cfg->ordering_id, "ordering", sizeof(s->ordering));
+  }
+  if (err == MIR_OK) {
+    err = iss_copy_id(s->checkpoint, cfg->checkpoint_id, "checkpoint", sizeof(s->checkpoint));
+  }
+  if (err == MIR_OK) {
+    err = iss_copy_id(s->batchfetcher, cfg->batchfetcher_id, "batchfetcher", MIR_MODULE_ID_MAX);
+  }
+  if (err == MIR_OK) err = iss_copy_id(s->timer, cfg->timer_id, "timer", MIR_MODULE_ID_MAX);
+  if (err == MIR_OK) err = iss_copy_id(s->net, cfg->net_id, "net", MIR_MODULE_ID_MAX);
+  if (err == MIR_OK) err = iss_copy_id(s->crypto, cfg->crypto_id, "crypto", MIR_MODULE_ID_MAX);
+  if (err == MIR_OK) {
+    err = iss_copy_id(s->availability, cfg->availability_id, "availability", MIR_MODULE_ID_MAX);
+  }
+  return err;
+}
+
+static mir_err iss_check_config(const trantor_iss_config *cfg) {
+  if (cfg == NULL || cfg->self_id == NULL || cfg->params == NULL || cfg->hash == NULL) {
+    return mir_error_set(MIR_EINVAL, "iss: config needs self_id, params and hash");
+  }
+  mir_err err = trantor_params_check(cfg->params);
+  if (err != MIR_OK) return err;
+  err = trantor_membership_check(cfg->membership);
+  if (err != MIR_OK) return mir_error_set(MIR_EINVAL, "iss: %s", mir_error_detail());
+  uint64_t push = cfg->push_period_ms;
+  if (push > MIR_TIMER_DURATION_MS_MAX) return mir_error_set(MIR_EINVAL, "iss: push period");
+  return MIR_OK;
+}
+
+static mir_dsl *iss_dsl_new(iss *s, size_t msg_bytes_max) {
+  mir_dsl *dsl = mir_dsl_new(s->id, s);
+  mir_dsl_set_user_free(dsl, iss_free);
+  if (msg_bytes_max != 0) mir_dsl_set_message_bytes_max(dsl, msg_bytes_max);
+  /* One state-transfer verification per member at most. */
+  mir_dsl_set_contexts_max(dsl, s->membership->n_members);
+  mir_err err = mir_dsl_upon_event(dsl, &mir__init__descriptor, iss_on_init);
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__sb_deliver__descriptor, iss_on_sb_deliver);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__cert_verified__descriptor, iss_on_cert_verified);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__checkpoint_stable__descriptor,
+                             miri_iss_on_checkpoint_stable);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__epoch_progress__descriptor, miri_iss_on_epoch_progress);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__push_checkpoint__descriptor, miri_iss_on_push);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &mir__verify_many_result__descriptor, miri_iss_on_verify_many);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_message(dsl, &trantor__stable_checkpoint_msg__descriptor,
+                               miri_iss_on_stable_checkpoint_msg);
+  }
+  MIR_ASSERT(err == MIR_OK); /* a handful of registrations, far below the table bound */
+  return dsl;
+}
+
+mir_err trantor_iss_new(const trantor_iss_config *cfg, const mir_module_ops **ops_out,
+                        void **state_out) {
+  mir_err err = iss_check_config(cfg);
+  if (err != MIR_OK) return err;
+  iss *s = mir_xcalloc(1, sizeof(*s));
+  err = iss_copy_ids(s, cfg);
+  if (err == MIR_OK) {
+    err = trantor_lp_new(
+        cfg->params->leader_policy_blacklist ? TRANTOR_LP_BLACKLIST : TRANTOR_LP_SIMPLE,
+        cfg->membership, &s->policy);
+  }
+  if (err != MIR_OK) {
+    iss_free(s);
+    return err;
+  }
+  trantor_iss_register_types();
+  s->params = *cfg->params;
+  s->hash = cfg->hash;
+  s->push_period_ms = cfg->push_period_ms ? cfg->push_period_ms : s->params.checkpoint_resend_ms;
+  s->max_cert_bytes =
+      cfg->max_cert_bytes ? cfg->max_cert_bytes : trantor_iss_default_max_cert_bytes(&s->params);
+  s->membership = (Trantor__Membership *)mir_message_clone(&cfg->membership->base);
+  s->hist = mir_xcalloc(s->params.retained_epochs, sizeof(*s->hist));
+  s->node_epoch = mir_xcalloc(s->membership->n_members, sizeof(*s->node_epoch));
+  s->transfer_pending = mir_xcalloc(s->membership->n_members, sizeof(*s->transfer_pending));
+  *ops_out = &mir_dsl_ops;
+  *state_out = iss_dsl_new(s, cfg->checkpoint_msg_bytes_max);
+  return MIR_OK;
+}
+
+void trantor_iss_get_stats(const mir_dsl *state, trantor_iss_stats *out) {
+  const iss *s = mir_dsl_user(state);
+  *out = s->stats;
+}

@@ -1,0 +1,97 @@
+/*
+ * ISS: epochs, segments, buckets, the leader policy, the commit log delivered in sn order,
+ * garbage collection and state transfer (docs/PROTOCOL.md, "ISS").
+ *
+ * The module (id "iss") is a passive DSL module. Events in: mir.Init, trantor.SbDeliver (from
+ * ordering/<e>/<i>), trantor.CertVerified (availability), trantor.CheckpointStable and
+ * trantor.EpochProgress (from checkpoint/<e>), trantor.PushCheckpoint (its own timer tick),
+ * mir.VerifyManyResult (crypto) and the message trantor.StableCheckpointMsg (from other nodes'
+ * iss). Events out: VerifyCert to availability for every committed certificate; DeliverCert,
+ * NewEpoch, SnapshotRequest, RestoreState and CheckpointNotice to the batch fetcher (which keeps
+ * them in log order and forwards what the application needs); NewSubmodule and GarbageCollect to
+ * the ordering and checkpoint factories; GarbageCollect and TimerRepeat to the timer; SendMessage
+ * to the transport; VerifyManyRequest to crypto.
+ */
+#ifndef TRANTOR_ISS_H
+#define TRANTOR_ISS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mir/dsl.h"
+#include "mir/errors.h"
+#include "mir/module.h"
+#include "mir/trantor.h"
+#include "trantor/trantor.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest id of the ordering or checkpoint factory, so that "<id>/<epoch>/<segment>" always fits
+ * in a module id. */
+#define TRANTOR_ISS_FACTORY_ID_MAX 16
+
+typedef struct trantor_iss_config {
+  const char *self_id;                   /* this node's id (required) */
+  const Trantor__Membership *membership; /* epoch 0's membership (required, valid) */
+  const trantor_params *params;          /* required, passes trantor_params_check */
+  trantor_hash_fn hash;                  /* required, pure */
+  const char *module_id;                 /* NULL: "iss" */
+  const char *ordering_id;               /* factory of PBFT instances (NULL: "ordering") */
+  const char *checkpoint_id;             /* factory of checkpoint instances (NULL: "checkpoint") */
+  const char *batchfetcher_id;           /* log-ordered output path (NULL: "batchfetcher") */
+  const char *timer_id;                  /* NULL: "timer" */
+  const char *net_id;                    /* NULL: "net" */
+  const char *crypto_id;                 /* NULL: "crypto" */
+  const char *availability_id;           /* answers VerifyCert (NULL: "availability") */
+  uint64_t push_period_ms; /* state-transfer push period (0: params->checkpoint_resend_ms) */
+  uint64_t max_cert_bytes; /* per certificate, passed to PBFT (0: derived from the params) */
+  size_t checkpoint_msg_bytes_max; /* largest StableCheckpointMsg decoded (0: the DSL default) */
+} trantor_iss_config;
+
+/* Counters (read on the thread applying the module's events, or while the node is stopped). */
+typedef struct trantor_iss_stats {
+  uint64_t epoch;           /* current epoch */
+  uint64_t next_sn;         /* next sn to deliver */
+  uint64_t delivered;       /* DeliverCert emitted */
+  uint64_t duplicates;      /* SbDeliver for an sn already in the log or delivered */
+  uint64_t invalid_deliver; /* SbDeliver from the wrong instance, epoch or sn: dropped */
+  uint64_t oversized_certs; /* committed certificates above max_cert_bytes, delivered empty */
+  uint64_t invalid_certs;   /* committed certificates availability rejected, delivered empty */
+  uint64_t stale_verdicts;  /* CertVerified for no slot waiting for one */
+  uint64_t suspicions;      /* aborted or invalid slots that suspected their leader */
+  uint64_t stable_epoch;    /* epoch of the last stable checkpoint (valid if have_stable) */
+  bool have_stable;
+  uint64_t gc_index;         /* highest GarbageCollect index sent */
+  uint64_t pushes;           /* StableCheckpointMsg sent */
+  uint64_t transfer_dropped; /* StableCheckpointMsg failing ingress or structure checks */
+  uint64_t transfer_stale;   /* StableCheckpointMsg not at least 2 epochs ahead */
+  uint64_t transfer_busy;    /* dropped: a verification for that sender is in flight */
+  uint64_t transfer_bad_sig; /* rejected by signature verification */
+  uint64_t transfers;        /* checkpoints installed by state transfer */
+} trantor_iss_stats;
+
+/* Creates the ISS module from cfg (borrowed; everything is copied). MIR_EINVAL with detail for a
+ * missing or invalid field. On success *ops_out is static and *state_out is owned (a mir_dsl *;
+ * free with mir_dsl_free, or hand both to mir_node_add_module). */
+mir_err trantor_iss_new(const trantor_iss_config *cfg, const mir_module_ops **ops_out,
+                        void **state_out);
+
+/* Copies the counters of an ISS module (state from trantor_iss_new, borrowed) into out. */
+void trantor_iss_get_stats(const mir_dsl *state, trantor_iss_stats *out);
+
+/* The largest certificate a segment may order under params (borrowed): a packed batch of
+ * max_batch_txs transactions of at most max_batch_bytes of data, with room for each
+ * transaction's client id and framing. */
+uint64_t trantor_iss_default_max_cert_bytes(const trantor_params *params);
+
+/* Registers the Trantor types ISS packs in nested events and parameters (PbftParams,
+ * CheckpointParams, PushCheckpoint, StableCheckpointMsg) with the type registry. Idempotent. */
+void trantor_iss_register_types(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

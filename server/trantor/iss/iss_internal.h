@@ -1,0 +1,98 @@
+/*
+ * ISS internals shared by iss.c (epochs and the commit log) and iss_checkpoint.c (stable
+ * checkpoints, garbage collection, state transfer). Not a public interface.
+ */
+#ifndef TRANTOR_ISS_INTERNAL_H
+#define TRANTOR_ISS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iss.h"
+#include "leaderpolicy.h"
+#include "mir/dsl.h"
+#include "mir/event.h"
+
+#define ISS_LOG "iss"
+
+/* Where an epoch's sns are: enough to check which segment reports an sn. */
+typedef struct iss_epoch_info {
+  uint64_t nr;
+  uint64_t first_sn;
+  uint64_t length; /* k * segment_length */
+  size_t k;        /* leaders = segments */
+} iss_epoch_info;
+
+/* One commit-log entry of the current epoch: decided (SbDeliver), then its certificate checked
+ * by availability (VerifyCert), then deliverable. */
+typedef enum iss_slot_state {
+  ISS_SLOT_EMPTY = 0,
+  ISS_SLOT_VERIFYING,
+  ISS_SLOT_READY
+} iss_slot_state;
+
+typedef struct iss_slot {
+  iss_slot_state state;
+  bool aborted;
+  ProtobufCBinaryData cert; /* owned */
+} iss_slot;
+
+typedef struct iss {
+  char id[MIR_MODULE_ID_MAX], self[MIR_MODULE_ID_MAX];
+  /* Short enough that "<factory>/<epoch>/<segment>" always fits in a module id. */
+  char ordering[TRANTOR_ISS_FACTORY_ID_MAX + 1], checkpoint[TRANTOR_ISS_FACTORY_ID_MAX + 1];
+  char batchfetcher[MIR_MODULE_ID_MAX], timer[MIR_MODULE_ID_MAX];
+  char net[MIR_MODULE_ID_MAX], crypto[MIR_MODULE_ID_MAX];
+  char availability[MIR_MODULE_ID_MAX];
+  trantor_params params;
+  trantor_hash_fn hash;
+  uint64_t push_period_ms;
+  uint64_t max_cert_bytes;
+  Trantor__Membership *membership; /* owned; every epoch's membership (static for now) */
+  trantor_leader_policy *policy;   /* owned; the policy of the current epoch plus suspicions */
+  bool started;                    /* Init seen */
+
+  /* The current epoch: its layout, leaders (owned ids, cur.k), commit log (cur.length slots)
+   * and the next sn to deliver (cur.first_sn <= next_sn < cur.first_sn + cur.length). */
+  iss_epoch_info cur;
+  char **leaders;
+  iss_slot *log;
+  uint64_t next_sn;
+
+  /* Finished epochs whose instances may still report (duplicates), oldest first. At most
+   * params.retained_epochs entries. */
+  iss_epoch_info *hist;
+  size_t n_hist;
+
+  /* Checkpoints and state transfer. */
+  Trantor__StableCheckpoint *stable; /* owned; the last stable checkpoint, or NULL */
+  uint64_t gc_index;                 /* highest GarbageCollect index sent (0: none) */
+  uint64_t *node_epoch;              /* per member: highest epoch it signed a checkpoint of */
+  bool *transfer_pending;            /* per member: a checkpoint of its is being verified */
+
+  trantor_iss_stats stats;
+} iss;
+
+/* In every function below, dsl and s are borrowed (the module's own), and handlers follow the
+ * DSL's contract (mir/dsl.h): events and messages are borrowed for the call. */
+
+/* iss.c */
+/* Frees the current epoch's log and leaders. */
+void miri_iss_epoch_clear(iss *s);
+/* Starts epoch nr at first_sn: leaders from the policy, a fresh commit log, checkpoint/<nr>,
+ * NewEpoch and SnapshotRequest to the batch fetcher, then one PBFT instance per segment.
+ * MIR_EINVAL if the sn space would overflow. */
+mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_sn);
+
+/* iss_checkpoint.c */
+mir_err miri_iss_on_checkpoint_stable(mir_dsl *dsl, const mir_event *ev, void *user);
+mir_err miri_iss_on_epoch_progress(mir_dsl *dsl, const mir_event *ev, void *user);
+mir_err miri_iss_on_push(mir_dsl *dsl, const mir_event *ev, void *user);
+mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user);
+mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
+                                          const ProtobufCMessage *msg, void *user);
+/* Arms the state-transfer push tick with the current GC index as its retention index. */
+void miri_iss_arm_push(mir_dsl *dsl, iss *s);
+
+#endif

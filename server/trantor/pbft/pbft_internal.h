@@ -1,0 +1,320 @@
+/*
+ * State of a PBFT segment instance and the functions its source files share (internal to
+ * server/trantor/pbft). The instance is a DSL module; every handler gets the pbft state as the
+ * DSL user pointer.
+ *
+ * Memory bounds, with n members and L sns: per sn at most TRANTOR_PBFT_KNOWN_PER_SN_MAX
+ * preprepares (each at most max_cert_bytes) and 2 n vote records of the current view; per member
+ * one view change, one Done and a future-view buffer of msg_buf_bytes / (n - 1) bytes; at most n
+ * distinct Done lists of L digests.
+ */
+#ifndef TRANTOR_PBFT_INTERNAL_H
+#define TRANTOR_PBFT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mir/crypto.pb-c.h"
+#include "mir/dsl.h"
+#include "mir/event.h"
+#include "pbft.h"
+#include "trantor_common.h"
+
+#define PBFT_DIGEST TRANTOR_DIGEST_BYTES
+#define PBFT_NONE SIZE_MAX
+/* A crypto answer still missing after this many resend ticks is taken as lost (the active
+ * crypto module drops requests when its queue is full) and the request is made again. */
+#define PBFT_ANSWER_TICKS 3
+
+/* One sender's vote (Prepare or Commit) for a slot in the current view. */
+typedef struct pbft_vote {
+  bool has;
+  uint8_t digest[PBFT_DIGEST];
+} pbft_vote;
+
+/* A preprepare this node holds for an sn: accepted in some view (a Q-set entry), fetched for a
+ * NewView, or obtained by catch-up. */
+typedef struct pbft_known {
+  uint8_t digest[PBFT_DIGEST];
+  uint64_t view; /* latest view this node preprepared it in (0 if never) */
+  bool aborted;
+  bool in_qset;             /* this node preprepared it (so it belongs to the Q-set) */
+  ProtobufCBinaryData cert; /* owned */
+} pbft_known;
+
+typedef struct pbft_slot {
+  uint64_t sn;
+  /* across views */
+  pbft_known known[TRANTOR_PBFT_KNOWN_PER_SN_MAX];
+  size_t n_known;
+  bool has_p; /* P-set entry: latest view in which this sn prepared here */
+  uint64_t p_view;
+  uint8_t p_digest[PBFT_DIGEST];
+  bool delivered; /* committed and handed to iss (once) */
+  uint8_t c_digest[PBFT_DIGEST];
+  bool has_cu; /* digest of a weak quorum of identical Done: what catch-up accepts */
+  uint8_t cu_digest[PBFT_DIGEST];
+  /* the current view */
+  bool has_pp;
+  uint8_t pp_digest[PBFT_DIGEST];
+  bool proposed; /* primary: a preprepare for it was sent in this view */
+  bool prepared;
+  bool committed;
+  pbft_vote *prepares; /* n entries, allocated at the first vote of the view */
+  pbft_vote *commits;
+  bool nv_requested; /* primary: asked the holders for the preprepare the NewView needs */
+} pbft_slot;
+
+/* A message for a future view, kept until that view starts. */
+typedef struct pbft_buffered {
+  struct pbft_buffered *next;
+  ProtobufCMessage *msg; /* owned tree */
+  uint64_t view;
+  size_t bytes; /* charged: packed size plus TRANTOR_PBFT_MSG_OVERHEAD */
+} pbft_buffered;
+
+typedef struct pbft_peer {
+  const char *id; /* borrowed from the params' membership */
+  uint64_t weight;
+  pbft_buffered *buf_head, *buf_tail;
+  size_t buf_bytes;
+  Trantor__SignedViewChange *vc; /* the latest view change received (owned) or NULL */
+  uint8_t vc_hash[PBFT_DIGEST];
+  bool vc_verified;
+  bool vc_pending; /* its signature check is in flight since tick vc_tick, context vc_ctx */
+  uint64_t vc_ctx, vc_tick;
+  bool has_done;
+  size_t done_group;
+  bool nv_resend; /* primary: send it the NewView again at the next tick */
+} pbft_peer;
+
+/* Senders of one distinct Done list. */
+typedef struct pbft_done_group {
+  uint8_t *digests; /* L * 32 bytes, owned */
+  uint64_t weight;
+} pbft_done_group;
+
+typedef enum pbft_dec_kind { PBFT_DEC_UNDECIDED = 0, PBFT_DEC_FREE, PBFT_DEC_DIGEST } pbft_dec_kind;
+
+/* The view change decision for one sn (Castro and Liskov, TOCS 2002, section 4.4). */
+typedef struct pbft_decision {
+  pbft_dec_kind kind;
+  uint64_t view; /* DIGEST: the view it was prepared in */
+  uint8_t digest[PBFT_DIGEST];
+} pbft_decision;
+
+/* A NewView signature check in flight. */
+typedef struct pbft_check {
+  bool used;
+  uint64_t ctx, tick;
+} pbft_check;
+
+/* The NewView a primary is building for `view`. */
+typedef struct pbft_nv_build {
+  uint64_t view; /* 0: nothing under construction */
+  bool decided;
+  bool sent;
+  Trantor__SignedViewChange **vcs; /* owned clones, in member order */
+  size_t n_vcs;
+  pbft_decision *dec;   /* L entries (owned) */
+  Trantor__NewView *nv; /* the NewView sent (owned), for resends */
+} pbft_nv_build;
+
+typedef struct pbft {
+  mir_dsl *dsl;                /* borrowed: the DSL that owns this state */
+  Trantor__PbftParams *params; /* owned copy */
+  trantor_hash_fn hash;
+  char mod_id[MIR_MODULE_ID_MAX]; /* this instance's module id */
+  char iss[MIR_MODULE_ID_MAX];
+  char availability[MIR_MODULE_ID_MAX];
+  char crypto[MIR_MODULE_ID_MAX];
+  char timer[MIR_MODULE_ID_MAX];
+  char net[MIR_MODULE_ID_MAX];
+  size_t n, self, leader;
+  const char **member_ids; /* n, borrowed from params */
+  trantor_quorum q;
+  size_t L;
+  pbft_slot *slots;
+  pbft_peer *peers;
+  size_t buf_cap; /* future-view buffer bytes per sender */
+
+  uint64_t view;
+  bool in_vc;
+  Trantor__SignedViewChange *my_vc; /* own signed view change for `view` (owned) or NULL */
+  bool sign_pending; /* a signature of the own view change is in flight (sign_ctx, sign_tick) */
+  uint64_t sign_ctx, sign_tick;
+  bool resend_started;
+  bool catch_up_started;
+  uint64_t ticks;
+
+  bool cert_pending; /* a RequestCert is in flight */
+  bool has_spare;    /* a certificate that arrived when it could not be proposed */
+  ProtobufCBinaryData spare;
+
+  size_t n_delivered;
+  bool done;
+  bool stable;
+  pbft_done_group *groups; /* n entries at most */
+  size_t n_groups;
+  size_t cu_group; /* the first group with a weak quorum, or PBFT_NONE */
+
+  pbft_nv_build nvb;
+  bool nv_dirty; /* primary: a view change verified since the last decision */
+  pbft_check nv_checks[TRANTOR_PBFT_NEW_VIEW_CHECKS_MAX];
+  trantor_pbft_stats st;
+} pbft;
+
+/* Context of a request to another local module. */
+typedef enum pbft_ctx_kind {
+  PBFT_CTX_CERT = 0,
+  PBFT_CTX_SIGN_VC,
+  PBFT_CTX_VERIFY_VC,
+  PBFT_CTX_VERIFY_NV
+} pbft_ctx_kind;
+
+typedef struct pbft_ctx {
+  pbft_ctx_kind kind;
+  uint64_t view;
+  size_t peer;             /* VERIFY_VC */
+  Trantor__ViewChange *vc; /* SIGN_VC: what is being signed (owned) */
+  Trantor__NewView *nv;    /* VERIFY_NV: owned */
+} pbft_ctx;
+
+/* Conventions of the prototypes below: `p` is the instance state, borrowed (the DSL owns it);
+ * every other pointer argument is borrowed for the call unless stated otherwise; DSL handlers
+ * (miri_pbft_on_*) follow mir/dsl.h: dsl, from, msg and ev are borrowed until they return, and
+ * they return MIR_OK for anything a peer sends. */
+
+/* ---- pbft.c: plumbing ---- */
+
+/* Counts a dropped message of `from` (borrowed) and logs it at debug level. Returns MIR_OK so
+ * that handlers can `return miri_pbft_drop(...)`. */
+mir_err miri_pbft_drop(pbft *p, const char *from, trantor_pbft_drop reason, const char *what);
+/* Sends msg (borrowed) to every member, itself included. */
+void miri_pbft_send_all(pbft *p, const ProtobufCMessage *msg);
+/* Sends msg (borrowed) to member `to`. */
+void miri_pbft_send_to(pbft *p, size_t to, const ProtobufCMessage *msg);
+/* Asks the timer to give payload (takes ownership) back to this instance after delay_ms. */
+void miri_pbft_timer_delay(pbft *p, ProtobufCMessage *payload, uint64_t delay_ms);
+/* Starts a PbftTick of `kind` every period_ms while the epoch is retained. */
+void miri_pbft_tick_repeat(pbft *p, uint32_t kind, uint64_t period_ms);
+/* Arms the sn and segment timeouts of the current view (base << view, saturated). */
+void miri_pbft_arm_view_timers(pbft *p);
+/* The sn timeout of the current view, re-armed after a commit. */
+void miri_pbft_arm_sn_timer(pbft *p);
+/* Stores a context (takes ownership of c, freed also on failure); false if the store is full.
+ * *id receives its id. */
+bool miri_pbft_store_ctx(pbft *p, pbft_ctx *c, uint64_t *id);
+/* The context of a local answer (o borrowed, may be NULL) if it exists and has `kind`; borrowed
+ * from the DSL, valid until the end of the batch, when it is disposed. NULL (counted as stale)
+ * otherwise. */
+pbft_ctx *miri_pbft_answer_ctx(pbft *p, const Mir__Origin *o, pbft_ctx_kind kind);
+/* Index of the primary of view v. */
+size_t miri_pbft_primary(const pbft *p, uint64_t v);
+/* Starts the resend tick (once): view changes, NewViews and lost crypto answers need it. */
+void miri_pbft_ensure_resend_tick(pbft *p);
+
+/* ---- pbft_msg.c: encodings and ingress checks (pure) ---- */
+
+/* Slot index of sn, or PBFT_NONE if sn is not in the segment. */
+size_t miri_pbft_slot_of(const pbft *p, uint64_t sn);
+/* True if d is a 32-byte digest. */
+bool miri_pbft_digest_ok(const ProtobufCBinaryData *d);
+/* Checks a preprepare's shape: in the segment, cert within the limit, an aborted one empty.
+ * Returns the drop reason, or TRANTOR_PBFT_DROP_KINDS if it is well formed; *slot gets the
+ * index. pp borrowed (may be NULL: malformed). */
+trantor_pbft_drop miri_pbft_check_preprepare(const pbft *p, const Trantor__Preprepare *pp,
+                                             size_t *slot);
+/* Checks a view change's shape: view 1..VIEW_MAX, P-set one entry per sn ascending, Q-set
+ * ascending by (sn, view, digest) with distinct digests and at most KNOWN_PER_SN_MAX per sn,
+ * every entry in the segment, 32-byte digests, views below the view change's. */
+bool miri_pbft_view_change_ok(const pbft *p, const Trantor__ViewChange *vc);
+/* Checks a signed view change's shape: view change ok, signer a member, signature length. Sets
+ * *signer to the signer's index. */
+bool miri_pbft_signed_vc_ok(const pbft *p, const Trantor__SignedViewChange *svc, size_t *signer);
+/* The P-set entry of vc (borrowed, checked) for sn, borrowed from vc, or NULL. The Q-set view of
+ * (sn, digest) in *view, or false. */
+const Trantor__PSetEntry *miri_pbft_pset_find(const Trantor__ViewChange *vc, uint64_t sn);
+bool miri_pbft_qset_view(const Trantor__ViewChange *vc, uint64_t sn, const uint8_t *digest,
+                         uint64_t *view);
+/* Returns an owned Preprepare (free with protobuf_c_message_free_unpacked). cert borrowed. */
+Trantor__Preprepare *miri_pbft_preprepare_new(uint64_t sn, uint64_t view, bool aborted,
+                                              const ProtobufCBinaryData *cert);
+
+/* ---- pbft_normal.c: the good case (OSDI 1999, section 4.2) ---- */
+
+mir_err miri_pbft_on_preprepare(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                void *user);
+mir_err miri_pbft_on_prepare(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                             void *user);
+mir_err miri_pbft_on_commit(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                            void *user);
+mir_err miri_pbft_on_new_cert(mir_dsl *dsl, const mir_event *ev, void *user);
+/* Accepts a preprepare of the current view for slot i: cert (borrowed, copied) hashing to
+ * digest (borrowed, 32 bytes); sends the Prepare. */
+void miri_pbft_accept_preprepare(pbft *p, size_t i, const ProtobufCBinaryData *cert, bool aborted,
+                                 const uint8_t *digest);
+/* Marks slot i delivered with the held preprepare of digest (borrowed) and tells iss. */
+void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest);
+/* Primary: proposes what it can for empty slots of the current view, or asks for a cert. */
+void miri_pbft_propose(pbft *p);
+/* Stores a preprepare for slot i unless one with that digest is held (digest and cert borrowed,
+ * copied). Returns its entry (borrowed from p) or NULL if every entry is pinned. */
+pbft_known *miri_pbft_known_add(pbft *p, size_t i, const uint8_t *digest, bool aborted,
+                                const ProtobufCBinaryData *cert);
+/* The held preprepare of s (borrowed) with digest (borrowed), borrowed from s, or NULL. */
+pbft_known *miri_pbft_known_find(pbft_slot *s, const uint8_t *digest);
+/* Forgets the per-view state of every slot (a new view starts). */
+void miri_pbft_reset_view_state(pbft *p);
+/* Replays the buffered messages of the current view, drops older ones. */
+mir_err miri_pbft_replay_buffered(pbft *p);
+/* Frees every buffered message of peer i. */
+void miri_pbft_buffer_clear(pbft *p, size_t i);
+
+/* ---- pbft_vc.c: view changes (TOCS 2002, section 4.4; OSDI 1999, section 4.4, 4.5.2) ---- */
+
+/* Moves to view v (> current) and asks for the signature of the view change. */
+void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join);
+mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user);
+mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                               void *user);
+mir_err miri_pbft_on_verify_result(mir_dsl *dsl, const mir_event *ev, void *user);
+mir_err miri_pbft_on_preprepare_request(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                        void *user);
+mir_err miri_pbft_on_missing_preprepare(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                        void *user);
+/* Decides every sn from the n_vcs view changes vcs (borrowed, checked, at most n, for one view);
+ * out (borrowed, L entries) receives the decisions. Returns true if every sn is decided. */
+bool miri_pbft_decide(const pbft *p, Trantor__SignedViewChange *const *vcs, size_t n_vcs,
+                      pbft_decision *out);
+/* Primary: builds and sends the NewView when it can (after every batch). */
+void miri_pbft_new_view_progress(pbft *p);
+/* Resend tick: own view change, missing preprepare requests, NewView to laggards. */
+void miri_pbft_view_change_tick(pbft *p);
+/* Frees what b (borrowed) owns and clears it. */
+void miri_pbft_nvb_clear(pbft_nv_build *b);
+
+/* ---- pbft_nv.c: NewView checks and adoption ---- */
+
+mir_err miri_pbft_on_new_view(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                              void *user);
+mir_err miri_pbft_on_verify_many_result(mir_dsl *dsl, const mir_event *ev, void *user);
+/* Resend tick: forgets NewView checks whose answer was lost. */
+void miri_pbft_new_view_tick(pbft *p);
+
+/* ---- pbft_done.c: segment checkpoint and catch-up ---- */
+
+/* Every sn is committed: send Done and keep resending it. */
+void miri_pbft_on_all_committed(pbft *p);
+mir_err miri_pbft_on_done(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg, void *user);
+mir_err miri_pbft_on_catch_up_request(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                      void *user);
+mir_err miri_pbft_on_catch_up_response(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                       void *user);
+/* Catch-up tick: ask a member of the Done quorum for every missing sn. */
+void miri_pbft_catch_up_tick(pbft *p);
+/* Frees the Done groups p owns. */
+void miri_pbft_done_clear(pbft *p);
+
+#endif
