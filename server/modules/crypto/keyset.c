@@ -111,8 +111,11 @@ mir_err mir_keyset_add(mir_keyset *ks, const char *node_id, mir_public_key *key)
     mir_public_key_free(key);
     return mir_error_set(MIR_EFULL, "key set holds %d keys already", MIR_KEYSET_MAX);
   }
-  if (2 * (ks->used + 1) > ks->cap)
-    keyset_rehash(ks, ks->count * 2 + 2 > ks->cap ? ks->cap * 2 : ks->cap);
+  /* Live keys plus tombstones stay at most half the slots, so every probe meets an empty slot.
+   * Rehashing drops the tombstones; the table doubles only if live keys alone need it. */
+  if (2 * (ks->used + 1) > ks->cap) {
+    keyset_rehash(ks, 2 * (ks->count + 1) > ks->cap ? ks->cap * 2 : ks->cap);
+  }
   bool found = false;
   size_t i = keyset_probe(ks, node_id, &found);
   if (found) {

@@ -425,6 +425,14 @@ TEST(KeySet, AddFindRemoveAndWrongNode) {
   for (int i = 0; i < 1000; i += 2) ASSERT_EQ(mir_keyset_remove(ks, cids[i]), MIR_OK);
   EXPECT_EQ(mir_keyset_remove(ks, "node-0"), MIR_ENOTFOUND);
   EXPECT_EQ(mir_keyset_count(ks), 500u);
+  // Churn: tombstones must be recycled, or probing would run out of empty slots.
+  const mir_public_key *some = mir_keyset_find(ks, "node-1");
+  for (int i = 0; i < 20000; i++) {
+    std::string id = "tmp-" + std::to_string(i);
+    ASSERT_EQ(mir_keyset_add(ks, id.c_str(), mir_public_key_clone(some)), MIR_OK);
+    ASSERT_EQ(mir_keyset_remove(ks, id.c_str()), MIR_OK);
+  }
+  EXPECT_EQ(mir_keyset_count(ks), 500u);
   for (int i = 0; i < 1000; i++) EXPECT_EQ(mir_keyset_find(ks, cids[i]) != nullptr, i % 2 == 1);
   std::vector<ProtobufCBinaryData> data = {Part("vote")};
   uint8_t sig[MIR_SIGNATURE_LEN];
