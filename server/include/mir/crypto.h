@@ -14,8 +14,16 @@
  * ("PUBLIC KEY"), readable by `openssl pkey`. The membership file carries public keys as base64
  * of the raw bytes.
  *
- * The implementation lives in server/modules/crypto (the only code that uses BoringSSL); this
- * header exposes no BoringSSL type, so any target may include it.
+ * The implementation lives in server/modules/crypto, the only code that uses a crypto library,
+ * in two backends with the same symbols and byte formats; a binary links exactly one of them:
+ *   mir_crypto       BoringSSL: the simulator, the tools and most tests.
+ *   mir_crypto_ossl  OpenSSL 3: every process that also links gRPC (the replica server and its
+ *                    tests). gRPC loads OpenSSL 3, whose unversioned symbol names BoringSSL
+ *                    shares, so in a process holding both, calls bind to the wrong library.
+ * Both give the same Ed25519 keys and signatures and the same ECDSA key for a seed, and each
+ * verifies the other's ECDSA signatures and reads the other's PEM files and certificates
+ * (tests/modules/crypto/fixtures). This header exposes no library type, so any target may include
+ * it.
  */
 #ifndef MIR_CRYPTO_H
 #define MIR_CRYPTO_H
@@ -244,7 +252,7 @@ struct mir_membership;
 
 /* Builds the key set of own_id from a loaded membership (membership.h; borrowed): one public key
  * per replica, each checked to be a valid key of the membership's scheme (an ECDSA point must lie
- * on the curve, which the BoringSSL-free loader cannot check). own (takes ownership, also on
+ * on the curve, which the crypto-library-free loader cannot check). own (takes ownership, also on
  * failure; may be NULL for a verify-only set) must be the key the membership lists for own_id.
  * MIR_ECONFIG with detail naming the replica otherwise. *out is owned (free with
  * mir_keyset_free). */

@@ -6,8 +6,9 @@
  * big-endian (the same encoding signatures use, crypto.h). So ["ab","c"] and ["a","bc"] never
  * hash alike, and no part boundary can be moved by whoever chooses the bytes.
  *
- * The implementation (BoringSSL's SHA-256) lives in server/modules/crypto; this header exposes no
- * BoringSSL type.
+ * The implementation (SHA-256 of BoringSSL in mir_crypto, of OpenSSL 3 in mir_crypto_ossl; see
+ * crypto.h for which binary links which) lives in server/modules/crypto; this header exposes no
+ * library type.
  */
 #ifndef MIR_HASHER_H
 #define MIR_HASHER_H
@@ -28,7 +29,9 @@ extern "C" {
 #define MIR_HASH_LEN 32
 
 /* Incremental hashing state. Opaque storage, large and aligned enough for the library's context
- * (checked at compile time in the implementation); may live on the stack. */
+ * (checked at compile time in the implementation); may live on the stack. Every mir_hash_init
+ * must be followed by mir_hash_final, and a started context must not be copied: the OpenSSL 3
+ * backend keeps a library context, allocated by init and freed by final, behind these bytes. */
 typedef struct mir_hash_ctx {
   union {
     uint64_t align;

@@ -1,7 +1,9 @@
 /*
- * Internal to the crypto seam (server/modules/crypto): the key structures behind the opaque
- * handles of crypto.h, and small file helpers. This is the only header of the project that
- * includes BoringSSL; it must never be included together with gRPC or OpenSSL headers.
+ * Internal to the BoringSSL backend of the crypto seam (mir_crypto): the key structures behind the
+ * opaque handles of crypto.h. With crypto_common.h (which it includes) it is the backend's whole
+ * internal interface. This is the only header of the project that includes BoringSSL; it must
+ * never be included together with gRPC or OpenSSL headers, nor by the neutral sources or the
+ * OpenSSL backend (openssl/ossl_internal.h plays its role there).
  */
 #ifndef MIRI_CRYPTO_INTERNAL_H
 #define MIRI_CRYPTO_INTERNAL_H
@@ -11,12 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto_common.h"
 #include "mir/crypto.h"
 #include "mir/errors.h"
-#include "requests.h"
-
-/* Largest key or certificate file we read; anything bigger is not a key. */
-#define MIRI_CRYPTO_FILE_MAX (64u * 1024u)
 
 struct mir_private_key {
   mir_sig_scheme scheme;
@@ -39,17 +38,5 @@ mir_private_key *miri_private_key_from_ec(EC_KEY *ec);
 
 /* Builds an Ed25519 private key from its 32-byte seed (borrowed). Returns owned. */
 mir_private_key *miri_private_key_from_ed25519_seed(const uint8_t *seed);
-
-/* Clears BoringSSL's thread-local error queue and records detail "what: <library reason>".
- * Returns code, like mir_error_set. */
-mir_err miri_crypto_error(mir_err code, const char *what);
-
-/* Reads at most max bytes of path into an owned, NUL-terminated buffer (free with free()).
- * MIR_EIO (missing, unreadable) or MIR_EINVAL (larger than max), detail naming the file. */
-mir_err miri_crypto_read_file(const char *path, size_t max, char **data, size_t *len);
-
-/* Writes data to path with mode through a temporary file, fsync and rename. MIR_EIO with detail.
- */
-mir_err miri_crypto_write_file(const char *path, const void *data, size_t len, unsigned mode);
 
 #endif

@@ -1,16 +1,12 @@
 /*
- * Key (de)serialisation: PEM files (PKCS#8 private keys, SubjectPublicKeyInfo public keys) and
- * base64 of raw public keys for the membership file, plus the small file helpers of the seam.
+ * The BoringSSL backend of key (de)serialisation: PEM text (PKCS#8 private keys,
+ * SubjectPublicKeyInfo public keys) and base64 of raw public keys for the membership file. Files
+ * and the hex form are backend-neutral (keyfile_common.c).
  *
- * Everything read here is untrusted: files are bounded by MIRI_CRYPTO_FILE_MAX before they are
+ * Everything parsed here is untrusted: text is bounded by MIRI_CRYPTO_FILE_MAX before it is
  * parsed, a key of another type or curve is refused with MIR_EUNSUPPORTED, and an encrypted
  * private key is refused instead of prompting for a password (the callback always declines).
- * Files are written through a temporary name, fsync and rename, so a crash leaves either the old
- * file or the complete new one.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <openssl/base64.h>
 #include <openssl/bio.h>
 #include <openssl/ec.h>
@@ -21,78 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "crypto_internal.h"
 #include "mir/alloc.h"
-
-/* ---- files ---- */
-
-mir_err miri_crypto_read_file(const char *path, size_t max, char **data, size_t *len) {
-  *data = NULL;
-  *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return mir_error_set(MIR_EIO, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return mir_error_set(MIR_EIO, "%s: not a regular file", path);
-  }
-  if ((uint64_t)st.st_size > max) {
-    close(fd);
-    return mir_error_set(MIR_EINVAL, "%s: larger than %zu bytes", path, max);
-  }
-  char *buf = mir_xmalloc((size_t)st.st_size + 1);
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  close(fd);
-  if (got != (size_t)st.st_size) {
-    free(buf);
-    return mir_error_set(MIR_EIO, "%s: short read", path);
-  }
-  buf[got] = '\0';
-  *data = buf;
-  *len = got;
-  return MIR_OK;
-}
-
-/* Writes all of data to fd, retrying short writes. */
-static bool keyfile_write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    len -= (size_t)n;
-  }
-  return true;
-}
-
-mir_err miri_crypto_write_file(const char *path, const void *data, size_t len, unsigned mode) {
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-    return mir_error_set(MIR_EIO, "%s: path too long", path);
-  }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
-  if (fd < 0) return mir_error_set(MIR_EIO, "%s: %s", tmp, strerror(errno));
-  /* fchmod: the umask must not widen or narrow what the caller asked for. */
-  bool ok = fchmod(fd, (mode_t)mode) == 0 && keyfile_write_all(fd, data, len) && fsync(fd) == 0;
-  int saved = errno;
-  close(fd);
-  if (!ok || rename(tmp, path) != 0) {
-    if (ok) saved = errno;
-    unlink(tmp);
-    return mir_error_set(MIR_EIO, "%s: %s", path, strerror(saved));
-  }
-  return MIR_OK;
-}
 
 /* ---- PEM ---- */
 
@@ -232,57 +159,6 @@ mir_err mir_public_key_from_pem(const char *pem, size_t len, mir_public_key **ou
   return err;
 }
 
-/* ---- files of keys ---- */
-
-mir_err mir_private_key_save(const mir_private_key *key, const char *path) {
-  char *pem = NULL;
-  mir_err err = mir_private_key_to_pem(key, &pem);
-  if (err != MIR_OK) return err;
-  err = miri_crypto_write_file(path, pem, strlen(pem), 0600);
-  OPENSSL_cleanse(pem, strlen(pem));
-  free(pem);
-  return err;
-}
-
-mir_err mir_public_key_save(const mir_public_key *key, const char *path) {
-  char *pem = NULL;
-  mir_err err = mir_public_key_to_pem(key, &pem);
-  if (err != MIR_OK) return err;
-  err = miri_crypto_write_file(path, pem, strlen(pem), 0644);
-  free(pem);
-  return err;
-}
-
-/* Prefixes the current error detail with path, keeping the code. */
-static mir_err keyfile_name_error(mir_err err, const char *path) {
-  char detail[400];
-  snprintf(detail, sizeof detail, "%s", mir_error_detail());
-  return mir_error_set(err, "%s: %s", path, detail);
-}
-
-mir_err mir_private_key_load(const char *path, mir_private_key **out) {
-  *out = NULL;
-  char *pem = NULL;
-  size_t len = 0;
-  mir_err err = miri_crypto_read_file(path, MIRI_CRYPTO_FILE_MAX, &pem, &len);
-  if (err != MIR_OK) return err;
-  err = mir_private_key_from_pem(pem, len, out);
-  OPENSSL_cleanse(pem, len);
-  free(pem);
-  return err == MIR_OK ? MIR_OK : keyfile_name_error(err, path);
-}
-
-mir_err mir_public_key_load(const char *path, mir_public_key **out) {
-  *out = NULL;
-  char *pem = NULL;
-  size_t len = 0;
-  mir_err err = miri_crypto_read_file(path, MIRI_CRYPTO_FILE_MAX, &pem, &len);
-  if (err != MIR_OK) return err;
-  err = mir_public_key_from_pem(pem, len, out);
-  free(pem);
-  return err == MIR_OK ? MIR_OK : keyfile_name_error(err, path);
-}
-
 /* ---- base64 ---- */
 
 char *mir_public_key_to_base64(const mir_public_key *key) {
@@ -307,41 +183,4 @@ mir_err mir_public_key_from_base64(mir_sig_scheme scheme, const char *text, mir_
     return mir_error_set(MIR_ECRYPTO, "public key is not valid base64");
   }
   return mir_public_key_from_bytes(scheme, raw, raw_len, out);
-}
-
-char *mir_public_key_to_hex(const mir_public_key *key) {
-  static const char digits[] = "0123456789abcdef";
-  char *out = mir_xmalloc(4 + 2 * key->len + 1);
-  memcpy(out, "hex:", 4);
-  for (size_t i = 0; i < key->len; i++) {
-    out[4 + 2 * i] = digits[key->raw[i] >> 4];
-    out[4 + 2 * i + 1] = digits[key->raw[i] & 15];
-  }
-  out[4 + 2 * key->len] = '\0';
-  return out;
-}
-
-/* Value of one hex digit, or -1. */
-static int keyfile_hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-mir_err mir_public_key_from_text(mir_sig_scheme scheme, const char *text, mir_public_key **out) {
-  *out = NULL;
-  if (strncmp(text, "hex:", 4) != 0) return mir_public_key_from_base64(scheme, text, out);
-  const char *hex = text + 4;
-  size_t len = strlen(hex);
-  uint8_t raw[MIR_PUBLIC_KEY_MAX];
-  if (len % 2 != 0 || len / 2 > sizeof raw) {
-    return mir_error_set(MIR_ECRYPTO, "public key hex has %zu digits", len);
-  }
-  for (size_t i = 0; i < len / 2; i++) {
-    int hi = keyfile_hex_digit(hex[2 * i]), lo = keyfile_hex_digit(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return mir_error_set(MIR_ECRYPTO, "public key is not valid hex");
-    raw[i] = (uint8_t)(hi << 4 | lo);
-  }
-  return mir_public_key_from_bytes(scheme, raw, len / 2, out);
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto_internal.h"
+#include "crypto_common.h"
 #include "mir/alloc.h"
 #include "mir/assert.h"
 #include "mir/hasher.h"
@@ -227,6 +227,13 @@ static mir_err keyset_add_replica(mir_keyset *ks, mir_sig_scheme scheme,
   return MIR_OK;
 }
 
+/* True if own's (borrowed) public key is the one the membership lists for its replica (self). */
+static bool keyset_own_matches(const mir_private_key *own, const mir_replica_info *self) {
+  size_t len = 0;
+  const uint8_t *pub = miri_private_key_raw_public(own, &len);
+  return len == self->public_key_len && memcmp(pub, self->public_key, len) == 0;
+}
+
 mir_err mir_keyset_from_membership(const struct mir_membership *m, const char *own_id,
                                    mir_private_key *own, mir_keyset **out) {
   *out = NULL;
@@ -241,11 +248,11 @@ mir_err mir_keyset_from_membership(const struct mir_membership *m, const char *o
     err = mir_error_set(MIR_EINVAL, "membership: a private key needs its replica id");
   } else if (own_id != NULL && self == NULL) {
     err = mir_error_set(MIR_ECONFIG, "membership: no replica %s", own_id);
-  } else if (own != NULL && own->scheme != m->scheme) {
+  } else if (own != NULL && mir_private_key_scheme(own) != m->scheme) {
     err = mir_error_set(MIR_ECONFIG, "membership: scheme is %s but the key of %s is %s",
-                        mir_sig_scheme_name(m->scheme), own_id, mir_sig_scheme_name(own->scheme));
-  } else if (own != NULL && (own->pub_len != self->public_key_len ||
-                             memcmp(own->pub, self->public_key, own->pub_len) != 0)) {
+                        mir_sig_scheme_name(m->scheme), own_id,
+                        mir_sig_scheme_name(mir_private_key_scheme(own)));
+  } else if (own != NULL && !keyset_own_matches(own, self)) {
     err = mir_error_set(MIR_ECONFIG,
                         "membership: the private key of %s does not match its public key", own_id);
   }

@@ -1,11 +1,11 @@
 /*
- * Signature schemes behind crypto.h: key generation and derivation, raw public keys, and signing
- * and verifying the length-prefixed encoding of a list of byte strings.
+ * The BoringSSL backend of the signature schemes behind crypto.h: key generation and derivation,
+ * raw public keys, and the signing primitives (one message, one ECDSA digest) that the neutral
+ * sign_common.c builds mir_sign and mir_verify on.
  *
- * Ed25519 signs the encoding itself (PureEdDSA needs the whole message, so the encoding is built
- * in a buffer: on the stack when small, else on the heap, bounded by MIR_SIGN_BYTES_MAX). ECDSA
- * P-256 signs the SHA-256 of the encoding, which is streamed without a buffer; its signature is
- * the fixed-size r || s form so that a signature's length alone tells a malformed one apart.
+ * ECDSA P-256 signatures are the fixed-size r || s form so that a signature's length alone tells
+ * a malformed one apart. Keys derived from a seed use BoringSSL's EC_KEY_derive_from_secret
+ * (HKDF-SHA256, reduced modulo the group order); the OpenSSL backend reproduces it byte for byte.
  *
  * Every input that may come from a peer (public key bytes, signatures, signed data) is checked
  * and reported as MIR_ECRYPTO, never asserted. Keys are immutable after creation, so signing and
@@ -27,50 +27,12 @@
 #include "mir/assert.h"
 #include "mir/hasher.h"
 
-/* Encodings up to this size are built on the stack when signing with Ed25519. */
-#define SIG_STACK_BUF 1024
-
 mir_err miri_crypto_error(mir_err code, const char *what) {
   uint32_t e = ERR_get_error();
   char reason[160] = "unknown reason";
   if (e != 0) ERR_error_string_n(e, reason, sizeof reason);
   ERR_clear_error();
   return mir_error_set(code, "%s: %s", what, reason);
-}
-
-/* ---- the encoding ---- */
-
-mir_err miri_sign_check_limits(const ProtobufCBinaryData *parts, size_t n_parts, size_t *len) {
-  if (n_parts > MIR_SIGN_PARTS_MAX) {
-    return mir_error_set(MIR_EINVAL, "signed data has %zu parts, more than %u", n_parts,
-                         MIR_SIGN_PARTS_MAX);
-  }
-  size_t total = 0;
-  for (size_t i = 0; i < n_parts; i++) {
-    if (parts[i].len > MIR_SIGN_BYTES_MAX || total + 8 + parts[i].len > MIR_SIGN_BYTES_MAX) {
-      return mir_error_set(MIR_EINVAL, "signed data is longer than %u bytes", MIR_SIGN_BYTES_MAX);
-    }
-    total += 8 + parts[i].len;
-  }
-  *len = total;
-  return MIR_OK;
-}
-
-size_t mir_sign_encoded_len(const ProtobufCBinaryData *parts, size_t n_parts) {
-  size_t total = 0;
-  for (size_t i = 0; i < n_parts; i++) total += 8 + parts[i].len;
-  return total;
-}
-
-void mir_sign_encode(const ProtobufCBinaryData *parts, size_t n_parts, uint8_t *out) {
-  for (size_t i = 0; i < n_parts; i++) {
-    uint64_t len = parts[i].len;
-    for (int b = 7; b >= 0; b--) {
-      *out++ = (uint8_t)(len >> (8 * b));
-    }
-    if (parts[i].len > 0) memcpy(out, parts[i].data, parts[i].len);
-    out += parts[i].len;
-  }
 }
 
 /* ---- keys ---- */
@@ -162,6 +124,11 @@ mir_sig_scheme mir_private_key_scheme(const mir_private_key *key) {
   return key->scheme;
 }
 
+const uint8_t *miri_private_key_raw_public(const mir_private_key *key, size_t *len) {
+  *len = key->pub_len;
+  return key->pub;
+}
+
 mir_public_key *mir_private_key_public(const mir_private_key *key) {
   mir_public_key *pub = NULL;
   mir_err err = mir_public_key_from_bytes(key->scheme, key->pub, key->pub_len, &pub);
@@ -238,8 +205,7 @@ void mir_public_key_free(mir_public_key *key) {
 
 /* ---- sign and verify ---- */
 
-/* ECDSA over a 32-byte digest, as r || s. */
-static mir_err sig_ecdsa_sign(const mir_private_key *key, const uint8_t *digest, uint8_t *sig) {
+mir_err miri_ecdsa_sign_digest(const mir_private_key *key, const uint8_t *digest, uint8_t *sig) {
   ECDSA_SIG *s = ECDSA_do_sign(digest, MIR_HASH_LEN, key->ec);
   if (s == NULL) return miri_crypto_error(MIR_ECRYPTO, "ECDSA sign");
   const BIGNUM *r = NULL, *sv = NULL;
@@ -249,7 +215,8 @@ static mir_err sig_ecdsa_sign(const mir_private_key *key, const uint8_t *digest,
   return ok ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "ECDSA signature encoding");
 }
 
-static bool sig_ecdsa_verify(const mir_public_key *key, const uint8_t *digest, const uint8_t *sig) {
+bool miri_ecdsa_verify_digest(const mir_public_key *key, const uint8_t *digest,
+                              const uint8_t *sig) {
   ECDSA_SIG *s = ECDSA_SIG_new();
   if (s == NULL) return false;
   BIGNUM *r = BN_bin2bn(sig, 32, NULL);
@@ -282,7 +249,7 @@ mir_err mir_sign_message(const mir_private_key *key, const uint8_t *msg, size_t 
   }
   uint8_t digest[MIR_HASH_LEN];
   mir_sha256(msg, len, digest);
-  return sig_ecdsa_sign(key, digest, sig);
+  return miri_ecdsa_sign_digest(key, digest, sig);
 }
 
 mir_err mir_verify_message(const mir_public_key *key, const uint8_t *msg, size_t len,
@@ -300,73 +267,7 @@ mir_err mir_verify_message(const mir_public_key *key, const uint8_t *msg, size_t
   } else {
     uint8_t digest[MIR_HASH_LEN];
     mir_sha256(msg, len, digest);
-    ok = sig_ecdsa_verify(key, digest, sig);
+    ok = miri_ecdsa_verify_digest(key, digest, sig);
   }
   return ok ? MIR_OK : mir_error_set(MIR_ECRYPTO, "signature does not verify");
-}
-
-/* Builds the encoding of parts in stack_buf when it fits, else in a heap buffer that *heap owns.
- */
-static const uint8_t *sig_encode_buf(const ProtobufCBinaryData *parts, size_t n_parts, size_t len,
-                                     uint8_t *stack_buf, uint8_t **heap) {
-  uint8_t *buf = stack_buf;
-  *heap = NULL;
-  if (len > SIG_STACK_BUF) buf = *heap = mir_xmalloc(len);
-  mir_sign_encode(parts, n_parts, buf);
-  return buf;
-}
-
-mir_err mir_sign(const mir_private_key *key, const ProtobufCBinaryData *parts, size_t n_parts,
-                 uint8_t *sig, size_t *sig_len) {
-  size_t len = 0;
-  mir_err err = miri_sign_check_limits(parts, n_parts, &len);
-  if (err != MIR_OK) return err;
-  if (key->scheme == MIR_SIG_ECDSA_P256) {
-    uint8_t digest[MIR_HASH_LEN];
-    mir_hash_parts(parts, n_parts, digest);
-    *sig_len = MIR_SIGNATURE_LEN;
-    return sig_ecdsa_sign(key, digest, sig);
-  }
-  uint8_t stack_buf[SIG_STACK_BUF];
-  uint8_t *heap = NULL;
-  const uint8_t *msg = sig_encode_buf(parts, n_parts, len, stack_buf, &heap);
-  err = mir_sign_message(key, msg, len, sig, sig_len);
-  free(heap);
-  return err;
-}
-
-mir_err mir_verify(const mir_public_key *key, const ProtobufCBinaryData *parts, size_t n_parts,
-                   const uint8_t *sig, size_t sig_len) {
-  size_t len = 0;
-  mir_err err = miri_sign_check_limits(parts, n_parts, &len);
-  if (err != MIR_OK) return err;
-  if (sig_len != MIR_SIGNATURE_LEN) {
-    return mir_error_set(MIR_ECRYPTO, "signature has %zu bytes, want %d", sig_len,
-                         MIR_SIGNATURE_LEN);
-  }
-  if (key->scheme == MIR_SIG_ECDSA_P256) {
-    uint8_t digest[MIR_HASH_LEN];
-    mir_hash_parts(parts, n_parts, digest);
-    return sig_ecdsa_verify(key, digest, sig)
-               ? MIR_OK
-               : mir_error_set(MIR_ECRYPTO, "signature does not verify");
-  }
-  uint8_t stack_buf[SIG_STACK_BUF];
-  uint8_t *heap = NULL;
-  const uint8_t *msg = sig_encode_buf(parts, n_parts, len, stack_buf, &heap);
-  err = mir_verify_message(key, msg, len, sig, sig_len);
-  free(heap);
-  return err;
-}
-
-bool mir_verify_many(const mir_signed_item *items, size_t n, bool *ok) {
-  bool all_ok = true;
-  for (size_t i = 0; i < n; i++) {
-    const mir_signed_item *it = &items[i];
-    bool good = it->key != NULL &&
-                mir_verify(it->key, it->parts, it->n_parts, it->sig, it->sig_len) == MIR_OK;
-    if (ok != NULL) ok[i] = good;
-    all_ok = all_ok && good;
-  }
-  return all_ok;
 }

@@ -1,5 +1,6 @@
 /*
- * TLS material for authenticated replica channels: a self-signed cluster CA and per-replica
+ * The BoringSSL backend of TLS material for authenticated replica channels (the names that go into
+ * a certificate are backend-neutral, tls_common.c): a self-signed cluster CA and per-replica
  * certificates it signs (X.509 v3, ECDSA P-256 keys, SHA-256 signatures), and a check that a
  * presented certificate was issued by the CA and names a replica.
  *
@@ -9,7 +10,6 @@
  * servers and clients (mutual TLS between replicas). Certificates presented by peers are
  * untrusted input: they are parsed from bounded PEM and every failure is MIR_ECRYPTO.
  */
-#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -25,9 +25,6 @@
 
 #include "crypto_internal.h"
 #include "mir/alloc.h"
-
-#define TLS_URI_PREFIX "mir:replica:"
-#define TLS_DAYS_MAX 36500
 
 /* Returns a fresh P-256 key (owned), or NULL. */
 static EVP_PKEY *tls_new_key(void) {
@@ -110,9 +107,9 @@ static bool tls_output(X509 *x, EVP_PKEY *key, char **cert_pem, char **key_pem) 
 
 mir_err mir_tls_ca_new(const char *common_name, unsigned days, char **cert_pem, char **key_pem) {
   *cert_pem = *key_pem = NULL;
-  if (days == 0 || days > TLS_DAYS_MAX || common_name[0] == '\0' || strlen(common_name) > 64) {
+  if (days == 0 || days > MIRI_TLS_DAYS_MAX || common_name[0] == '\0' || strlen(common_name) > 64) {
     return mir_error_set(MIR_EINVAL, "CA: name of 1..64 bytes and 1..%d days required",
-                         TLS_DAYS_MAX);
+                         MIRI_TLS_DAYS_MAX);
   }
   EVP_PKEY *key = tls_new_key();
   X509 *x = X509_new();
@@ -157,30 +154,6 @@ static EVP_PKEY *tls_read_ca_key(X509 *ca, const char *key_pem) {
   return pkey;
 }
 
-/* True if id is a replica id we put into names: [A-Za-z0-9_.-], 1..63 bytes. */
-static bool tls_id_ok(const char *id) {
-  size_t n = strlen(id);
-  if (n == 0 || n >= MIR_MODULE_ID_MAX) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = id[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-/* Writes the subjectAltName value for id and host into buf; false if host is not usable. */
-static bool tls_san(const char *id, const char *host, char *buf, size_t cap) {
-  int n = snprintf(buf, cap, "URI:" TLS_URI_PREFIX "%s,DNS:replica-%s", id, id);
-  if (host == NULL || host[0] == '\0') return n > 0 && (size_t)n < cap;
-  unsigned char addr[16];
-  bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
-  if (!ip && !tls_id_ok(host)) return false; /* DNS names share the id's alphabet */
-  n += snprintf(buf + n, cap - (size_t)n, ",%s:%s", ip ? "IP" : "DNS", host);
-  return (size_t)n < cap;
-}
-
 /* Builds and signs the replica certificate x for key under ca/ca_key. */
 static bool tls_issue(X509 *x, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *id,
                       const char *san, unsigned days) {
@@ -197,8 +170,8 @@ mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const 
                          const char *host, unsigned days, char **cert_pem, char **key_pem) {
   *cert_pem = *key_pem = NULL;
   char san[256];
-  if (!tls_id_ok(replica_id) || days == 0 || days > TLS_DAYS_MAX ||
-      !tls_san(replica_id, host, san, sizeof san)) {
+  if (!miri_tls_id_ok(replica_id) || days == 0 || days > MIRI_TLS_DAYS_MAX ||
+      !miri_tls_san(replica_id, host, san, sizeof san)) {
     return mir_error_set(MIR_EINVAL, "certificate for \"%s\" (host \"%s\", %u days): bad argument",
                          replica_id, host ? host : "", days);
   }
@@ -227,13 +200,15 @@ static bool tls_find_replica(X509 *x, char *id_out, size_t id_cap) {
     const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
     if (gn->type != GEN_URI) continue;
     const ASN1_IA5STRING *uri = gn->d.uniformResourceIdentifier;
-    size_t plen = strlen(TLS_URI_PREFIX);
+    size_t plen = strlen(MIRI_TLS_URI_PREFIX);
     size_t len = (size_t)ASN1_STRING_length(uri);
     const char *data = (const char *)ASN1_STRING_get0_data(uri);
-    if (len <= plen || len - plen >= id_cap || memcmp(data, TLS_URI_PREFIX, plen) != 0) continue;
+    if (len <= plen || len - plen >= id_cap || memcmp(data, MIRI_TLS_URI_PREFIX, plen) != 0) {
+      continue;
+    }
     memcpy(id_out, data + plen, len - plen);
     id_out[len - plen] = '\0';
-    found = strlen(id_out) == len - plen && tls_id_ok(id_out);
+    found = strlen(id_out) == len - plen && miri_tls_id_ok(id_out);
   }
   GENERAL_NAMES_free(names);
   return found;
@@ -255,7 +230,7 @@ mir_err mir_tls_cert_check(const char *ca_cert_pem, const char *cert_pem, char *
              X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
     why = "not valid now";
   } else if (!tls_find_replica(x, id_out, id_cap)) {
-    why = "names no replica (URI " TLS_URI_PREFIX "<id>)";
+    why = "names no replica (URI " MIRI_TLS_URI_PREFIX "<id>)";
   }
   EVP_PKEY_free(ca_pub);
   X509_free(x);

@@ -118,6 +118,48 @@ TEST(Ed25519, Rfc8032SignatureRejectsEveryFlippedBit) {
   mir_public_key_free(pub);
 }
 
+// Ed25519 edge cases get the same verdict from both backends (this test runs against each):
+// verification is cofactorless, requires a canonical S (S < L), and checks neither the public key
+// nor R for small order or a canonical encoding of the key. Replicas must agree on every
+// signature whatever backend they run, so a library change that moves any verdict fails here.
+TEST(Ed25519, EdgeCaseVerdictsAreTheSameOnBothBackends) {
+  const char *identity = "0100000000000000000000000000000000000000000000000000000000000000";
+  const char *order8 = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a";
+  const char *identity_noncanonical =  // y = p + 1
+      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f";
+  const char *identity_negative_x =
+      "0100000000000000000000000000000000000000000000000000000000000080";
+  const std::string zero_s(64, '0');
+  struct Case {
+    std::string pub, r, s, msg;
+    mir_err want;
+  } cases[] = {
+      {kRfc8032[0].pub, std::string(kRfc8032[0].sig, 64), std::string(kRfc8032[0].sig + 64), "",
+       MIR_OK},
+      // The same signature with S + L: the same value modulo L, but not canonical.
+      {kRfc8032[0].pub, std::string(kRfc8032[0].sig, 64),
+       "4c8c7872aa064e049dbb3013fbf29380d25bf5f0595bbe24655141438e7a101b", "", MIR_ECRYPTO},
+      // The identity as public key and R, S = 0: "verifies" any message on both.
+      {identity, identity, zero_s, "78", MIR_OK},
+      {identity_noncanonical, identity, zero_s, "78", MIR_OK},
+      {identity_negative_x, identity, zero_s, "78", MIR_OK},
+      // A point of order 8 as key: k * A is not the identity for this message.
+      {order8, identity, zero_s, "78", MIR_ECRYPTO},
+      {order8, order8, zero_s, "78", MIR_ECRYPTO},
+      // A non-canonical R never equals the recomputed (canonical) R.
+      {identity, identity_noncanonical, zero_s, "78", MIR_ECRYPTO},
+  };
+  for (const auto &c : cases) {
+    std::vector<uint8_t> pub_raw = Hex(c.pub), sig = Hex(c.r + c.s), msg = Hex(c.msg);
+    mir_public_key *pub = nullptr;
+    ASSERT_EQ(mir_public_key_from_bytes(MIR_SIG_ED25519, pub_raw.data(), pub_raw.size(), &pub),
+              MIR_OK);
+    EXPECT_EQ(mir_verify_message(pub, msg.data(), msg.size(), sig.data(), sig.size()), c.want)
+        << "key " << c.pub << " R " << c.r << " S " << c.s;
+    mir_public_key_free(pub);
+  }
+}
+
 // SHA-256 gives the FIPS 180-2 digests of "abc" and of the 448-bit two-block message, and of
 // the empty string.
 TEST(Sha256, Fips180ShortVectors) {
@@ -314,6 +356,48 @@ TEST_P(SchemeTest, Base64RoundTripAndRejects) {
   mir_private_key_free(key);
 }
 
+// The base64 form of a public key is decoded strictly and alike by both backends: the standard
+// alphabet, a length that is a multiple of four and padding only at the end; white space, a
+// missing pad, the URL-safe alphabet or a pad inside the text are refused. Unused low bits of the
+// last character are ignored (BoringSSL's rule, kept by the OpenSSL backend), so such a text still
+// names the same key.
+TEST(KeyText, Base64DecodingIsStrictAndTheSameOnBothBackends) {
+  std::vector<uint8_t> raw = Hex(kRfc8032[0].pub);
+  mir_public_key *key = nullptr;
+  ASSERT_EQ(mir_public_key_from_bytes(MIR_SIG_ED25519, raw.data(), raw.size(), &key), MIR_OK);
+  char *b64 = mir_public_key_to_base64(key);
+  const std::string good = b64;
+  free(b64);
+  ASSERT_EQ(good, "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  std::string loose_bits = good;
+  loose_bits[42] = 'p';  // 'o' + 1: the two unused bits of the last character set
+  const std::string refused[] = {
+      "",
+      good.substr(0, 43),
+      good + "\n",
+      " " + good,
+      good.substr(0, 40) + "====",
+      "11qYAYKxCrfVS-7TyWQHOg7hcvPapiMlrwIaaPcHURo=",      // URL-safe '-'
+      "11qY=YKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",      // a pad inside
+      "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHUR==",      // too short after padding
+      "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=AAAA",  // data after the pad
+      "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHUQ==Gg==",  // the right 32 bytes, padded twice
+  };
+  for (const auto &text : refused) {
+    mir_public_key *back = nullptr;
+    EXPECT_EQ(mir_public_key_from_base64(MIR_SIG_ED25519, text.c_str(), &back), MIR_ECRYPTO)
+        << "\"" << text << "\"";
+    EXPECT_EQ(back, nullptr);
+  }
+  for (const auto &text : {good, loose_bits}) {
+    mir_public_key *back = nullptr;
+    ASSERT_EQ(mir_public_key_from_base64(MIR_SIG_ED25519, text.c_str(), &back), MIR_OK) << text;
+    EXPECT_TRUE(mir_public_key_equal(key, back)) << text;
+    mir_public_key_free(back);
+  }
+  mir_public_key_free(key);
+}
+
 INSTANTIATE_TEST_SUITE_P(Schemes, SchemeTest,
                          ::testing::Values(MIR_SIG_ED25519, MIR_SIG_ECDSA_P256),
                          [](const ::testing::TestParamInfo<mir_sig_scheme> &p) {
@@ -369,6 +453,44 @@ TEST(KeyFiles, RejectsMalformedAndUnsupportedKeys) {
   EXPECT_EQ(mir_public_key_from_pem(x25519, strlen(x25519), &pub), MIR_ECRYPTO);
   EXPECT_EQ(mir_private_key_load("/nonexistent/replica.key", &key), MIR_EIO);
   EXPECT_NE(strstr(mir_error_detail(), "/nonexistent/replica.key"), nullptr);
+}
+
+// An encrypted private key is refused without asking for a password, and so is an EC key whose
+// stored public point does not belong to its private scalar (BoringSSL checks that while parsing,
+// the OpenSSL backend afterwards); a certificate in an "encrypted" PEM block is refused without a
+// password prompt too.
+TEST(KeyFiles, RefusesEncryptedAndInconsistentKeysWithoutPrompting) {
+  const char *encrypted =
+      "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+      "MIGaMFYGCSqGSIb3DQEFDTBJMCgGCSqGSIb3DQEFDDAbBAjIDQbjw9ioTAIBATAM\n"
+      "BggqhkiG9w0CCQUAMB0GCWCGSAFlAwQBKgQQZ1NX/q2ddpXJkWo3uwirSQRAsOTd\n"
+      "3MupPudjiGE5E9SdAZEo9aH1aDG7zPY3LZZItZprgU9emUQE9npeQxwmlgd2ZW9z\n"
+      "eD7dE2SSOHJ0Np98Jg==\n"
+      "-----END ENCRYPTED PRIVATE KEY-----\n";
+  const char *mismatched =  // the fixture ECDSA scalar with the replica key's public point
+      "-----BEGIN PRIVATE KEY-----\n"
+      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgkrqXwKCfTAZ3xc3W\n"
+      "XKlMx+lAymjV1i5Y5mwVMFY43KGhRANCAAQ7sANW6c3VYV4L0614W2P5NaIEn0/p\n"
+      "LvFJHbAyboTSeSWKBFALdHycaJ0BAAyakN1zj/AZHFdQHAL5WFUxErEe\n"
+      "-----END PRIVATE KEY-----\n";
+  const char *encrypted_cert =
+      "-----BEGIN CERTIFICATE-----\n"
+      "Proc-Type: 4,ENCRYPTED\n"
+      "DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n"
+      "\n"
+      "MIGaMFYGCSqGSIb3DQEFDTBJMCgGCSqGSIb3DQEFDDAbBAjIDQbjw9ioTAIBATAM\n"
+      "-----END CERTIFICATE-----\n";
+  mir_private_key *key = nullptr;
+  EXPECT_EQ(mir_private_key_from_pem(encrypted, strlen(encrypted), &key), MIR_ECRYPTO);
+  EXPECT_EQ(mir_private_key_from_pem(mismatched, strlen(mismatched), &key), MIR_ECRYPTO);
+  EXPECT_EQ(key, nullptr);
+  char *ca = nullptr, *ca_key = nullptr;
+  ASSERT_EQ(mir_tls_ca_new("test CA", 10, &ca, &ca_key), MIR_OK);
+  char id[MIR_MODULE_ID_MAX];
+  EXPECT_EQ(mir_tls_cert_check(ca, encrypted_cert, id, sizeof id), MIR_ECRYPTO);
+  EXPECT_EQ(mir_tls_cert_check(encrypted_cert, ca, id, sizeof id), MIR_ECRYPTO);
+  free(ca);
+  free(ca_key);
 }
 
 // More parts than MIR_SIGN_PARTS_MAX are refused before anything is signed or verified.

@@ -1,0 +1,73 @@
+/*
+ * Internal to the crypto seam (server/modules/crypto): what the backend-neutral sources and the
+ * two backends (BoringSSL in this folder, OpenSSL 3 in openssl/) share. It includes no crypto
+ * library, so the neutral sources (keyset.c, requests.c, crypto_module.c and the *_common.c files)
+ * compile the same way into mir_crypto and mir_crypto_ossl.
+ *
+ * Functions marked "backend" are implemented once per backend, with identical behaviour; the
+ * others are implemented by the neutral sources.
+ */
+#ifndef MIRI_CRYPTO_COMMON_H
+#define MIRI_CRYPTO_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mir/crypto.h"
+#include "mir/errors.h"
+#include "requests.h"
+
+/* Largest key or certificate file we read; anything bigger is not a key. */
+#define MIRI_CRYPTO_FILE_MAX (64u * 1024u)
+
+/* What a TLS certificate names a replica by, and the longest validity we issue. */
+#define MIRI_TLS_URI_PREFIX "mir:replica:"
+#define MIRI_TLS_DAYS_MAX 36500
+
+/* ---- backend ---- */
+
+/* Clears the library's thread-local error queue and records detail "what: <library reason>".
+ * Returns code, like mir_error_set. what is borrowed. */
+mir_err miri_crypto_error(mir_err code, const char *what);
+
+/* Signs a 32-byte digest (borrowed) with the ECDSA P-256 key (borrowed), writing r || s into sig
+ * (MIR_SIGNATURE_LEN bytes, borrowed). MIR_ECRYPTO with detail if the library fails. */
+mir_err miri_ecdsa_sign_digest(const mir_private_key *key, const uint8_t *digest, uint8_t *sig);
+
+/* True if sig (borrowed, MIR_SIGNATURE_LEN bytes of r || s, untrusted) is key's (borrowed, ECDSA
+ * P-256) signature of the 32-byte digest (borrowed). r or s outside [1, n-1] never verifies.
+ * Leaves the library's error queue empty. */
+bool miri_ecdsa_verify_digest(const mir_public_key *key, const uint8_t *digest, const uint8_t *sig);
+
+/* The raw public key of key (borrowed): returns a pointer borrowed from key (valid while key
+ * lives) and sets *len to its length. */
+const uint8_t *miri_private_key_raw_public(const mir_private_key *key, size_t *len);
+
+/* ---- neutral: files (keyfile_common.c) ---- */
+
+/* Reads at most max bytes of path (borrowed) into an owned, NUL-terminated buffer (free with
+ * free()). MIR_EIO (missing, unreadable) or MIR_EINVAL (larger than max), detail naming the
+ * file. */
+mir_err miri_crypto_read_file(const char *path, size_t max, char **data, size_t *len);
+
+/* Writes data (borrowed) to path (borrowed) with mode through a temporary file, fsync and rename.
+ * MIR_EIO with detail. */
+mir_err miri_crypto_write_file(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Overwrites n bytes at p (borrowed) with zeros in a way the compiler may not drop: for secrets. */
+void miri_crypto_wipe(void *p, size_t n);
+
+/* ---- neutral: TLS names (tls_common.c) ---- */
+
+/* True if id (borrowed) is a replica id we put into certificate names: [A-Za-z0-9_.-], 1 to
+ * MIR_MODULE_ID_MAX - 1 bytes. DNS host names must use the same alphabet. */
+bool miri_tls_id_ok(const char *id);
+
+/* Writes the subjectAltName value for replica id and host (both borrowed; host may be NULL or
+ * "") into buf (cap bytes), in OpenSSL configuration syntax: "URI:mir:replica:<id>,
+ * DNS:replica-<id>[,IP:<host>|,DNS:<host>]". False if host is neither an IP address nor a usable
+ * DNS name, or the text does not fit. */
+bool miri_tls_san(const char *id, const char *host, char *buf, size_t cap);
+
+#endif
