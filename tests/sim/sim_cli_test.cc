@@ -67,6 +67,20 @@ TEST(MirSimCli, ExitStatusReflectsFailures) {
   EXPECT_EQ(run("echo-none --seeds 5..2").status, 2);
 }
 
+TEST(MirSimCli, StatsPrintsTheSimulatedThroughput) {
+  // --stats adds one line with the deliveries per node per simulated second: Trantor's four
+  // replicas deliver each of the scenario's 400 transactions once; without --stats the line is
+  // absent.
+  Output o = run("trantor-4 --seeds 1..2 --stats");
+  ASSERT_EQ(o.status, 0) << o.out;
+  size_t at = o.out.find("trantor-4: throughput ");
+  ASSERT_NE(at, std::string::npos) << o.out;
+  double rate = std::stod(o.out.substr(at + std::string("trantor-4: throughput ").size()));
+  EXPECT_GT(rate, 0.0);
+  EXPECT_NE(o.out.find("(400.0 per node per run"), std::string::npos) << o.out;
+  EXPECT_EQ(run("trantor-4 --seeds 1..1").out.find("throughput"), std::string::npos);
+}
+
 TEST(MirSimCli, VerboseTraceIsIdenticalForIdenticalSeeds) {
   // --verbose twice with one seed prints byte-identical output; another seed prints another.
   Output a = run("bcb-swarm --seeds 4..4 --verbose");

@@ -85,7 +85,8 @@ TEST_P(Determinism, SameSeedByteIdenticalEventLogs) {
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, Determinism,
                          ::testing::Values("echo-swarm", "echo-crash", "echo-byz-corrupt",
-                                           "bcb-swarm", "bcb-byz-equivocate", "pingpong-swarm"),
+                                           "bcb-swarm", "bcb-byz-equivocate", "pingpong-swarm",
+                                           "trantor-4-swarm", "trantor-4-equivocate"),
                          [](const ::testing::TestParamInfo<const char *> &p) {
                            std::string s = p.param;
                            for (char &ch : s) {

@@ -34,4 +34,6 @@ mir_err sc_pingpong_configure(const mir_sim_scenario *sc, mir_sim_config *cfg, v
 mir_err sc_pingpong_setup(const mir_sim_scenario *sc, mir_sim *sim, void *state);
 void sc_pingpong_cleanup(void *state);
 
+/* Trantor: sc_trantor.h. */
+
 #endif

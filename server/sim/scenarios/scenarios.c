@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sc.h"
+#include "sc_trantor.h"
 
 #define F_DELAY_REORDER (MIR_SIM_FAULT_DELAY | MIR_SIM_FAULT_REORDER)
 #define F_CRASH (MIR_SIM_FAULT_CRASH | MIR_SIM_FAULT_WIPE)
@@ -22,6 +23,11 @@
     name, desc, sc_pingpong_configure, sc_pingpong_setup, sc_pingpong_cleanup, faults, variant, \
         false                                                                                   \
   }
+
+#define TRANTOR(name, desc, faults, variant) \
+  { name, desc, sc_trantor_configure, sc_trantor_setup, sc_trantor_cleanup, faults, variant, false }
+#define TRANTOR_BUG(name, desc, faults, variant) \
+  { name, desc, sc_trantor_configure, sc_trantor_setup, sc_trantor_cleanup, faults, variant, true }
 
 static const mir_sim_scenario sc_table[] = {
     ECHO("echo-none", "echo broadcast, 4 nodes, no faults", 0, SC_PLAIN, false),
@@ -76,6 +82,45 @@ static const mir_sim_scenario sc_table[] = {
        MIR_SIM_FAULT_DELAY, SC_CORRUPT),
     PP("pingpong-swarm", "pingpong sample, the seed picks the faults and their rates", F_SWARM,
        SC_PLAIN),
+    TRANTOR("trantor-1", "Trantor, 1 replica, no faults", 0, SCT_V_1),
+    TRANTOR("trantor-4", "Trantor, 4 replicas, no faults", 0, SCT_V_4),
+    TRANTOR("trantor-7", "Trantor, 7 replicas, no faults", 0, SCT_V_7),
+    TRANTOR("trantor-4-delay", "Trantor, 4 replicas, long-tailed delays and reordering",
+            F_DELAY_REORDER, SCT_V_4),
+    TRANTOR("trantor-4-drop", "Trantor, 4 replicas, messages dropped until the faults heal",
+            MIR_SIM_FAULT_DROP, SCT_V_4),
+    TRANTOR("trantor-4-crash-f", "Trantor, 4 replicas, f = 1 crashes for good; delays, drops",
+            F_DELAY_REORDER | MIR_SIM_FAULT_DROP, SCT_V_4_CRASH),
+    TRANTOR("trantor-7-crash-f", "Trantor, 7 replicas, f = 2 crash for good; delays",
+            F_DELAY_REORDER, SCT_V_7_CRASH),
+    TRANTOR("trantor-4-slow-leader",
+            "Trantor, 4 replicas, a leader slower than the view-change timeout; delays",
+            F_DELAY_REORDER, SCT_V_SLOW_LEADER),
+    TRANTOR("trantor-4-partition-rejoin",
+            "Trantor, 4 replicas, one cut off, back within the retained epochs; delays, duplicates",
+            F_DELAY_REORDER | MIR_SIM_FAULT_DUPLICATE, SCT_V_PARTITION),
+    TRANTOR("trantor-4-partition-transfer",
+            "Trantor, 4 replicas, one cut off beyond the retained epochs (state transfer)", 0,
+            SCT_V_PARTITION_LONG),
+    TRANTOR("trantor-4-equivocate",
+            "Trantor, 4 replicas, a leader equivocates and votes both ways; delays, drops, dups",
+            F_DELAY_REORDER | MIR_SIM_FAULT_DROP | MIR_SIM_FAULT_DUPLICATE, SCT_V_EQUIVOCATE),
+    TRANTOR("trantor-4-byz-corrupt",
+            "Trantor, 4 replicas, replica 3 drops, corrupts, replays and delays; delays",
+            F_DELAY_REORDER, SCT_V_CORRUPT),
+    TRANTOR("trantor-4-weighted-minority-crash",
+            "Trantor, weights 3,2,2,1, crashed replicas hold less than a third; delays, drops",
+            F_DELAY_REORDER | MIR_SIM_FAULT_DROP, SCT_V_WEIGHT_MINORITY),
+    TRANTOR("trantor-4-weighted-majority-crash",
+            "Trantor, weights 3,2,2,1, crashed replicas hold more than a third (safety only)",
+            F_DELAY_REORDER | MIR_SIM_FAULT_DROP, SCT_V_WEIGHT_MAJORITY),
+    TRANTOR("trantor-4-swarm", "Trantor, 4 replicas, the seed picks the faults and their rates",
+            F_SWARM, SCT_V_SWARM),
+    TRANTOR_BUG("trantor-4-bug-collude",
+                "PLANTED BUG: f + 1 replicas equivocate together, beyond f (must fail)",
+                F_DELAY_REORDER, SCT_V_COLLUDE),
+    TRANTOR("trantor-4-long", "Trantor, 4 replicas, 100+ epochs with memory bounds checked", 0,
+            SCT_V_LONG),
 };
 
 const mir_sim_scenario *mir_sim_scenarios(size_t *n) {

@@ -265,7 +265,7 @@ static void iss_request_verify(mir_dsl *dsl, iss *s, uint64_t sn, size_t segment
 static mir_err iss_on_sb_deliver(mir_dsl *dsl, const mir_event *ev, void *user) {
   iss *s = user;
   const Trantor__SbDeliver *d = (const Trantor__SbDeliver *)ev->payload;
-  if (!s->started || !iss_sbd_valid(s, ev, d)) {
+  if (s->log == NULL || !iss_sbd_valid(s, ev, d)) {
     s->stats.invalid_deliver++;
     mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: dropping SbDeliver of sn %" PRIu64 " from %s", s->self,
             d->sn, ev->src);
@@ -302,7 +302,7 @@ static mir_err iss_on_cert_verified(mir_dsl *dsl, const mir_event *ev, void *use
   size_t segment;
   /* Only a verdict for a slot of the current epoch that waits for one counts: after a state
    * transfer, verdicts for the abandoned epoch find no such slot. */
-  if (o == NULL || o->module == NULL || strcmp(o->module, s->id) != 0 || !s->started ||
+  if (o == NULL || o->module == NULL || strcmp(o->module, s->id) != 0 || s->log == NULL ||
       !trantor_layout_segment_of(s->cur.first_sn, s->cur.k, s->params.segment_length, sn,
                                  &segment) ||
       s->log[sn - s->cur.first_sn].state != ISS_SLOT_VERIFYING) {
@@ -327,7 +327,40 @@ static mir_err iss_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
   if (s->started) return mir_error_set(MIR_EINVAL, "%s: second Init", s->id);
   s->started = true;
   miri_iss_arm_push(dsl, s);
-  /* Genesis: epoch 0 starts at sn 0 with the initial membership. */
+  /* The genesis starts at the end of this batch (iss_after_batch), so that a RestoreState the
+   * embedding application queued before the node started, which arrives in this batch, can
+   * replace it. */
+  s->genesis_pending = true;
+  return MIR_OK;
+}
+
+/* A checkpoint from the embedding application (a local event, never a peer's message): this
+ * replica's last stable checkpoint, read back from its store after a restart. It is taken only
+ * before the first epoch starts; if it does not fit, the replica starts at the genesis and catches
+ * up from its peers. */
+static mir_err iss_on_restore_state(mir_dsl *dsl, const mir_event *ev, void *user) {
+  iss *s = user;
+  const Trantor__RestoreState *rs = (const Trantor__RestoreState *)ev->payload;
+  if (!s->genesis_pending) {
+    s->stats.local_restores_rejected++;
+    mir_log(MIR_LOG_WARN, ISS_LOG, "%s: RestoreState from %s ignored: an epoch already started",
+            s->self, ev->src);
+    return MIR_OK;
+  }
+  mir_error_clear();
+  if (miri_iss_install_local(dsl, s, rs->checkpoint) != MIR_OK) {
+    s->stats.local_restores_rejected++;
+    mir_log(MIR_LOG_WARN, ISS_LOG, "%s: the stored checkpoint does not fit (%s): genesis", s->self,
+            mir_error_detail());
+  }
+  return MIR_OK;
+}
+
+/* Genesis: epoch 0 starts at sn 0 with the initial membership, unless a checkpoint replaced it. */
+static mir_err iss_after_batch(mir_dsl *dsl, void *user) {
+  iss *s = user;
+  if (!s->genesis_pending) return MIR_OK;
+  s->genesis_pending = false;
   return miri_iss_start_epoch(dsl, s, 0, 0);
 }
 
@@ -427,6 +460,10 @@ static mir_dsl *iss_dsl_new(iss *s, size_t msg_bytes_max) {
     err = mir_dsl_upon_message(dsl, &trantor__stable_checkpoint_msg__descriptor,
                                miri_iss_on_stable_checkpoint_msg);
   }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__restore_state__descriptor, iss_on_restore_state);
+  }
+  if (err == MIR_OK) err = mir_dsl_after_batch(dsl, iss_after_batch);
   MIR_ASSERT(err == MIR_OK); /* a handful of registrations, far below the table bound */
   return dsl;
 }

@@ -5,12 +5,25 @@
  * The module (id "iss") is a passive DSL module. Events in: mir.Init, trantor.SbDeliver (from
  * ordering/<e>/<i>), trantor.CertVerified (availability), trantor.CheckpointStable and
  * trantor.EpochProgress (from checkpoint/<e>), trantor.PushCheckpoint (its own timer tick),
- * mir.VerifyManyResult (crypto) and the message trantor.StableCheckpointMsg (from other nodes'
- * iss). Events out: VerifyCert to availability for every committed certificate; DeliverCert,
- * NewEpoch, SnapshotRequest, RestoreState and CheckpointNotice to the batch fetcher (which keeps
- * them in log order and forwards what the application needs); NewSubmodule and GarbageCollect to
- * the ordering and checkpoint factories; GarbageCollect and TimerRepeat to the timer; SendMessage
- * to the transport; VerifyManyRequest to crypto.
+ * mir.VerifyManyResult (crypto), the message trantor.StableCheckpointMsg (from other nodes'
+ * iss), and trantor.RestoreState from the embedding application (below). Events out: VerifyCert to
+ * availability for every committed certificate; DeliverCert, NewEpoch, SnapshotRequest,
+ * RestoreState and CheckpointNotice to the batch fetcher (which keeps them in log order and
+ * forwards what the application needs); NewSubmodule and GarbageCollect to the ordering and
+ * checkpoint factories; GarbageCollect and TimerRepeat to the timer; SendMessage to the transport;
+ * VerifyManyRequest to crypto.
+ *
+ * Starting from a stored checkpoint. The genesis epoch starts at the end of the batch holding
+ * mir.Init, not in the Init handler, so that a replica restarted with its data can queue a
+ * trantor.RestoreState{its last stable checkpoint} to "iss" before starting the node (with
+ * mir_node_inject: injected events are routed right after Init, into the same batch). ISS then
+ * starts the checkpoint's epoch at the checkpoint's sn instead of epoch 0, exactly as after a
+ * state transfer (RestoreState to the batch fetcher, which the application and the mempool
+ * follow), without verifying the signatures again (the checkpoint comes from the replica's own
+ * store, where only stable, verified checkpoints are written); structure, configuration and the
+ * quorum of signers are checked, and a checkpoint that does not fit is ignored with a warning (the
+ * replica then starts at the genesis and catches up from its peers). A RestoreState after the
+ * first epoch started is ignored and counted.
  */
 #ifndef TRANTOR_ISS_H
 #define TRANTOR_ISS_H
@@ -64,13 +77,15 @@ typedef struct trantor_iss_stats {
   uint64_t suspicions;      /* aborted or invalid slots that suspected their leader */
   uint64_t stable_epoch;    /* epoch of the last stable checkpoint (valid if have_stable) */
   bool have_stable;
-  uint64_t gc_index;         /* highest GarbageCollect index sent */
-  uint64_t pushes;           /* StableCheckpointMsg sent */
-  uint64_t transfer_dropped; /* StableCheckpointMsg failing ingress or structure checks */
-  uint64_t transfer_stale;   /* StableCheckpointMsg not at least 2 epochs ahead */
-  uint64_t transfer_busy;    /* dropped: a verification for that sender is in flight */
-  uint64_t transfer_bad_sig; /* rejected by signature verification */
-  uint64_t transfers;        /* checkpoints installed by state transfer */
+  uint64_t gc_index;                /* highest GarbageCollect index sent */
+  uint64_t pushes;                  /* StableCheckpointMsg sent */
+  uint64_t transfer_dropped;        /* StableCheckpointMsg failing ingress or structure checks */
+  uint64_t transfer_stale;          /* StableCheckpointMsg not at least 2 epochs ahead */
+  uint64_t transfer_busy;           /* dropped: a verification for that sender is in flight */
+  uint64_t transfer_bad_sig;        /* rejected by signature verification */
+  uint64_t transfers;               /* checkpoints installed by state transfer */
+  uint64_t local_restores;          /* stored checkpoints installed at start-up (RestoreState) */
+  uint64_t local_restores_rejected; /* RestoreState events ignored: late, or did not fit */
 } trantor_iss_stats;
 
 /* Creates the ISS module from cfg (borrowed; everything is copied). MIR_EINVAL with detail for a

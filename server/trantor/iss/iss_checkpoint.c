@@ -256,8 +256,9 @@ mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
 }
 
 /* Installs a verified checkpoint (takes ownership): the application restores it, the commit log
- * and the epochs below it are dropped, and its epoch starts at its sn. */
-static mir_err iss_install(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp) {
+ * and the epochs below it are dropped, and its epoch starts at its sn. local: read back from this
+ * replica's store at start-up rather than received by state transfer. */
+static mir_err iss_install(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp, bool local) {
   const Trantor__StateSnapshot *snap = chkp->snapshot;
   trantor_leader_policy *lp = NULL;
   mir_err err = trantor_lp_from_bytes(snap->leader_policy.data, snap->leader_policy.len, &lp);
@@ -266,6 +267,7 @@ static mir_err iss_install(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp
   s->policy = lp;
   miri_iss_epoch_clear(s);
   s->n_hist = 0;
+  s->genesis_pending = false; /* this epoch replaces the genesis */
   uint64_t e = snap->epoch_config->epoch;
   iss_set_stable(s, chkp);
   Trantor__RestoreState *rs = mir_xmalloc(sizeof(*rs));
@@ -277,11 +279,30 @@ static mir_err iss_install(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp
   err = miri_iss_start_epoch(dsl, s, e, chkp->sn);
   if (err != MIR_OK) return err;
   iss_emit_notice(dsl, s, s->stable);
-  s->stats.transfers++;
+  if (local) {
+    s->stats.local_restores++;
+  } else {
+    s->stats.transfers++;
+  }
   mir_log(MIR_LOG_INFO, ISS_LOG,
-          "%s: installed the checkpoint of epoch %" PRIu64 " (sn %" PRIu64 ")", s->self, e,
-          chkp->sn);
+          "%s: installed the %s checkpoint of epoch %" PRIu64 " (sn %" PRIu64 ")", s->self,
+          local ? "stored" : "transferred", e, chkp->sn);
   return MIR_OK;
+}
+
+mir_err miri_iss_install_local(mir_dsl *dsl, iss *s, const Trantor__StableCheckpoint *chkp) {
+  uint8_t digest[32];
+  if (chkp == NULL || chkp->snapshot == NULL || chkp->snapshot->epoch_config == NULL) {
+    return mir_error_set(MIR_EPROTO, "no epoch config");
+  }
+  /* With a static membership the signers of every checkpoint are our members (as for state
+   * transfer); the genesis needs no restoring. */
+  if (trantor_stable_checkpoint_check(chkp, s->membership, s->hash, digest) != MIR_OK ||
+      iss_transfer_check_config(s, chkp) != MIR_OK) {
+    return MIR_EPROTO;
+  }
+  Trantor__StableCheckpoint *copy = (Trantor__StableCheckpoint *)mir_message_clone(&chkp->base);
+  return iss_install(dsl, s, copy, true);
 }
 
 mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user) {
@@ -304,5 +325,5 @@ mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user) {
   }
   Trantor__StableCheckpoint *chkp = t->chkp;
   t->chkp = NULL;
-  return iss_install(dsl, s, chkp);
+  return iss_install(dsl, s, chkp, false);
 }

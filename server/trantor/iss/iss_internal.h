@@ -52,6 +52,7 @@ typedef struct iss {
   Trantor__Membership *membership; /* owned; every epoch's membership (static for now) */
   trantor_leader_policy *policy;   /* owned; the policy of the current epoch plus suspicions */
   bool started;                    /* Init seen */
+  bool genesis_pending; /* Init seen, no epoch started yet: a local RestoreState may come first */
 
   /* The current epoch: its layout, leaders (owned ids, cur.k), commit log (cur.length slots)
    * and the next sn to deliver (cur.first_sn <= next_sn < cur.first_sn + cur.length). */
@@ -94,5 +95,10 @@ mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
                                           const ProtobufCMessage *msg, void *user);
 /* Arms the state-transfer push tick with the current GC index as its retention index. */
 void miri_iss_arm_push(mir_dsl *dsl, iss *s);
+/* Installs chkp (borrowed), read back from this replica's own store, as the starting point instead
+ * of the genesis: checked like a state transfer (structure, configuration, strong quorum of
+ * signers) except for the signatures, which were verified before it was stored. MIR_EPROTO with
+ * detail if it does not fit; nothing changes then. */
+mir_err miri_iss_install_local(mir_dsl *dsl, iss *s, const Trantor__StableCheckpoint *chkp);
 
 #endif

@@ -141,6 +141,7 @@ static mir_err pbft_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   (void)ev;
   pbft *p = user;
+  p->view_timers_armed = true;
   miri_pbft_arm_view_timers(p);
   miri_pbft_propose(p);
   return MIR_OK;

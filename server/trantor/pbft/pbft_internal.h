@@ -141,6 +141,9 @@ typedef struct pbft {
 
   uint64_t view;
   bool in_vc;
+  /* The sn and segment timeouts of `view` are running. In a view change they start only with
+   * view changes of a strong quorum for the view (pbft_vc.c). */
+  bool view_timers_armed;
   Trantor__SignedViewChange *my_vc; /* own signed view change for `view` (owned) or NULL */
   bool sign_pending; /* a signature of the own view change is in flight (sign_ctx, sign_tick) */
   uint64_t sign_ctx, sign_tick;
@@ -276,6 +279,9 @@ void miri_pbft_buffer_clear(pbft *p, size_t i);
 
 /* Moves to view v (> current) and asks for the signature of the view change. */
 void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join);
+/* In a view change: starts the view's timeouts once view changes of a strong quorum (the own
+ * one included) are there for it, once per view. */
+void miri_pbft_arm_on_vc_quorum(pbft *p);
 mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user);
 mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
                                void *user);

@@ -169,7 +169,7 @@ void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest) {
   mir_dsl_emit_new(p->dsl, p->iss, &d->base);
   if (p->n_delivered == p->L) {
     miri_pbft_on_all_committed(p);
-  } else if (!p->stable) {
+  } else if (!p->stable && p->view_timers_armed) {
     miri_pbft_arm_sn_timer(p); /* doubled per view, unlike the reference (its item 5) */
   }
 }

@@ -165,6 +165,12 @@ static void pbft_adopt(pbft *p, const Trantor__NewView *nv) {
     p->sign_pending = false;
     miri_pbft_nvb_clear(&p->nvb);
     for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = false;
+    p->view_timers_armed = false;
+  }
+  /* The NewView proves a strong quorum of view changes even if this node saw too few of them
+   * itself: the view's timeouts run from here at the latest. */
+  if (!p->view_timers_armed) {
+    p->view_timers_armed = true;
     miri_pbft_arm_view_timers(p);
   }
   p->in_vc = false;

@@ -131,9 +131,29 @@ void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join) {
   miri_pbft_nvb_clear(&p->nvb);
   p->nv_dirty = true;
   for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = false;
-  miri_pbft_arm_view_timers(p); /* no NewView in time: the next view (OSDI 1999, 4.5.2) */
-  pbft_request_signature(p);    /* disposes of the request of an older view */
+  p->view_timers_armed = false;
+  pbft_request_signature(p); /* disposes of the request of an older view */
   miri_pbft_ensure_resend_tick(p);
+  miri_pbft_arm_on_vc_quorum(p);
+}
+
+/* PBFT's first liveness rule (OSDI 1999, section 4.5.2): a node in a view change starts the
+ * timeouts of its view (no NewView in time: the next view) only once view changes of a strong
+ * quorum, its own included, are there for that view. Alone, it waits in its view rather than
+ * moving on by itself to ever higher views with ever longer timeouts: a node that enters an
+ * epoch before the others times its instances out alone, and would otherwise be several views
+ * ahead when the others start their view change, with neither side able to make the other join
+ * for a time that grows exponentially. */
+void miri_pbft_arm_on_vc_quorum(pbft *p) {
+  if (!p->in_vc || p->view_timers_armed) return;
+  uint64_t w = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    const pbft_peer *pe = &p->peers[i];
+    if (i == p->self || (pe->vc != NULL && pe->vc->view_change->view == p->view)) w += pe->weight;
+  }
+  if (w < p->q.strong) return;
+  p->view_timers_armed = true;
+  miri_pbft_arm_view_timers(p);
 }
 
 mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user) {
@@ -246,6 +266,7 @@ mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMe
   }
   pbft_store_vc(p, (size_t)m, svc);
   pbft_check_join(p);
+  miri_pbft_arm_on_vc_quorum(p);
   return MIR_OK;
 }
 

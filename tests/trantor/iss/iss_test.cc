@@ -2,7 +2,8 @@
 // the commit log delivers out-of-order decisions in sn order and ignores duplicates and reports
 // that do not fit; epochs advance with rotated buckets and the blacklist policy reacts to aborted
 // slots; a stable checkpoint leads to a notice and garbage collection; lagging members get the
-// checkpoint pushed; a valid checkpoint ahead is installed and forged ones are rejected.
+// checkpoint pushed; a valid checkpoint ahead is installed and forged ones are rejected; a
+// replica's own stored checkpoint, queued with Init, replaces the genesis.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -667,6 +668,89 @@ TEST(IssStateTransfer, OneVerificationPerSender) {
   EXPECT_EQ(out.count(&trantor__restore_state__descriptor), 1u);
   EXPECT_EQ(iss.stats().transfers, 1u);
   EXPECT_EQ(iss.stats().transfer_stale, 1u);
+  tt::free_msg(c3);
+}
+
+// A RestoreState from the embedding application, as a restarted replica queues it.
+mir_event *local_restore(const Trantor__StableCheckpoint *chkp) {
+  auto *rs = static_cast<Trantor__RestoreState *>(mir_xmalloc(sizeof(Trantor__RestoreState)));
+  trantor__restore_state__init(rs);
+  rs->checkpoint = reinterpret_cast<Trantor__StableCheckpoint *>(mir_message_clone(&chkp->base));
+  return mir_event_new("iss", "replica", &rs->base);
+}
+
+// Applies Init and RestoreState(chkp) in one batch, as the node does for an event injected before
+// it starts.
+void init_with_restore(Iss &iss, const Trantor__StableCheckpoint *chkp, tt::Events &out) {
+  mir_event_list in = MIR_EVENT_LIST_INIT;
+  mir_event_list_push(&in, mir_event_init("iss"));
+  mir_event_list_push(&in, local_restore(chkp));
+  ASSERT_EQ(iss.mod.apply(&in, out), MIR_OK) << mir_error_detail();
+}
+
+TEST(IssLocalRestore, StoredCheckpointReplacesTheGenesis) {
+  // A checkpoint queued with Init starts its epoch at its sn: no genesis instance is created, the
+  // batch fetcher gets RestoreState before epoch 3's announcements, the signatures are not asked
+  // for again, and the checkpoint is the stable one (pushed to laggards, collected below).
+  Iss iss;
+  Trantor__StableCheckpoint *c3 = make_chkp(iss.m, 3, 48, 16, {"b", "c", "d"});
+  tt::Events out;
+  init_with_restore(iss, c3, out);
+  EXPECT_EQ(submodules(out, "ordering").front(), "ordering/3/0");
+  EXPECT_EQ(submodules(out, "ordering").size(), 4u);
+  EXPECT_EQ(submodules(out, "checkpoint"), (std::vector<std::string>{"checkpoint/3"}));
+  EXPECT_EQ(out.types_to("batchfetcher"),
+            (std::vector<std::string>{"trantor.RestoreState", "trantor.NewEpoch",
+                                      "trantor.SnapshotRequest", "trantor.CheckpointNotice"}));
+  EXPECT_EQ(out.count(&mir__verify_many_request__descriptor), 0u);
+  auto *ne = tt::payload<Trantor__NewEpoch>(out.of(&trantor__new_epoch__descriptor)[0]);
+  EXPECT_EQ(ne->epoch, 3u);
+  EXPECT_EQ(ne->first_sn, 48u);
+  trantor_iss_stats st = iss.stats();
+  EXPECT_EQ(st.local_restores, 1u);
+  EXPECT_EQ(st.transfers, 0u);
+  EXPECT_EQ(st.epoch, 3u);
+  EXPECT_EQ(st.next_sn, 48u);
+  EXPECT_TRUE(st.have_stable);
+  EXPECT_EQ(st.stable_epoch, 3u);
+  out.clear();
+  iss.feed(sbd(3, 0, 48, cert_of(48)), out);
+  EXPECT_EQ(delivered(out), (std::vector<uint64_t>{48}));
+  tt::free_msg(c3);
+}
+
+TEST(IssLocalRestore, CheckpointThatDoesNotFitLeavesTheGenesis) {
+  // A stored checkpoint with too few signers, or made for another membership, is ignored and
+  // counted: the node starts epoch 0 as if it had none.
+  Trantor__Membership *other = tt::unit_membership({"a", "b", "c", "e"});
+  for (int variant = 0; variant < 2; variant++) {
+    Iss iss;
+    Trantor__StableCheckpoint *c = variant == 0 ? make_chkp(iss.m, 3, 48, 16, {"b", "c"})
+                                                : make_chkp(other, 3, 48, 16, {"b", "c", "e"});
+    tt::Events out;
+    init_with_restore(iss, c, out);
+    EXPECT_EQ(submodules(out, "ordering").front(), "ordering/0/0") << variant;
+    EXPECT_EQ(out.count(&trantor__restore_state__descriptor), 0u) << variant;
+    trantor_iss_stats st = iss.stats();
+    EXPECT_EQ(st.local_restores, 0u);
+    EXPECT_EQ(st.local_restores_rejected, 1u);
+    EXPECT_EQ(st.epoch, 0u);
+    tt::free_msg(c);
+  }
+  tt::free_msg(other);
+}
+
+TEST(IssLocalRestore, RestoreAfterTheGenesisIsIgnored) {
+  // Once an epoch started, a RestoreState is too late: nothing is installed, it is counted.
+  Iss iss;
+  tt::Events out;
+  iss.init(out);
+  Trantor__StableCheckpoint *c3 = make_chkp(iss.m, 3, 48, 16, {"b", "c", "d"});
+  out.clear();
+  iss.feed(local_restore(c3), out);
+  EXPECT_EQ(out.size(), 0u);
+  EXPECT_EQ(iss.stats().local_restores_rejected, 1u);
+  EXPECT_EQ(iss.stats().epoch, 0u);
   tt::free_msg(c3);
 }
 

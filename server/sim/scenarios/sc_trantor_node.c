@@ -1,0 +1,602 @@
+/*
+ * One simulated Trantor replica (sc_trantor.h): the simulator's transport, timer and crypto, the
+ * protocol modules of trantor_system_add_modules, and a deterministic application.
+ *
+ * The observed wiring adds the same modules with the same ids, configurations and order as the
+ * system function (server/trantor/system/system.c); each tracked module sits behind a wrapper
+ * whose apply only forwards, so events, schedules and traces are those of the production wiring.
+ * The wrappers remember the module states for sct_sample and forget them when the node frees its
+ * modules (crash or the end of the run); PBFT instances add their counters to the replica's
+ * totals when the ordering factory collects them.
+ *
+ * The application's state is a running hash of the applied transactions and their count; each
+ * transaction is reported to the simulator at its position in the transaction log (the count
+ * before it), so the simulator checks agreement per position, no duplicate (client, tx_no) and
+ * validity on the values the clients submitted. Trantor keeps nothing on disk yet, so every
+ * incarnation of a replica starts from genesis with a fresh application.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "availability.h"
+#include "batchfetcher.h"
+#include "checkpoint.h"
+#include "iss.h"
+#include "mempool.h"
+#include "mir/alloc.h"
+#include "mir/assert.h"
+#include "mir/dsl.h"
+#include "pbft.h"
+#include "sc_trantor.h"
+#include "trantor_common.h"
+#include "trantor_system.h"
+
+#define SCT_ISS "iss"
+#define SCT_ORDERING "ordering"
+#define SCT_CHECKPOINT "checkpoint"
+#define SCT_EPOCH_SLACK 4     /* epochs a replica may run ahead of its last stable checkpoint */
+#define SCT_BUFFERED_MAX 4096 /* events waiting in one node's queues */
+
+/* ---- the application ---- */
+
+static uint64_t sct_fingerprint(const uint8_t *data, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ data[i]) * 0x100000001b3ull;
+  return h | 1; /* 0 marks a position not seen */
+}
+
+/* The first 8 bytes of a state, never 0 (0 marks a position not seen). */
+static uint64_t sct_prefix(const uint8_t state[32]) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | state[i];
+  return v | 1;
+}
+
+static mir_err sct_app_apply(void *user, uint64_t sn, uint64_t epoch, Trantor__Tx *const *txs,
+                             size_t n) {
+  (void)sn;
+  (void)epoch;
+  sct_app *a = user;
+  for (size_t i = 0; i < n; i++) {
+    const ProtobufCBinaryData *d = &txs[i]->data;
+    mir_sim_report_delivery(a->run->sim, a->node, a->txs, d->data, d->len);
+    const uint8_t *parts[2] = {a->state, d->data};
+    size_t lens[2] = {sizeof a->state, d->len};
+    trantor_hash_reference(parts, lens, 2, a->state);
+    if (a->txs < SCT_TXS_MAX) {
+      a->fp[a->txs] = sct_fingerprint(d->data, d->len);
+      a->chain[a->txs] = sct_prefix(a->state);
+    }
+    a->txs++;
+  }
+  return MIR_OK;
+}
+
+/* The state is the running hash followed by the count, 8 bytes big-endian. */
+static mir_err sct_app_snapshot(void *user, uint64_t epoch, uint64_t sn, uint8_t **data,
+                                size_t *len) {
+  (void)epoch;
+  (void)sn;
+  const sct_app *a = user;
+  uint8_t *buf = mir_xmalloc(40);
+  memcpy(buf, a->state, 32);
+  for (int i = 0; i < 8; i++) buf[32 + i] = (uint8_t)(a->txs >> (56 - 8 * i));
+  *data = buf;
+  *len = 40;
+  return MIR_OK;
+}
+
+/* A correct replica other than a->node whose state after `count` transactions is the restored
+ * one and whose deliveries the simulator still holds, or -1. */
+static int sct_app_witness(const sct_app *a, uint64_t count) {
+  const sct_run *run = a->run;
+  for (size_t j = 0; j < run->nodes; j++) {
+    const sct_app *b = &run->apps[j];
+    if (j == a->node || !mir_sim_node_correct(run->sim, j) || b->chain == NULL || b->txs < count ||
+        b->chain[count - 1] != sct_prefix(a->state)) {
+      continue;
+    }
+    if (mir_sim_delivered_at(run->sim, j, count - 1, NULL) != NULL) return (int)j;
+  }
+  return -1;
+}
+
+/* The transactions at [a->txs, count) are in the restored state: report them as delivered, with
+ * the values of a correct replica that reached the same state, or fail the run if none did. */
+static void sct_app_skip(sct_app *a, uint64_t count) {
+  mir_sim *sim = a->run->sim;
+  if (count > SCT_TXS_MAX) {
+    mir_sim_fail(sim, "node %zu restored %" PRIu64 " transactions, more than submitted", a->node,
+                 count);
+    return;
+  }
+  int j = sct_app_witness(a, count);
+  if (j < 0) {
+    mir_sim_fail(sim, "node %zu restored a state at %" PRIu64 " no correct replica had", a->node,
+                 count);
+    return;
+  }
+  const sct_app *w = &a->run->apps[j];
+  for (uint64_t p = a->txs; p < count && !mir_sim_failed(sim); p++) {
+    size_t len = 0;
+    const uint8_t *v = mir_sim_delivered_at(sim, (size_t)j, p, &len);
+    if (v == NULL) continue; /* the witness itself skipped it */
+    mir_sim_report_delivery(sim, a->node, p, v, len);
+    a->fp[p] = w->fp[p];
+    a->chain[p] = w->chain[p];
+  }
+}
+
+static mir_err sct_app_restore(void *user, const uint8_t *data, size_t len, uint64_t sn) {
+  (void)sn;
+  sct_app *a = user;
+  if (len != 40) return mir_error_set(MIR_EINVAL, "sct app: snapshot of %zu bytes", len);
+  uint64_t count = 0;
+  for (int i = 0; i < 8; i++) count = count << 8 | data[32 + i];
+  if (count < a->txs) {
+    mir_sim_fail(a->run->sim, "node %zu: a state transfer went back from %" PRIu64 " to %" PRIu64,
+                 a->node, a->txs, count);
+    return MIR_OK;
+  }
+  memcpy(a->state, data, 32);
+  if (count > 0) sct_app_skip(a, count);
+  a->txs = count;
+  a->restores++;
+  return MIR_OK;
+}
+
+static mir_err sct_app_new_epoch(void *user, uint64_t epoch, uint64_t first_sn) {
+  (void)first_sn;
+  ((sct_app *)user)->epoch = epoch;
+  return MIR_OK;
+}
+
+/* A fresh application for a new incarnation of node (its fingerprints included). */
+static void sct_app_reset(sct_run *run, size_t node) {
+  sct_app *a = &run->apps[node];
+  if (a->fp == NULL) a->fp = mir_xcalloc(SCT_TXS_MAX, sizeof *a->fp);
+  if (a->chain == NULL) a->chain = mir_xcalloc(SCT_TXS_MAX, sizeof *a->chain);
+  memset(a->fp, 0, SCT_TXS_MAX * sizeof *a->fp);
+  memset(a->chain, 0, SCT_TXS_MAX * sizeof *a->chain);
+  a->run = run;
+  a->node = node;
+  a->txs = 0;
+  a->epoch = 0;
+  memset(a->state, 0, sizeof a->state);
+}
+
+/* ---- wrappers that keep a handle on a module's state ---- */
+
+/* A DSL module (iss, mempool, batch fetcher) whose state *slot names while it lives. */
+typedef struct sct_tap {
+  void *dsl;   /* owned */
+  void **slot; /* borrowed: the sct_obs field */
+  sct_obs *obs;
+} sct_tap;
+
+static mir_err sct_tap_apply(void *state, mir_event_list *in, mir_event_list *out) {
+  return mir_dsl_ops.apply(((sct_tap *)state)->dsl, in, out);
+}
+
+static void sct_tap_destroy(void *state) {
+  sct_tap *t = state;
+  if (t->slot == &t->obs->iss) {
+    trantor_iss_stats st;
+    trantor_iss_get_stats(t->dsl, &st);
+    t->obs->transfers_done += st.transfers;
+    t->obs->invalid_done += st.invalid_certs;
+  }
+  *t->slot = NULL;
+  mir_dsl_ops.destroy(t->dsl);
+  free(t);
+}
+
+static const mir_module_ops sct_tap_ops = {
+    .name = "sct-tap",
+    .kind = MIR_MODULE_PASSIVE,
+    .apply = sct_tap_apply,
+    .destroy = sct_tap_destroy,
+};
+
+/* Adds dsl (takes ownership) as module id, remembered in *slot. */
+static mir_err sct_add_tapped(mir_node *mn, const char *id, void *dsl, sct_obs *obs, void **slot) {
+  sct_tap *t = mir_xcalloc(1, sizeof *t);
+  *t = (sct_tap){dsl, slot, obs};
+  *slot = dsl;
+  mir_err err = mir_node_add_module(mn, id, &sct_tap_ops, t);
+  if (err != MIR_OK) *slot = NULL; /* the node destroyed the tap already */
+  return err;
+}
+
+/* ---- PBFT instances ---- */
+
+static mir_err sct_pbft_apply(void *state, mir_event_list *in, mir_event_list *out) {
+  sct_pbft_ref *r = state;
+  return r->ops->apply(r->state, in, out);
+}
+
+/* Adds the instance's counters to its replica's totals, then frees it. */
+static void sct_pbft_destroy(void *state) {
+  sct_pbft_ref *r = state;
+  trantor_pbft_stats st;
+  trantor_pbft_get_stats(r->state, &st);
+  r->obs->view_changes += st.view_changes;
+  r->obs->new_views += st.new_views;
+  if (r->prev != NULL) r->prev->next = r->next;
+  if (r->next != NULL) r->next->prev = r->prev;
+  if (r->obs->live == r) r->obs->live = r->next;
+  if (r->ops->destroy != NULL) r->ops->destroy(r->state);
+  free(r);
+}
+
+static const mir_module_ops sct_pbft_ops = {
+    .name = "sct-pbft",
+    .kind = MIR_MODULE_PASSIVE,
+    .apply = sct_pbft_apply,
+    .destroy = sct_pbft_destroy,
+};
+
+/* The ordering factory and what its generator reads; owned by the module, like the system's. */
+typedef struct sct_ordering {
+  mir_factory *factory;
+  sct_obs *obs;
+  trantor_pbft_config cfg; /* strings point into the arrays below */
+  char self[MIR_MODULE_ID_MAX];
+} sct_ordering;
+
+static mir_err sct_ordering_create(void *user, const char *submodule_id,
+                                   const ProtobufCMessage *params, const mir_module_ops **ops_out,
+                                   void **state_out) {
+  sct_ordering *o = user;
+  if (params == NULL || params->descriptor != &trantor__pbft_params__descriptor) {
+    return mir_error_set(MIR_EINVAL, "%s: NewSubmodule without PbftParams", submodule_id);
+  }
+  sct_pbft_ref *r = mir_xcalloc(1, sizeof *r);
+  mir_err err = trantor_pbft_new(submodule_id, (const Trantor__PbftParams *)params, &o->cfg,
+                                 &r->ops, &r->state);
+  if (err != MIR_OK) {
+    free(r);
+    return err;
+  }
+  r->obs = o->obs;
+  r->next = o->obs->live;
+  if (r->next != NULL) r->next->prev = r;
+  o->obs->live = r;
+  *ops_out = &sct_pbft_ops;
+  *state_out = r;
+  return MIR_OK;
+}
+
+static mir_err sct_ordering_apply(void *state, mir_event_list *in, mir_event_list *out) {
+  return mir_factory_ops.apply(((sct_ordering *)state)->factory, in, out);
+}
+
+static void sct_ordering_destroy(void *state) {
+  sct_ordering *o = state;
+  o->obs->ordering = NULL;
+  mir_factory_free(o->factory); /* collects every live instance into the totals */
+  free(o);
+}
+
+static const mir_module_ops sct_ordering_ops = {
+    .name = "sct-ordering",
+    .kind = MIR_MODULE_PASSIVE,
+    .apply = sct_ordering_apply,
+    .destroy = sct_ordering_destroy,
+};
+
+static mir_err sct_add_ordering(mir_node *mn, const char *self, sct_obs *obs) {
+  sct_ordering *o = mir_xcalloc(1, sizeof *o);
+  o->obs = obs;
+  snprintf(o->self, sizeof o->self, "%s", self);
+  o->cfg = (trantor_pbft_config){.self = o->self,
+                                 .hash = trantor_hash_reference,
+                                 .iss = SCT_ISS,
+                                 .availability = TRANTOR_AVAILABILITY_ID,
+                                 .crypto = "crypto",
+                                 .timer = "timer",
+                                 .net = "net"};
+  mir_factory_params fp;
+  mir_factory_params_default(&fp, sct_ordering_create, o);
+  fp.id_depth = 2;
+  mir_err err = mir_factory_new(SCT_ORDERING, &fp, &o->factory);
+  if (err != MIR_OK) {
+    free(o);
+    return err;
+  }
+  obs->ordering = o->factory;
+  err = mir_node_add_module(mn, SCT_ORDERING, &sct_ordering_ops, o);
+  if (err != MIR_OK) obs->ordering = NULL;
+  return err;
+}
+
+/* ---- the checkpoint factory ---- */
+
+typedef struct sct_chkp {
+  mir_factory *factory;
+  sct_obs *obs;
+  trantor_checkpoint_config cfg;
+  char self[MIR_MODULE_ID_MAX];
+} sct_chkp;
+
+static mir_err sct_chkp_create(void *user, const char *submodule_id, const ProtobufCMessage *params,
+                               const mir_module_ops **ops_out, void **state_out) {
+  const sct_chkp *c = user;
+  if (params == NULL || params->descriptor != &trantor__checkpoint_params__descriptor) {
+    return mir_error_set(MIR_EINVAL, "%s: NewSubmodule without CheckpointParams", submodule_id);
+  }
+  return trantor_checkpoint_new(submodule_id, (const Trantor__CheckpointParams *)params, &c->cfg,
+                                ops_out, state_out);
+}
+
+static mir_err sct_chkp_apply(void *state, mir_event_list *in, mir_event_list *out) {
+  return mir_factory_ops.apply(((sct_chkp *)state)->factory, in, out);
+}
+
+static void sct_chkp_destroy(void *state) {
+  sct_chkp *c = state;
+  c->obs->checkpoint = NULL;
+  mir_factory_free(c->factory);
+  free(c);
+}
+
+static const mir_module_ops sct_chkp_ops = {
+    .name = "sct-checkpoint",
+    .kind = MIR_MODULE_PASSIVE,
+    .apply = sct_chkp_apply,
+    .destroy = sct_chkp_destroy,
+};
+
+static mir_err sct_add_checkpoint(mir_node *mn, const char *self, sct_obs *obs) {
+  sct_chkp *c = mir_xcalloc(1, sizeof *c);
+  c->obs = obs;
+  snprintf(c->self, sizeof c->self, "%s", self);
+  c->cfg = (trantor_checkpoint_config){.self_id = c->self,
+                                       .hash = trantor_hash_reference,
+                                       .iss_id = SCT_ISS,
+                                       .crypto_id = "crypto",
+                                       .net_id = "net",
+                                       .timer_id = "timer"};
+  mir_factory_params fp;
+  mir_factory_params_default(&fp, sct_chkp_create, c);
+  mir_err err = mir_factory_new(SCT_CHECKPOINT, &fp, &c->factory);
+  if (err != MIR_OK) {
+    free(c);
+    return err;
+  }
+  trantor_checkpoint_register_types();
+  obs->checkpoint = c->factory;
+  err = mir_node_add_module(mn, SCT_CHECKPOINT, &sct_chkp_ops, c);
+  if (err != MIR_OK) obs->checkpoint = NULL;
+  return err;
+}
+
+/* ---- the observed wiring ---- */
+
+static mir_err sct_add_iss(sct_run *run, mir_node *mn, const char *self, sct_obs *obs) {
+  trantor_iss_config ic = {0};
+  ic.self_id = self;
+  ic.membership = run->membership;
+  ic.params = &run->params;
+  ic.hash = trantor_hash_reference;
+  ic.module_id = SCT_ISS;
+  ic.ordering_id = SCT_ORDERING;
+  ic.checkpoint_id = SCT_CHECKPOINT;
+  ic.batchfetcher_id = TRANTOR_BATCHFETCHER_ID;
+  ic.availability_id = TRANTOR_AVAILABILITY_ID;
+  ic.timer_id = "timer";
+  ic.net_id = "net";
+  ic.crypto_id = "crypto";
+  ic.max_cert_bytes = trantor_availability_batchcert.cert_bytes_max(&run->params);
+  const mir_module_ops *ops = NULL;
+  void *state = NULL;
+  mir_err err = trantor_iss_new(&ic, &ops, &state);
+  if (err != MIR_OK) return err;
+  return sct_add_tapped(mn, SCT_ISS, state, obs, &obs->iss);
+}
+
+/* mempool, availability, batch fetcher and app, as sys_add_data_path does. */
+static mir_err sct_add_data_path(sct_run *run, mir_node *mn, sct_obs *obs, sct_app *app) {
+  trantor_mempool_config mc = {.params = &run->params, .timer_id = "timer"};
+  mir_dsl *dsl = NULL;
+  mir_err err = trantor_mempool_new(&mc, &dsl);
+  if (err == MIR_OK) err = sct_add_tapped(mn, TRANTOR_MEMPOOL_ID, dsl, obs, &obs->mempool);
+  if (err != MIR_OK) return err;
+  trantor_availability_config ac = {.params = &run->params};
+  const mir_module_ops *ops = NULL;
+  void *state = NULL;
+  err = trantor_availability_batchcert.create(&ac, &ops, &state);
+  if (err == MIR_OK) err = mir_node_add_module(mn, TRANTOR_AVAILABILITY_ID, ops, state);
+  if (err != MIR_OK) return err;
+  trantor_batchfetcher_config bc = {.params = &run->params};
+  err = trantor_batchfetcher_new(&bc, &dsl);
+  if (err == MIR_OK) {
+    err = sct_add_tapped(mn, TRANTOR_BATCHFETCHER_ID, dsl, obs, &obs->batchfetcher);
+  }
+  if (err != MIR_OK) return err;
+  trantor_app ta = {.apply_batch = sct_app_apply,
+                    .snapshot = sct_app_snapshot,
+                    .restore = sct_app_restore,
+                    .new_epoch = sct_app_new_epoch,
+                    .user_data = app};
+  trantor_app_config apc = {.app = &ta};
+  err = trantor_app_module_new(&apc, &dsl);
+  if (err == MIR_OK) err = mir_node_add_module(mn, TRANTOR_APP_ID, &mir_dsl_ops, dsl);
+  return err;
+}
+
+static mir_err sct_add_system(sct_run *run, mir_node *mn, const char *self, sct_app *app) {
+  trantor_app ta = {.apply_batch = sct_app_apply,
+                    .snapshot = sct_app_snapshot,
+                    .restore = sct_app_restore,
+                    .new_epoch = sct_app_new_epoch,
+                    .user_data = app};
+  trantor_system_config cfg = {.self_id = self,
+                               .membership = run->membership,
+                               .params = &run->params,
+                               .hash = trantor_hash_reference,
+                               .app = &ta};
+  return trantor_system_add_modules(mn, &cfg);
+}
+
+mir_err sct_build(void *user, mir_sim *sim, size_t node, mir_node *mn, bool restart) {
+  (void)restart; /* nothing survives a crash: every incarnation starts from genesis */
+  sct_run *run = user;
+  run->sim = sim;
+  sct_app_reset(run, node);
+  const char *self = mir_sim_node_id(sim, node);
+  mir_err err = mir_sim_add_transport(sim, node, mn, "net");
+  if (err == MIR_OK) err = mir_sim_add_timer(sim, node, mn, "timer");
+  if (err == MIR_OK) err = mir_sim_add_crypto(sim, node, mn, "crypto");
+  if (err != MIR_OK) return err;
+  if (run->system_wiring) return sct_add_system(run, mn, self, &run->apps[node]);
+  sct_obs *obs = &run->obs[node];
+  err = sct_add_iss(run, mn, self, obs);
+  if (err == MIR_OK) err = sct_add_ordering(mn, self, obs);
+  if (err == MIR_OK) err = sct_add_checkpoint(mn, self, obs);
+  if (err == MIR_OK) err = sct_add_data_path(run, mn, obs, &run->apps[node]);
+  return err;
+}
+
+/* ---- submissions ---- */
+
+size_t sct_tx_value(size_t c, uint64_t tx_no, char *buf, size_t cap) {
+  int n = snprintf(buf, cap, "c%zu:%" PRIu64, c, tx_no);
+  MIR_ASSERT(n > 0 && (size_t)n < cap);
+  return (size_t)n;
+}
+
+mir_event *sct_submit(void *user, mir_sim *sim, size_t node, const uint8_t *value, size_t len) {
+  (void)user;
+  (void)sim;
+  (void)node;
+  char buf[64];
+  if (len == 0 || len >= sizeof buf) return NULL;
+  memcpy(buf, value, len);
+  buf[len] = '\0';
+  char *colon = strchr(buf, ':');
+  if (buf[0] != 'c' || colon == NULL) return NULL;
+  *colon = '\0';
+  Trantor__Tx *tx = mir_xmalloc(sizeof *tx);
+  trantor__tx__init(tx);
+  tx->client_id = mir_xstrdup(buf);
+  tx->tx_no = strtoull(colon + 1, NULL, 10);
+  tx->data.data = mir_xmemdup(value, len);
+  tx->data.len = len;
+  Trantor__NewTransactions *nt = mir_xmalloc(sizeof *nt);
+  trantor__new_transactions__init(nt);
+  nt->n_txs = 1;
+  nt->txs = mir_xmalloc(sizeof *nt->txs);
+  nt->txs[0] = tx;
+  return mir_event_new(TRANTOR_MEMPOOL_ID, "client", &nt->base);
+}
+
+void sct_nodes_free(sct_run *run) {
+  for (size_t i = 0; i < SCT_NODES_MAX; i++) {
+    free(run->apps[i].fp);
+    free(run->apps[i].chain);
+    run->apps[i].fp = NULL;
+    run->apps[i].chain = NULL;
+  }
+}
+
+/* ---- sampling the statistics ---- */
+
+static void sct_max(uint64_t *m, uint64_t v) {
+  if (v > *m) *m = v;
+}
+
+/* Fails the run if v exceeds bound. */
+static void sct_bound(mir_sim *sim, size_t node, const char *what, uint64_t v, uint64_t bound) {
+  if (v > bound) {
+    mir_sim_fail(sim, "memory bound: node %zu: %s = %" PRIu64 " exceeds %" PRIu64, node, what, v,
+                 bound);
+  }
+}
+
+/* Samples the ISS and factory statistics of node i (handles valid: the node is up). */
+static void sct_sample_ordering(sct_run *run, mir_sim *sim, size_t i, const sct_obs *o) {
+  sc_trantor_report *r = &run->rep;
+  uint64_t retained = run->params.retained_epochs, k = run->nodes;
+  if (o->iss != NULL) {
+    trantor_iss_stats st;
+    trantor_iss_get_stats(o->iss, &st);
+    uint64_t lag = st.epoch - st.gc_index;
+    sct_max(&r->epoch_lag_max, lag);
+    sct_bound(sim, i, "epoch - gc index", lag, retained + SCT_EPOCH_SLACK);
+  }
+  mir_factory_stats fs;
+  if (o->ordering != NULL) {
+    mir_factory_get_stats(o->ordering, &fs);
+    sct_max(&r->ordering_max, fs.submodules);
+    sct_max(&r->msgbuf_max, fs.msgbuf_used);
+    sct_bound(sim, i, "live PBFT instances", fs.submodules, (retained + SCT_EPOCH_SLACK + 1) * k);
+  }
+  if (o->checkpoint != NULL) {
+    mir_factory_get_stats(o->checkpoint, &fs);
+    sct_max(&r->checkpoint_max, fs.submodules);
+    sct_max(&r->msgbuf_max, fs.msgbuf_used);
+    sct_bound(sim, i, "live checkpoint instances", fs.submodules, retained + SCT_EPOCH_SLACK + 1);
+  }
+}
+
+/* Samples the data path and the node's event queues of node i. */
+static void sct_sample_data(sct_run *run, mir_sim *sim, size_t i, const sct_obs *o) {
+  sc_trantor_report *r = &run->rep;
+  if (o->mempool != NULL) {
+    trantor_mempool_stats ms;
+    trantor_mempool_get_stats(o->mempool, &ms);
+    sct_max(&r->mempool_max, ms.pending_txs);
+    sct_max(&r->requests_max, ms.waiting_requests);
+    sct_bound(sim, i, "mempool transactions", ms.pending_txs, run->txs);
+    sct_bound(sim, i, "waiting batch requests", ms.waiting_requests,
+              TRANTOR_MEMPOOL_REQUESTS_MAX_DEFAULT);
+  }
+  if (o->batchfetcher != NULL) {
+    trantor_batchfetcher_stats bs;
+    trantor_batchfetcher_get_stats(o->batchfetcher, &bs);
+    sct_max(&r->fetcher_max, bs.queued);
+    uint64_t epoch_len = (uint64_t)run->nodes * run->params.segment_length;
+    sct_bound(sim, i, "batch fetcher queue", bs.queued, 4 * epoch_len + 16);
+  }
+  mir_node_stats ns;
+  mir_node_get_stats(mir_sim_node(sim, i), &ns);
+  sct_max(&r->buffered_max, ns.buffered);
+  sct_bound(sim, i, "events buffered in the node", ns.buffered, SCT_BUFFERED_MAX);
+}
+
+void sct_sample(sct_run *run, mir_sim *sim) {
+  if (run->system_wiring) return;
+  run->rep.samples++;
+  for (size_t i = 0; i < run->nodes && !mir_sim_failed(sim); i++) {
+    if (!mir_sim_node_up(sim, i)) continue;
+    const sct_obs *o = &run->obs[i];
+    sct_sample_ordering(run, sim, i, o);
+    sct_sample_data(run, sim, i, o);
+  }
+}
+
+void sct_count(const sct_run *run, sc_trantor_report *r) {
+  for (size_t i = 0; i < run->nodes; i++) {
+    const sct_obs *o = &run->obs[i];
+    r->view_changes += o->view_changes;
+    r->new_views += o->new_views;
+    r->transfers += o->transfers_done;
+    r->invalid_certs += o->invalid_done;
+    for (const sct_pbft_ref *p = o->live; p != NULL; p = p->next) {
+      trantor_pbft_stats st;
+      trantor_pbft_get_stats(p->state, &st);
+      r->view_changes += st.view_changes;
+      r->new_views += st.new_views;
+    }
+    if (o->iss != NULL) {
+      trantor_iss_stats st;
+      trantor_iss_get_stats(o->iss, &st);
+      r->transfers += st.transfers;
+      r->invalid_certs += st.invalid_certs;
+    }
+  }
+}
