@@ -1,0 +1,159 @@
+/*
+ * The store: a RocksDB database with named column families, point reads, ordered iteration, and
+ * writes that are either synchronous or queued for a writer thread that merges everything queued
+ * into one atomic write (group commit: one write, and with `sync` one fsync of the write-ahead
+ * log, for many callers).
+ *
+ * Ordering. Writes become visible and durable in the order they were submitted: a synchronous
+ * write waits for every queued write before it, and a queued write never overtakes another. So a
+ * caller that writes "entry 7" and then "checkpoint covering entries < 8" never finds, after a
+ * crash, the checkpoint without the entry.
+ *
+ * Durability. With sync (the default) a write is on disk when mir_store_write returns or, for a
+ * queued write, when mir_store_written reaches its ticket. Without sync it survives a crash of
+ * the process (the write-ahead log is in the operating system's cache) but not of the machine.
+ *
+ * Keys and values are byte strings; keys order bytewise (so big-endian integers order
+ * numerically). Every error from RocksDB becomes MIR_EIO with its text in mir_error_detail(),
+ * prefixed with the database path. This is the only code that includes RocksDB's header.
+ */
+#ifndef MIR_STORE_H
+#define MIR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mir/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIR_STORE_CFS_MAX 8                    /* column families besides "default" */
+#define MIR_STORE_CF_NAME_MAX 32               /* bytes of a column family name, with the NUL */
+#define MIR_STORE_KEY_BYTES_MAX 1024           /* longest key */
+#define MIR_STORE_VALUE_BYTES_MAX (256u << 20) /* longest value written or read */
+
+/* The column family every database has. */
+#define MIR_STORE_CF_DEFAULT 0
+
+typedef struct mir_store mir_store;
+
+typedef struct mir_store_config {
+  const char *path;       /* database directory, created if missing (required) */
+  const char *const *cfs; /* column family names besides "default", opened or created (may be 0) */
+  size_t n_cfs;
+  bool sync;              /* fsync the write-ahead log at every write or group (default true) */
+  size_t queue_bytes_max; /* queued writes in bytes before mir_store_submit blocks (64 MiB) */
+  size_t group_bytes_max; /* most bytes merged into one group write (8 MiB) */
+} mir_store_config;
+
+/* Fills cfg with the defaults; path and the column families stay unset. */
+void mir_store_config_default(mir_store_config *cfg);
+
+/* Opens (creating if needed) the database and its column families, and starts the writer
+ * thread. cfg is borrowed (copied). MIR_EINVAL for a bad config; MIR_EIO if RocksDB refuses
+ * (another process holds the database, corrupt files, no permission). *out is owned (free with
+ * mir_store_close). */
+mir_err mir_store_open(const mir_store_config *cfg, mir_store **out);
+
+/* Writes everything still queued, stops the writer thread and closes the database. Takes
+ * ownership of s; NULL is a no-op. Returns the first write error, if any. */
+mir_err mir_store_close(mir_store *s);
+
+/* Index of column family name (borrowed) for the calls below, or -1 if it was not opened. */
+int mir_store_cf(const mir_store *s, const char *name);
+
+/* The path the store was opened at (borrowed, valid until close). */
+const char *mir_store_path(const mir_store *s);
+
+/* ---- reads (thread-safe; they see every write that mir_store_write returned from, and every
+ *      queued write up to mir_store_written) ---- */
+
+/* Reads the value of key (borrowed, klen bytes) in column family cf. MIR_ENOTFOUND if absent,
+ * MIR_EPROTO if the value is longer than max_bytes (0: MIR_STORE_VALUE_BYTES_MAX), MIR_EIO. On
+ * MIR_OK *val is owned (free with free(); NULL for an empty value) and *vlen its length. */
+mir_err mir_store_get(mir_store *s, int cf, const void *key, size_t klen, uint8_t **val,
+                      size_t *vlen, size_t max_bytes);
+
+typedef struct mir_store_iter mir_store_iter;
+
+/* An iterator over column family cf in key order, on a consistent view of the database at the
+ * time of the call. Returns owned (free with mir_store_iter_free). Not thread-safe itself. */
+mir_store_iter *mir_store_iter_new(mir_store *s, int cf);
+void mir_store_iter_free(mir_store_iter *it);
+/* Positions at the first key >= key (borrowed). */
+void mir_store_iter_seek(mir_store_iter *it, const void *key, size_t klen);
+/* Positions at the last key <= key (borrowed). */
+void mir_store_iter_seek_for_prev(mir_store_iter *it, const void *key, size_t klen);
+void mir_store_iter_seek_first(mir_store_iter *it);
+void mir_store_iter_seek_last(mir_store_iter *it);
+bool mir_store_iter_valid(const mir_store_iter *it);
+void mir_store_iter_next(mir_store_iter *it);
+void mir_store_iter_prev(mir_store_iter *it);
+/* Key and value at the current position (borrowed, valid until the iterator moves or is freed).
+ * Only while valid. */
+const uint8_t *mir_store_iter_key(const mir_store_iter *it, size_t *len);
+const uint8_t *mir_store_iter_value(const mir_store_iter *it, size_t *len);
+/* MIR_OK, or MIR_EIO if iteration stopped on an error (detail set). */
+mir_err mir_store_iter_status(const mir_store_iter *it);
+
+/* ---- writes ---- */
+
+typedef struct mir_store_batch mir_store_batch;
+
+/* An empty batch of writes for s (borrowed). Returns owned (free with mir_store_batch_free, or
+ * hand it to mir_store_write / mir_store_submit). */
+mir_store_batch *mir_store_batch_new(mir_store *s);
+void mir_store_batch_free(mir_store_batch *b);
+/* Adds a put / delete / range delete ([begin, end)) to b. Keys and values are borrowed and
+ * copied. Keys longer than MIR_STORE_KEY_BYTES_MAX and values longer than
+ * MIR_STORE_VALUE_BYTES_MAX are programmer errors (asserted): callers bound them first. */
+void mir_store_batch_put(mir_store_batch *b, int cf, const void *key, size_t klen, const void *val,
+                         size_t vlen);
+void mir_store_batch_delete(mir_store_batch *b, int cf, const void *key, size_t klen);
+void mir_store_batch_delete_range(mir_store_batch *b, int cf, const void *begin, size_t blen,
+                                  const void *end, size_t elen);
+/* Bytes of keys and values in b. */
+size_t mir_store_batch_bytes(const mir_store_batch *b);
+
+/* Writes b (takes ownership) atomically after every queued write, and returns when it is written
+ * (and synced, with sync). MIR_EIO on failure; a failed store refuses every later write. */
+mir_err mir_store_write(mir_store *s, mir_store_batch *b);
+
+/* Queues b (takes ownership) for the writer thread. Blocks while the queue holds more than
+ * queue_bytes_max bytes. *ticket (may be NULL) receives b's number: tickets count up from 1 in
+ * submission order. MIR_EIO if an earlier write failed (b is freed), MIR_ESTOPPED after close
+ * began. */
+mir_err mir_store_submit(mir_store *s, mir_store_batch *b, uint64_t *ticket);
+
+/* The highest ticket whose batch is written (and synced, with sync): every lower one is too.
+ * Thread-safe. */
+uint64_t mir_store_written(mir_store *s);
+
+/* Waits until ticket is written or timeout_ms passes (0: forever). MIR_OK, MIR_ETIMEDOUT, or
+ * MIR_EIO if writing failed. */
+mir_err mir_store_wait(mir_store *s, uint64_t ticket, uint64_t timeout_ms);
+
+/* Called on the writer thread after each group write with the highest ticket written; must not
+ * call back into the store's write functions. Set before any submit. */
+typedef void (*mir_store_written_fn)(void *user_data, uint64_t ticket);
+void mir_store_set_written_cb(mir_store *s, mir_store_written_fn fn, void *user_data);
+
+typedef struct mir_store_stats {
+  uint64_t submitted;   /* batches queued */
+  uint64_t groups;      /* group writes made by the writer thread */
+  uint64_t sync_writes; /* mir_store_write calls */
+  uint64_t bytes;       /* key and value bytes written */
+  size_t queued_bytes;  /* waiting now */
+  uint64_t waits;       /* submits that blocked on a full queue */
+} mir_store_stats;
+
+/* Copies the counters. Thread-safe. */
+void mir_store_get_stats(mir_store *s, mir_store_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,159 @@
+/*
+ * Internals of the client service shared by client_service.c (server, lifecycle, Status, the
+ * module), client_submit.c (Submit streams) and client_subscribe.c (Subscribe streams and the
+ * feeder thread). Not an interface.
+ *
+ * Every call object counts its batches in flight (`pending`) and is freed, under the service
+ * mutex, when that count is zero and the call is over; each batch yields exactly one completion,
+ * whatever the outcome, so the count always returns to zero. Batches on a call are started only
+ * under the service mutex, which serialises them across the cq threads and the dispatcher.
+ */
+#ifndef MIR_REPLICA_CLIENT_INTERNAL_H
+#define MIR_REPLICA_CLIENT_INTERNAL_H
+
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.pb-c.h"
+#include "client_service.h"
+#include "mir/event.h"
+
+#define CS_LOG "client"
+#define CS_METHOD_SUBMIT "/mir.api.Client/Submit"
+#define CS_METHOD_SUBSCRIBE "/mir.api.Client/Subscribe"
+#define CS_METHOD_STATUS "/mir.api.Client/Status"
+#define CS_MALFORMED_MAX 16 /* malformed requests a stream may send before it is ended */
+
+/* A completion tag that carries its handler. */
+typedef struct cs_tag {
+  void (*fn)(struct cs_tag *tag, bool ok);
+  void *self;
+} cs_tag;
+
+/* A request forwarded to the mempool, waiting for its TxsAccepted. */
+typedef struct cs_req {
+  uint64_t request_id;
+  uint32_t seq;    /* per stream, in the context id */
+  size_t n;        /* transactions of the request */
+  uint8_t *status; /* n Trantor__TxStatus values */
+  char **reason;   /* n owned strings or NULL */
+  size_t *fwd;     /* indexes of the forwarded transactions, in order */
+  size_t n_fwd;
+  struct cs_req *next;
+} cs_req;
+
+/* A packed response waiting to be sent. */
+typedef struct cs_out {
+  grpc_slice slice;
+  struct cs_out *next;
+} cs_out;
+
+typedef struct cs_submit {
+  struct mir_client_service *svc;
+  grpc_call *call;
+  grpc_metadata_array md;
+  gpr_timespec deadline;
+  grpc_byte_buffer *recv_buf;
+  grpc_byte_buffer *send_buf;
+  cs_tag t_new, t_recv, t_send, t_close, t_status;
+  int cancelled;
+  /* under svc->mu */
+  uint32_t slot, gen, next_seq;
+  int pending;
+  bool accepted; /* counted among the open streams */
+  bool recv_posted, input_done, send_in_flight, md_sent, status_sent, closed, failed;
+  size_t unanswered; /* requests in flight plus responses not yet sent */
+  size_t malformed;
+  cs_req *reqs, *reqs_tail;
+  cs_out *out, *out_tail;
+  /* the Submit cq thread only: fixed by the stream's first valid transaction */
+  char client_id[TRANTOR_CLIENT_ID_MAX + 1];
+} cs_submit;
+
+typedef struct cs_sub {
+  struct mir_client_service *svc;
+  grpc_call *call;
+  grpc_metadata_array md;
+  gpr_timespec deadline;
+  grpc_byte_buffer *req_buf;
+  grpc_byte_buffer *send_buf;
+  cs_tag t_new, t_md, t_send, t_close, t_status;
+  int cancelled;
+  /* under svc->mu */
+  int pending;
+  bool listed; /* in svc->subs */
+  bool send_in_flight, reading, ended, closed;
+  uint64_t next_sn;
+  uint64_t last_progress_ns;
+  struct cs_sub *prev, *next;
+} cs_sub;
+
+/* A unary Status call, or a call to an unknown method. */
+typedef struct cs_unary {
+  struct mir_client_service *svc;
+  grpc_call *call;
+  grpc_metadata_array md;
+  gpr_timespec deadline;
+  grpc_call_details details; /* unknown methods */
+  grpc_byte_buffer *req_buf, *send_buf;
+  grpc_slice status_details;
+  cs_tag t_new, t_done;
+  int cancelled;
+  bool unknown;
+} cs_unary;
+
+struct mir_client_service {
+  mir_client_service_config cfg;
+  char own_id[64], module_id[MIR_MODULE_ID_MAX], mempool_id[MIR_MODULE_ID_MAX];
+  char listen_addr[256];
+  char *tls_cert, *tls_key; /* PEM, owned */
+  int port;
+
+  grpc_server *server;
+  grpc_completion_queue *cq_submit, *cq_main;
+  void *m_submit, *m_subscribe, *m_status;
+  pthread_t th_submit, th_main, th_feed;
+  bool threads_started;
+  bool cqs_drained; /* the cq threads saw GRPC_QUEUE_SHUTDOWN */
+  mir_inbox *inbox;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;      /* feeder: work to do; stop: live objects reached zero */
+  bool started, stopping; /* under mu */
+  bool shutdown_notified;
+  bool feed_signal;
+  uint64_t log_next_sn; /* the ordered log's next_sn, from its listener */
+  size_t live;          /* call objects and outstanding server requests */
+  cs_submit **slots;    /* max_submit_streams entries */
+  uint32_t next_gen;
+  cs_sub *subs;
+  size_t n_subs;
+  cs_tag t_shutdown;
+  mir_client_service_stats st;
+};
+
+/* ---- client_service.c ---- */
+/* Sets a tag's handler. */
+void miri_cs_tag_init(cs_tag *t, void (*fn)(cs_tag *, bool), void *self);
+/* Packs msg (borrowed) into a new byte buffer (owned: destroy after the send completes). */
+grpc_byte_buffer *miri_cs_pack(const ProtobufCMessage *msg);
+/* Copies a received buffer (borrowed) into one owned slice; false if longer than max. */
+bool miri_cs_flatten(grpc_byte_buffer *bb, size_t max, grpc_slice *out);
+/* Counts an object leaving; wakes a stop waiting for zero. Caller holds svc->mu. */
+void miri_cs_live_dec(struct mir_client_service *svc);
+uint64_t miri_cs_now_ns(void);
+
+/* ---- client_submit.c ---- */
+/* Asks the server for the next Submit call (no-op while stopping). Caller holds svc->mu. */
+void miri_cs_submit_request(struct mir_client_service *svc);
+/* The module's half: the mempool answered (payload borrowed). Dispatcher thread. */
+void miri_cs_submit_answer(struct mir_client_service *svc, const Trantor__TxsAccepted *acc);
+
+/* ---- client_subscribe.c ---- */
+void miri_cs_subscribe_request(struct mir_client_service *svc);
+/* The feeder thread: sends to subscribers when the log grows, cuts stalled ones. */
+void *miri_cs_feed_main(void *arg);
+
+#endif

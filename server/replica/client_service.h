@@ -1,0 +1,114 @@
+/*
+ * The client service: the gRPC server of proto/api/api.proto ("/mir.api.Client/Submit",
+ * "/mir.api.Client/Subscribe", "/mir.api.Client/Status") and the active module that connects it
+ * to the node.
+ *
+ * Submit. Each request of a stream is decoded (bounded by max_request_bytes; undecodable bytes get
+ * a SubmitResponse with `error` set, never a crash) and checked at ingress: at most
+ * max_txs_per_request transactions; each with a client id of 1..64 bytes, the same for the whole
+ * stream (the first transaction's), and at most max_tx_bytes of data. Transactions that pass go
+ * into the node as one trantor.NewTransactions with an origin naming this module; the mempool's
+ * trantor.TxsAccepted comes back through the node to the module's apply, which completes the
+ * request and writes its SubmitResponse (one TxResult per transaction, in order, with a reason for
+ * every rejection). Answers go out in request order. A stream has at most max_requests_in_flight
+ * requests unanswered: the service stops reading it beyond that, which pushes back on the client
+ * through HTTP/2 flow control; the node's own backpressure (a blocking inbox) does the same.
+ *
+ * Subscribe(from_sn). A server stream of api.Delivery from the ordered log, from from_sn on, in
+ * order, each sn once. One message is in flight per stream; the next is read from the log when
+ * the previous one was accepted, so a subscriber costs one message of memory however far behind
+ * it is. A subscriber whose position leaves the retention window ends with OUT_OF_RANGE; one that
+ * accepts nothing for subscriber_stall_ms ends with RESOURCE_EXHAUSTED (its buffers are freed).
+ * A from_sn beyond the log waits for it.
+ *
+ * Status. id, epoch, next_sn, log_hash, retained_from_sn (from the ordered log) and the peers
+ * (from the callback).
+ *
+ * Threads: one completion-queue thread for Submit, one for Subscribe, Status and unknown methods
+ * (answered UNIMPLEMENTED), and one that feeds subscribers when the log grows. apply runs on the
+ * node's dispatcher and never blocks; everything shared is under one mutex.
+ */
+#ifndef MIR_REPLICA_CLIENT_SERVICE_H
+#define MIR_REPLICA_CLIENT_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "mir/errors.h"
+#include "mir/module.h"
+#include "ordered_log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIR_CLIENT_SERVICE_ID "client"
+#define MIR_CLIENT_PEERS_MAX 256
+
+typedef struct mir_client_peer {
+  char id[64];
+  bool connected;
+} mir_client_peer;
+
+/* Fills out (cap entries) with the replica's peers; returns how many. Any thread. */
+typedef size_t (*mir_client_peers_fn)(void *user_data, mir_client_peer *out, size_t cap);
+
+typedef struct mir_client_service_config {
+  const char *own_id;               /* this replica's id, for Status (required) */
+  const char *listen_addr;          /* "host:port"; port 0 picks a free one (required) */
+  const char *module_id;            /* NULL: MIR_CLIENT_SERVICE_ID */
+  const char *mempool_id;           /* NULL: "mempool" */
+  mir_olog *log;                    /* borrowed, must outlive the service (required) */
+  mir_replica_client_limits limits; /* every field > 0 */
+  uint64_t max_tx_bytes;            /* the mempool's limit, checked at ingress too (> 0) */
+  uint64_t client_window;           /* named in rejection reasons */
+  const char *tls_cert_file;        /* both set: serve TLS; both NULL: plaintext */
+  const char *tls_key_file;
+  mir_client_peers_fn peers; /* may be NULL */
+  void *peers_user;
+} mir_client_service_config;
+
+typedef struct mir_client_service mir_client_service;
+
+/* Creates the service: checks cfg (borrowed, copied; MIR_EINVAL with detail), reads the TLS files
+ * (MIR_EIO) and binds listen_addr (MIR_EIO). Nothing is served before the node starts the module.
+ * *out is owned: free it with mir_client_service_free, or hand it to mir_node_add_module with
+ * mir_client_service_ops (the node frees it; the pointer stays valid for the accessors until
+ * mir_node_free). Registers the olog listener. */
+mir_err mir_client_service_new(const mir_client_service_config *cfg, mir_client_service **out);
+
+/* Stops (if started) and frees a service that was not handed to a node. NULL is a no-op. */
+void mir_client_service_free(mir_client_service *svc);
+
+/* The port the service listens on. */
+int mir_client_service_port(const mir_client_service *svc);
+
+typedef struct mir_client_service_stats {
+  uint64_t submit_streams;      /* opened since start */
+  uint64_t submit_refused;      /* streams refused: too many open */
+  uint64_t requests;            /* SubmitRequests received */
+  uint64_t malformed;           /* ... that did not decode or broke a request limit */
+  uint64_t txs_accepted;        /* by the mempool */
+  uint64_t txs_rejected;        /* at ingress or by the mempool */
+  uint64_t subscribers;         /* Subscribe streams opened since start */
+  uint64_t subscribers_refused; /* too many open, or from_sn out of range */
+  uint64_t subscribers_cut;     /* stalled, or fell out of the retention window */
+  uint64_t deliveries;          /* Delivery messages sent */
+  uint64_t status_calls;
+  uint64_t unknown_calls;
+  uint64_t open_submit_streams, open_subscribers; /* now */
+} mir_client_service_stats;
+
+/* Copies the counters. Thread-safe. */
+void mir_client_service_get_stats(mir_client_service *svc, mir_client_service_stats *out);
+
+/* The module: apply takes trantor.TxsAccepted (and ignores mir.Init); start serves; stop cancels
+ * every call and joins the threads. State: the mir_client_service *. */
+extern const mir_module_ops mir_client_service_ops;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,532 @@
+/*
+ * Submit streams (client_service.h, "Submit").
+ *
+ * A stream reads one request at a time (one RECV_MESSAGE posted), checks it at ingress, forwards
+ * the transactions that pass to the mempool through the node's inbox, and answers each request
+ * once, in request order: at once when nothing was forwarded, else when the mempool's TxsAccepted
+ * comes back to the module (miri_cs_submit_answer, on the dispatcher thread).
+ *
+ * The origin's context id names the stream and the request: slot (16 bits) | request sequence
+ * (24 bits) << 16 | stream generation (24 bits) << 40. A slot is reused by later streams, so an
+ * answer for a stream that ended finds another generation (or none) and is dropped.
+ *
+ * Invariants (under svc->mu): `unanswered` counts requests at the mempool plus responses not yet
+ * sent, and no RECV_MESSAGE is posted while it is at max_requests_in_flight; at most one
+ * SEND_MESSAGE is in flight; the status is sent once, after the last response; a stream that
+ * failed sends nothing more and is freed when its last batch completes.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "mir/alloc.h"
+#include "mir/log.h"
+
+#define CS_SLOT_BITS 16
+#define CS_SEQ_BITS 24
+#define CS_SEQ_MASK ((1u << CS_SEQ_BITS) - 1)
+
+/* What the reading thread made of one request. */
+typedef struct cs_work {
+  cs_req *req;                  /* forwarded part waiting for the mempool (or NULL) */
+  Trantor__NewTransactions *nt; /* to push (or NULL) */
+  cs_out *resp;                 /* an immediate answer (or NULL) */
+  bool malformed;
+  size_t rejected; /* transactions rejected at ingress */
+} cs_work;
+
+static void cs_submit_on_new(cs_tag *t, bool ok);
+static void cs_submit_on_recv(cs_tag *t, bool ok);
+static void cs_submit_on_send(cs_tag *t, bool ok);
+static void cs_submit_on_done(cs_tag *t, bool ok);
+
+/* ---- requests and responses ---- */
+
+static void cs_req_free(cs_req *r) {
+  for (size_t i = 0; i < r->n; i++) free(r->reason[i]);
+  free(r->reason);
+  free(r->status);
+  free(r->fwd);
+  free(r);
+}
+
+static char *cs_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *cs_fmt(const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  return mir_xstrdup(buf);
+}
+
+/* The reason given for a status the mempool chose. Returns owned. */
+static char *cs_reason(const mir_client_service *svc, Trantor__TxStatus st) {
+  switch (st) {
+    case TRANTOR__TX_STATUS__TX_ACCEPTED:
+      return NULL;
+    case TRANTOR__TX_STATUS__TX_DUPLICATE:
+      return cs_fmt("duplicate: this tx number is already pending or delivered");
+    case TRANTOR__TX_STATUS__TX_OUT_OF_WINDOW:
+      return cs_fmt("outside the client's window: tx numbers must lie within %" PRIu64
+                    " of the first undelivered one",
+                    svc->cfg.client_window);
+    case TRANTOR__TX_STATUS__TX_TOO_LARGE:
+      return cs_fmt("too large: at most %" PRIu64 " bytes", svc->cfg.max_tx_bytes);
+    case TRANTOR__TX_STATUS__TX_MEMPOOL_FULL:
+      return cs_fmt("the mempool is full; retry later");
+    default:
+      return cs_fmt("invalid transaction");
+  }
+}
+
+/* Packs the response to r (borrowed), or an error response when error is set. */
+static cs_out *cs_response(uint64_t request_id, const cs_req *r, const char *error) {
+  Mir__Api__SubmitResponse resp = MIR__API__SUBMIT_RESPONSE__INIT;
+  resp.request_id = request_id;
+  resp.error = (char *)(error != NULL ? error : "");
+  size_t n = r != NULL ? r->n : 0;
+  Mir__Api__TxResult *res = n > 0 ? mir_xcalloc(n, sizeof(*res)) : NULL;
+  Mir__Api__TxResult **ptrs = n > 0 ? mir_xcalloc(n, sizeof(*ptrs)) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    mir__api__tx_result__init(&res[i]);
+    res[i].status = (Trantor__TxStatus)r->status[i];
+    res[i].reason = r->reason[i] != NULL ? r->reason[i] : (char *)"";
+    ptrs[i] = &res[i];
+  }
+  resp.n_results = n;
+  resp.results = ptrs;
+  cs_out *o = mir_xcalloc(1, sizeof(*o));
+  size_t len = mir__api__submit_response__get_packed_size(&resp);
+  o->slice = grpc_slice_malloc(len);
+  mir__api__submit_response__pack(&resp, GRPC_SLICE_START_PTR(o->slice));
+  free(ptrs);
+  free(res);
+  return o;
+}
+
+/* Checks one transaction at ingress. Returns the status (ACCEPTED: forward it) and sets *reason
+ * (owned) for a rejection. The stream's client id is fixed by its first valid transaction. */
+static Trantor__TxStatus cs_check_tx(cs_submit *c, const Trantor__Tx *tx, char **reason) {
+  size_t idlen = tx->client_id != NULL ? strlen(tx->client_id) : 0;
+  if (idlen == 0 || idlen > TRANTOR_CLIENT_ID_MAX) {
+    *reason = cs_fmt("invalid client id: it must be 1 to %d bytes", TRANTOR_CLIENT_ID_MAX);
+    return TRANTOR__TX_STATUS__TX_INVALID;
+  }
+  if (c->client_id[0] != '\0' && strcmp(c->client_id, tx->client_id) != 0) {
+    *reason = cs_fmt("client id differs from the stream's (%s)", c->client_id);
+    return TRANTOR__TX_STATUS__TX_INVALID;
+  }
+  if (tx->data.len > c->svc->cfg.max_tx_bytes) {
+    *reason =
+        cs_fmt("too large: %zu bytes, at most %" PRIu64, tx->data.len, c->svc->cfg.max_tx_bytes);
+    return TRANTOR__TX_STATUS__TX_TOO_LARGE;
+  }
+  if (c->client_id[0] == '\0') snprintf(c->client_id, sizeof(c->client_id), "%s", tx->client_id);
+  return TRANTOR__TX_STATUS__TX_ACCEPTED;
+}
+
+/* Splits the transactions of r (owned; consumed) into rejections and a NewTransactions. */
+static void cs_split(cs_submit *c, Mir__Api__SubmitRequest *r, cs_work *w) {
+  cs_req *q = mir_xcalloc(1, sizeof(*q));
+  q->request_id = r->request_id;
+  q->n = r->n_txs;
+  q->status = mir_xcalloc(q->n + 1, 1);
+  q->reason = mir_xcalloc(q->n + 1, sizeof(*q->reason));
+  q->fwd = mir_xcalloc(q->n + 1, sizeof(*q->fwd));
+  Trantor__NewTransactions *nt = mir_xmalloc(sizeof(*nt));
+  trantor__new_transactions__init(nt);
+  nt->txs = mir_xcalloc(q->n + 1, sizeof(*nt->txs));
+  size_t kept = 0;
+  for (size_t i = 0; i < r->n_txs; i++) {
+    Trantor__TxStatus st = cs_check_tx(c, r->txs[i], &q->reason[i]);
+    q->status[i] = (uint8_t)st;
+    if (st == TRANTOR__TX_STATUS__TX_ACCEPTED) {
+      q->fwd[q->n_fwd++] = i;
+      nt->txs[nt->n_txs++] = r->txs[i]; /* moved */
+    } else {
+      r->txs[kept++] = r->txs[i];
+      w->rejected++;
+    }
+  }
+  r->n_txs = kept;
+  mir__api__submit_request__free_unpacked(r, NULL);
+  if (q->n_fwd == 0) {
+    w->resp = cs_response(q->request_id, q, NULL);
+    cs_req_free(q);
+    protobuf_c_message_free_unpacked(&nt->base, NULL);
+    return;
+  }
+  w->req = q;
+  w->nt = nt;
+}
+
+/* Decodes and checks one received message (bb borrowed). Runs on the Submit cq thread. */
+static void cs_decode(cs_submit *c, grpc_byte_buffer *bb, cs_work *w) {
+  const mir_replica_client_limits *l = &c->svc->cfg.limits;
+  grpc_slice s;
+  if (!miri_cs_flatten(bb, l->max_request_bytes, &s)) {
+    w->malformed = true;
+    w->resp = cs_response(0, NULL, "malformed request: unreadable or too large");
+    return;
+  }
+  Mir__Api__SubmitRequest *r =
+      mir__api__submit_request__unpack(NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+  grpc_slice_unref(s);
+  if (r == NULL) {
+    w->malformed = true;
+    w->resp = cs_response(0, NULL, "malformed request: not a mir.api.SubmitRequest");
+    return;
+  }
+  if (r->n_txs > l->max_txs_per_request) {
+    char text[128];
+    snprintf(text, sizeof(text), "too many transactions: %zu, at most %" PRIu64 " per request",
+             r->n_txs, l->max_txs_per_request);
+    w->malformed = true;
+    w->resp = cs_response(r->request_id, NULL, text);
+    mir__api__submit_request__free_unpacked(r, NULL);
+    return;
+  }
+  cs_split(c, r, w);
+}
+
+/* ---- the call (every function below: caller holds svc->mu) ---- */
+
+static void cs_submit_free_locked(cs_submit *c) {
+  mir_client_service *svc = c->svc;
+  while (c->reqs != NULL) {
+    cs_req *r = c->reqs;
+    c->reqs = r->next;
+    cs_req_free(r);
+  }
+  while (c->out != NULL) {
+    cs_out *o = c->out;
+    c->out = o->next;
+    grpc_slice_unref(o->slice);
+    free(o);
+  }
+  if (c->accepted) {
+    svc->slots[c->slot] = NULL;
+    svc->st.open_submit_streams--;
+  }
+  if (c->recv_buf != NULL) grpc_byte_buffer_destroy(c->recv_buf);
+  grpc_metadata_array_destroy(&c->md);
+  if (c->call != NULL) grpc_call_unref(c->call);
+  free(c);
+  miri_cs_live_dec(svc);
+}
+
+static void cs_submit_maybe_free(cs_submit *c) {
+  if (c->pending == 0) cs_submit_free_locked(c);
+}
+
+static void cs_submit_batch(cs_submit *c, const grpc_op *ops, size_t n, cs_tag *tag) {
+  c->pending++;
+  if (grpc_call_start_batch(c->call, ops, n, tag, NULL) != GRPC_CALL_OK) {
+    /* Only a programming error makes a batch fail to start: no completion will come. */
+    c->pending--;
+    c->failed = true;
+  }
+}
+
+static void cs_submit_post_recv(cs_submit *c) {
+  if (c->recv_posted || c->input_done || c->failed || c->status_sent ||
+      c->unanswered >= c->svc->cfg.limits.max_requests_in_flight) {
+    return;
+  }
+  grpc_op op;
+  memset(&op, 0, sizeof(op));
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &c->recv_buf;
+  c->recv_posted = true;
+  cs_submit_batch(c, &op, 1, &c->t_recv);
+}
+
+/* Drops the responses of a failed stream. */
+static void cs_submit_drop_out(cs_submit *c) {
+  while (c->out != NULL) {
+    cs_out *o = c->out;
+    c->out = o->next;
+    grpc_slice_unref(o->slice);
+    free(o);
+    c->unanswered--;
+  }
+  c->out_tail = NULL;
+}
+
+static void cs_submit_try_send(cs_submit *c) {
+  if (c->failed) cs_submit_drop_out(c);
+  if (c->send_in_flight || c->out == NULL || c->status_sent) return;
+  cs_out *o = c->out;
+  c->out = o->next;
+  if (c->out == NULL) c->out_tail = NULL;
+  c->send_buf = grpc_raw_byte_buffer_create(&o->slice, 1);
+  grpc_slice_unref(o->slice);
+  free(o);
+  grpc_op ops[2];
+  memset(ops, 0, sizeof(ops));
+  size_t n = 0;
+  if (!c->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n++].data.send_message.send_message = c->send_buf;
+  c->md_sent = true;
+  c->send_in_flight = true;
+  cs_submit_batch(c, ops, n, &c->t_send);
+}
+
+static void cs_submit_enqueue(cs_submit *c, cs_out *o) {
+  if (c->out_tail != NULL) {
+    c->out_tail->next = o;
+  } else {
+    c->out = o;
+  }
+  c->out_tail = o;
+  cs_submit_try_send(c);
+}
+
+/* Ends a stream whose client half-closed once every request was answered. */
+static void cs_submit_maybe_finish(cs_submit *c) {
+  if (!c->input_done || c->failed || c->status_sent || c->send_in_flight || c->unanswered > 0) {
+    return;
+  }
+  grpc_op ops[2];
+  memset(ops, 0, sizeof(ops));
+  size_t n = 0;
+  if (!c->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n++].data.send_status_from_server.status = GRPC_STATUS_OK;
+  c->md_sent = c->status_sent = true;
+  cs_submit_batch(c, ops, n, &c->t_status);
+}
+
+/* ---- completions ---- */
+
+/* Hands the outcome of one decoded request to the stream (locked), and returns the event to push
+ * (owned), if any. */
+static mir_event *cs_submit_take(cs_submit *c, cs_work *w) {
+  mir_client_service *svc = c->svc;
+  svc->st.requests++;
+  svc->st.txs_rejected += w->rejected;
+  if (w->malformed) {
+    svc->st.malformed++;
+    if (++c->malformed > CS_MALFORMED_MAX) {
+      grpc_call_cancel_with_status(c->call, GRPC_STATUS_INVALID_ARGUMENT,
+                                   "too many malformed requests", NULL);
+      c->failed = true;
+    }
+  }
+  if (w->resp != NULL) {
+    c->unanswered++;
+    cs_submit_enqueue(c, w->resp);
+  }
+  if (w->req == NULL) return NULL;
+  cs_req *q = w->req;
+  q->seq = c->next_seq++ & CS_SEQ_MASK;
+  if (c->reqs_tail != NULL) {
+    c->reqs_tail->next = q;
+  } else {
+    c->reqs = q;
+  }
+  c->reqs_tail = q;
+  c->unanswered++;
+  uint64_t ctx = (uint64_t)c->slot | (uint64_t)q->seq << CS_SLOT_BITS |
+                 (uint64_t)c->gen << (CS_SLOT_BITS + CS_SEQ_BITS);
+  w->nt->origin = mir_xmalloc(sizeof(*w->nt->origin));
+  mir__origin__init(w->nt->origin);
+  w->nt->origin->module = mir_xstrdup(svc->module_id);
+  w->nt->origin->context_id = ctx;
+  return mir_event_new(svc->mempool_id, svc->module_id, &w->nt->base);
+}
+
+static void cs_submit_on_recv(cs_tag *t, bool ok) {
+  cs_submit *c = t->self;
+  mir_client_service *svc = c->svc;
+  grpc_byte_buffer *bb = c->recv_buf;
+  c->recv_buf = NULL;
+  cs_work w = {0};
+  if (bb != NULL) {
+    cs_decode(c, bb, &w);
+    grpc_byte_buffer_destroy(bb);
+  }
+  pthread_mutex_lock(&svc->mu);
+  c->recv_posted = false;
+  c->pending--;
+  mir_event *ev = NULL;
+  if (bb == NULL) {
+    c->input_done = true;
+    if (!ok || grpc_call_failed_before_recv_message(c->call)) c->failed = true;
+  } else {
+    ev = cs_submit_take(c, &w);
+  }
+  c->pending++; /* held while the event is pushed without the lock */
+  pthread_mutex_unlock(&svc->mu);
+  /* Blocks while the node's input is paused: this stream (and this cq) stops reading, which is
+   * the backpressure clients feel. MIR_ESTOPPED only when the node stops; the event is freed. */
+  if (ev != NULL) (void)mir_inbox_push_one(svc->inbox, ev);
+  pthread_mutex_lock(&svc->mu);
+  c->pending--;
+  cs_submit_post_recv(c);
+  cs_submit_try_send(c);
+  cs_submit_maybe_finish(c);
+  cs_submit_maybe_free(c);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+static void cs_submit_on_send(cs_tag *t, bool ok) {
+  cs_submit *c = t->self;
+  mir_client_service *svc = c->svc;
+  pthread_mutex_lock(&svc->mu);
+  c->pending--;
+  c->send_in_flight = false;
+  grpc_byte_buffer_destroy(c->send_buf);
+  c->send_buf = NULL;
+  c->unanswered--;
+  if (!ok) c->failed = true;
+  cs_submit_try_send(c);
+  cs_submit_post_recv(c);
+  cs_submit_maybe_finish(c);
+  cs_submit_maybe_free(c);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+/* The status was sent, or the call closed. */
+static void cs_submit_on_done(cs_tag *t, bool ok) {
+  (void)ok;
+  cs_submit *c = t->self;
+  mir_client_service *svc = c->svc;
+  pthread_mutex_lock(&svc->mu);
+  c->pending--;
+  if (t == &c->t_close) {
+    c->closed = true;
+    if (c->cancelled) c->failed = true;
+    cs_submit_try_send(c); /* drops what a failed stream still holds */
+  }
+  cs_submit_maybe_free(c);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+/* Takes a free slot for c, or refuses the stream. Caller holds svc->mu. */
+static bool cs_submit_admit(cs_submit *c) {
+  mir_client_service *svc = c->svc;
+  for (uint32_t i = 0; i < svc->cfg.limits.max_submit_streams; i++) {
+    if (svc->slots[i] == NULL) {
+      svc->slots[i] = c;
+      c->slot = i;
+      c->gen = ++svc->next_gen & ((1u << 24) - 1);
+      c->accepted = true;
+      svc->st.submit_streams++;
+      svc->st.open_submit_streams++;
+      return true;
+    }
+  }
+  svc->st.submit_refused++;
+  grpc_slice details = grpc_slice_from_static_string("too many Submit streams open");
+  grpc_op ops[3];
+  memset(ops, 0, sizeof(ops));
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[1].data.send_status_from_server.status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+  ops[1].data.send_status_from_server.status_details = &details;
+  ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
+  c->status_sent = true;
+  cs_submit_batch(c, ops, 3, &c->t_status);
+  return false;
+}
+
+static void cs_submit_on_new(cs_tag *t, bool ok) {
+  cs_submit *c = t->self;
+  mir_client_service *svc = c->svc;
+  if (ok) miri_cs_submit_request(svc);
+  pthread_mutex_lock(&svc->mu);
+  if (!ok) { /* the server is shutting down */
+    cs_submit_free_locked(c);
+    pthread_mutex_unlock(&svc->mu);
+    return;
+  }
+  if (cs_submit_admit(c)) {
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    cs_submit_batch(c, &op, 1, &c->t_close);
+    cs_submit_post_recv(c);
+  }
+  cs_submit_maybe_free(c);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+void miri_cs_submit_request(mir_client_service *svc) {
+  cs_submit *c = mir_xcalloc(1, sizeof(*c));
+  c->svc = svc;
+  grpc_metadata_array_init(&c->md);
+  miri_cs_tag_init(&c->t_new, cs_submit_on_new, c);
+  miri_cs_tag_init(&c->t_recv, cs_submit_on_recv, c);
+  miri_cs_tag_init(&c->t_send, cs_submit_on_send, c);
+  miri_cs_tag_init(&c->t_close, cs_submit_on_done, c);
+  miri_cs_tag_init(&c->t_status, cs_submit_on_done, c);
+  pthread_mutex_lock(&svc->mu);
+  grpc_call_error e = GRPC_CALL_ERROR;
+  if (!svc->stopping) {
+    e = grpc_server_request_registered_call(svc->server, svc->m_submit, &c->call, &c->deadline,
+                                            &c->md, NULL, svc->cq_submit, svc->cq_submit,
+                                            &c->t_new);
+  }
+  if (e == GRPC_CALL_OK) {
+    svc->live++;
+  }
+  pthread_mutex_unlock(&svc->mu);
+  if (e != GRPC_CALL_OK) {
+    grpc_metadata_array_destroy(&c->md);
+    free(c);
+  }
+}
+
+/* ---- answers from the mempool (dispatcher thread) ---- */
+
+/* Fills the forwarded transactions' statuses of q from acc (borrowed). */
+static void cs_fill(mir_client_service *svc, cs_req *q, const Trantor__TxsAccepted *acc) {
+  for (size_t k = 0; k < q->n_fwd; k++) {
+    Trantor__TxStatus st =
+        k < acc->n_status ? acc->status[k] : TRANTOR__TX_STATUS__TX_INVALID; /* never short */
+    q->status[q->fwd[k]] = (uint8_t)st;
+    if (st == TRANTOR__TX_STATUS__TX_ACCEPTED) {
+      svc->st.txs_accepted++;
+    } else {
+      q->reason[q->fwd[k]] = cs_reason(svc, st);
+      svc->st.txs_rejected++;
+    }
+  }
+}
+
+void miri_cs_submit_answer(mir_client_service *svc, const Trantor__TxsAccepted *acc) {
+  const Mir__Origin *o = acc->origin;
+  if (o == NULL || o->module == NULL || strcmp(o->module, svc->module_id) != 0) return;
+  uint32_t slot = (uint32_t)(o->context_id & ((1u << CS_SLOT_BITS) - 1));
+  uint32_t seq = (uint32_t)(o->context_id >> CS_SLOT_BITS) & CS_SEQ_MASK;
+  uint32_t gen = (uint32_t)(o->context_id >> (CS_SLOT_BITS + CS_SEQ_BITS));
+  pthread_mutex_lock(&svc->mu);
+  cs_submit *c = slot < svc->cfg.limits.max_submit_streams ? svc->slots[slot] : NULL;
+  cs_req *q = NULL, *prev = NULL;
+  if (c != NULL && c->gen == gen) {
+    for (q = c->reqs; q != NULL && q->seq != seq; q = q->next) prev = q;
+  }
+  if (q == NULL) { /* the stream ended meanwhile */
+    pthread_mutex_unlock(&svc->mu);
+    return;
+  }
+  if (prev != NULL) {
+    prev->next = q->next;
+  } else {
+    c->reqs = q->next;
+  }
+  if (c->reqs_tail == q) c->reqs_tail = prev;
+  cs_fill(svc, q, acc);
+  cs_out *out = cs_response(q->request_id, q, NULL);
+  cs_req_free(q);
+  cs_submit_enqueue(c, out); /* unanswered stays: the request became a response */
+  pthread_mutex_unlock(&svc->mu);
+}

@@ -1,0 +1,299 @@
+/*
+ * Subscribe streams and the feeder thread (client_service.h, "Subscribe").
+ *
+ * A subscriber is a cursor (next_sn) into the ordered log and at most one SEND_MESSAGE in flight.
+ * When a send completes, the next delivery is read from the log and sent at once (hinted with
+ * GRPC_WRITE_BUFFER_HINT when more are already there, so bursts leave in few writes); when the
+ * subscriber has caught up it waits, and the feeder thread, woken by the log's listener, sends it
+ * the next one. The initial metadata travels alone, so no hinted message ever shares its batch
+ * (the gRPC guide's pitfall P4).
+ *
+ * Reading the log happens without the service mutex (it may touch the disk): the subscriber is
+ * marked `reading` and held (pending + 1) meanwhile, so no other thread sends on it and it is not
+ * freed. A subscriber whose send has not completed for subscriber_stall_ms is cancelled with
+ * RESOURCE_EXHAUSTED; one whose cursor fell out of the retention window with OUT_OF_RANGE.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_internal.h"
+#include "mir/alloc.h"
+#include "mir/log.h"
+
+#define CS_FEED_TICK_MS 250
+
+static void cs_sub_on_new(cs_tag *t, bool ok);
+static void cs_sub_on_send(cs_tag *t, bool ok);
+static void cs_sub_on_done(cs_tag *t, bool ok);
+
+/* ---- the call (every function below: caller holds svc->mu) ---- */
+
+static void cs_sub_unlist(cs_sub *s) {
+  mir_client_service *svc = s->svc;
+  if (!s->listed) return;
+  if (s->prev != NULL) {
+    s->prev->next = s->next;
+  } else {
+    svc->subs = s->next;
+  }
+  if (s->next != NULL) s->next->prev = s->prev;
+  s->listed = false;
+  svc->n_subs--;
+  svc->st.open_subscribers--;
+}
+
+static void cs_sub_maybe_free(cs_sub *s) {
+  if (s->pending > 0) return;
+  mir_client_service *svc = s->svc;
+  cs_sub_unlist(s);
+  if (s->req_buf != NULL) grpc_byte_buffer_destroy(s->req_buf);
+  if (s->send_buf != NULL) grpc_byte_buffer_destroy(s->send_buf);
+  grpc_metadata_array_destroy(&s->md);
+  if (s->call != NULL) grpc_call_unref(s->call);
+  free(s);
+  miri_cs_live_dec(svc);
+}
+
+static void cs_sub_batch(cs_sub *s, const grpc_op *ops, size_t n, cs_tag *tag) {
+  s->pending++;
+  if (grpc_call_start_batch(s->call, ops, n, tag, NULL) != GRPC_CALL_OK) {
+    s->pending--; /* a programming error: no completion will come */
+    s->ended = true;
+  }
+}
+
+/* Ends a subscriber that has not been served yet with a status. */
+static void cs_sub_refuse(cs_sub *s, grpc_status_code code, const char *text) {
+  grpc_slice details = grpc_slice_from_copied_string(text);
+  grpc_op ops[2];
+  memset(ops, 0, sizeof(ops));
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[1].data.send_status_from_server.status = code;
+  ops[1].data.send_status_from_server.status_details = &details;
+  s->ended = true;
+  s->svc->st.subscribers_refused++;
+  cs_sub_batch(s, ops, 2, &s->t_md);
+  grpc_slice_unref(details);
+}
+
+/* Ends a running subscriber: its send in flight (if any) fails and the call closes. */
+static void cs_sub_cut(cs_sub *s, grpc_status_code code, const char *text) {
+  if (s->ended) return;
+  s->ended = true;
+  s->svc->st.subscribers_cut++;
+  grpc_call_cancel_with_status(s->call, code, text, NULL);
+  mir_log(MIR_LOG_INFO, CS_LOG, "%s: subscriber at sn %" PRIu64 " ended: %s", s->svc->own_id,
+          s->next_sn, text);
+}
+
+/* Sends the subscriber's next delivery if it is free and the log has it. May release and retake
+ * svc->mu while reading the log; the caller must call cs_sub_maybe_free afterwards. */
+static void cs_sub_try_send(cs_sub *s) {
+  mir_client_service *svc = s->svc;
+  if (s->send_in_flight || s->reading || s->ended || s->next_sn >= svc->log_next_sn) return;
+  uint64_t sn = s->next_sn;
+  s->reading = true;
+  s->pending++;
+  pthread_mutex_unlock(&svc->mu);
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  mir_err err = mir_olog_read(svc->cfg.log, sn, &bytes, &len);
+  char why[200] = "";
+  if (err != MIR_OK && err != MIR_EEOF) snprintf(why, sizeof(why), "%s", mir_error_detail());
+  pthread_mutex_lock(&svc->mu);
+  s->reading = false;
+  s->pending--;
+  if (err != MIR_OK || s->ended) {
+    free(bytes);
+    if (err == MIR_ENOTFOUND) cs_sub_cut(s, GRPC_STATUS_OUT_OF_RANGE, why);
+    if (err != MIR_OK && err != MIR_EEOF && err != MIR_ENOTFOUND) {
+      cs_sub_cut(s, GRPC_STATUS_INTERNAL, why);
+    }
+    return;
+  }
+  grpc_slice sl = grpc_slice_new(bytes, len, free); /* takes the bytes */
+  s->send_buf = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  grpc_op op;
+  memset(&op, 0, sizeof(op));
+  op.op = GRPC_OP_SEND_MESSAGE;
+  op.data.send_message.send_message = s->send_buf;
+  if (sn + 1 < svc->log_next_sn) op.flags = GRPC_WRITE_BUFFER_HINT; /* more follow at once */
+  s->next_sn = sn + 1;
+  s->send_in_flight = true;
+  svc->st.deliveries++;
+  cs_sub_batch(s, &op, 1, &s->t_send);
+}
+
+/* Validates the request and lists the subscriber, or refuses it. */
+static void cs_sub_admit(cs_sub *s) {
+  mir_client_service *svc = s->svc;
+  grpc_slice sl;
+  Mir__Api__SubscribeRequest *req = NULL;
+  if (miri_cs_flatten(s->req_buf, svc->cfg.limits.max_request_bytes, &sl)) {
+    req =
+        mir__api__subscribe_request__unpack(NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+    grpc_slice_unref(sl);
+  }
+  if (req == NULL) {
+    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "malformed request: not a SubscribeRequest");
+    return;
+  }
+  s->next_sn = req->from_sn;
+  mir__api__subscribe_request__free_unpacked(req, NULL);
+  mir_olog_status st;
+  mir_olog_get_status(svc->cfg.log, &st);
+  char text[160];
+  if (s->next_sn < st.retained_from_sn) {
+    snprintf(text, sizeof(text), "sn %" PRIu64 " is no longer retained (oldest: %" PRIu64 ")",
+             s->next_sn, st.retained_from_sn);
+    cs_sub_refuse(s, GRPC_STATUS_OUT_OF_RANGE, text);
+    return;
+  }
+  if (svc->n_subs >= svc->cfg.limits.max_subscribers) {
+    cs_sub_refuse(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many subscribers");
+    return;
+  }
+  s->listed = true;
+  s->next = svc->subs;
+  if (svc->subs != NULL) svc->subs->prev = s;
+  svc->subs = s;
+  svc->n_subs++;
+  svc->st.subscribers++;
+  svc->st.open_subscribers++;
+  s->last_progress_ns = miri_cs_now_ns();
+  grpc_op op;
+  memset(&op, 0, sizeof(op));
+  op.op = GRPC_OP_SEND_INITIAL_METADATA;
+  cs_sub_batch(s, &op, 1, &s->t_md);
+  cs_sub_try_send(s);
+}
+
+/* ---- completions ---- */
+
+static void cs_sub_on_new(cs_tag *t, bool ok) {
+  cs_sub *s = t->self;
+  mir_client_service *svc = s->svc;
+  if (ok) miri_cs_subscribe_request(svc);
+  pthread_mutex_lock(&svc->mu);
+  if (ok) {
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &s->cancelled;
+    cs_sub_batch(s, &op, 1, &s->t_close);
+    cs_sub_admit(s);
+  }
+  cs_sub_maybe_free(s);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+static void cs_sub_on_send(cs_tag *t, bool ok) {
+  cs_sub *s = t->self;
+  mir_client_service *svc = s->svc;
+  pthread_mutex_lock(&svc->mu);
+  s->pending--;
+  s->send_in_flight = false;
+  grpc_byte_buffer_destroy(s->send_buf);
+  s->send_buf = NULL;
+  if (ok) {
+    s->last_progress_ns = miri_cs_now_ns();
+    cs_sub_try_send(s);
+  } else {
+    s->ended = true; /* the client went away or the call was cancelled */
+  }
+  cs_sub_maybe_free(s);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+/* Initial metadata or a refusal was sent, or the call closed. */
+static void cs_sub_on_done(cs_tag *t, bool ok) {
+  (void)ok;
+  cs_sub *s = t->self;
+  mir_client_service *svc = s->svc;
+  pthread_mutex_lock(&svc->mu);
+  s->pending--;
+  if (t == &s->t_close) {
+    s->closed = s->ended = true;
+    cs_sub_unlist(s);
+  }
+  cs_sub_maybe_free(s);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+void miri_cs_subscribe_request(mir_client_service *svc) {
+  cs_sub *s = mir_xcalloc(1, sizeof(*s));
+  s->svc = svc;
+  grpc_metadata_array_init(&s->md);
+  miri_cs_tag_init(&s->t_new, cs_sub_on_new, s);
+  miri_cs_tag_init(&s->t_md, cs_sub_on_done, s);
+  miri_cs_tag_init(&s->t_send, cs_sub_on_send, s);
+  miri_cs_tag_init(&s->t_close, cs_sub_on_done, s);
+  pthread_mutex_lock(&svc->mu);
+  grpc_call_error e = GRPC_CALL_ERROR;
+  if (!svc->stopping) {
+    e = grpc_server_request_registered_call(svc->server, svc->m_subscribe, &s->call, &s->deadline,
+                                            &s->md, &s->req_buf, svc->cq_main, svc->cq_main,
+                                            &s->t_new);
+  }
+  if (e == GRPC_CALL_OK) svc->live++;
+  pthread_mutex_unlock(&svc->mu);
+  if (e != GRPC_CALL_OK) {
+    grpc_metadata_array_destroy(&s->md);
+    free(s);
+  }
+}
+
+/* ---- the feeder ---- */
+
+/* One pass over the subscribers: cut the stalled ones, send to the idle ones. Caller holds
+ * svc->mu. Subscribers are held while the pass may release the mutex. */
+static void cs_feed_round(mir_client_service *svc) {
+  size_t n = 0;
+  cs_sub **todo = mir_xmalloc((svc->n_subs + 1) * sizeof(*todo));
+  uint64_t now = miri_cs_now_ns();
+  uint64_t stall_ns = svc->cfg.limits.subscriber_stall_ms * 1000000ull;
+  for (cs_sub *s = svc->subs; s != NULL; s = s->next) {
+    if (s->ended) continue;
+    if (s->send_in_flight && now - s->last_progress_ns > stall_ns) {
+      char text[128];
+      snprintf(text, sizeof(text), "too slow: no delivery accepted for %" PRIu64 " ms",
+               svc->cfg.limits.subscriber_stall_ms);
+      cs_sub_cut(s, GRPC_STATUS_RESOURCE_EXHAUSTED, text);
+    } else if (!s->send_in_flight && !s->reading && s->next_sn < svc->log_next_sn) {
+      s->pending++;
+      todo[n++] = s;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    cs_sub_try_send(todo[i]);
+    todo[i]->pending--;
+    cs_sub_maybe_free(todo[i]);
+  }
+  free(todo);
+}
+
+void *miri_cs_feed_main(void *arg) {
+  mir_client_service *svc = arg;
+  pthread_mutex_lock(&svc->mu);
+  while (!svc->stopping) {
+    if (!svc->feed_signal) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += CS_FEED_TICK_MS * 1000000L;
+      if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&svc->cv, &svc->mu, &until);
+    }
+    svc->feed_signal = false;
+    if (!svc->stopping) cs_feed_round(svc);
+  }
+  pthread_mutex_unlock(&svc->mu);
+  return NULL;
+}

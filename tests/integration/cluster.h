@@ -1,0 +1,78 @@
+// A local cluster of real mir-replica processes for integration tests: keys and membership from
+// mir-keygen, one configuration and data folder per replica in a fresh temporary folder, free
+// ports on 127.0.0.1, logs per replica. Every process started is killed (SIGKILL) when the
+// Cluster goes away; every wait is bounded.
+#ifndef MIR_TESTS_CLUSTER_H
+#define MIR_TESTS_CLUSTER_H
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mirtest {
+
+struct ClusterOptions {
+  size_t n = 4;
+  std::string trantor_json = "";  // extra members of the "trantor" object, e.g. "\"x\": 1"
+  std::string client_json = "";   // extra members of the "client" object
+  bool store_sync = true;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(const ClusterOptions &o);
+  ~Cluster();
+  Cluster(const Cluster &) = delete;
+  Cluster &operator=(const Cluster &) = delete;
+
+  // Empty if the folder, keys and configurations were made; else what failed.
+  const std::string &error() const { return error_; }
+  size_t size() const { return opts_.n; }
+
+  bool Start(size_t i);
+  bool StartAll();
+  // SIGKILL and reap.
+  void Kill(size_t i);
+  // SIGTERM and wait up to timeout_ms; returns the exit status (-1 if it did not exit).
+  int Stop(size_t i, int timeout_ms);
+  bool Running(size_t i) const { return pids_[i] > 0; }
+
+  std::string ClientAddr(size_t i) const;
+  std::string PeerAddr(size_t i) const;
+  std::string ConfigPath(size_t i) const;
+  // The last `lines` lines of replica i's log (all runs).
+  std::string LogTail(size_t i, size_t lines = 30) const;
+  std::string Log(size_t i) const;
+  // Waits until every running replica answers Status with every peer connected.
+  bool WaitReady(int timeout_ms);
+  // Keeps the folder after the test (for a failure's logs).
+  void Keep() { keep_ = true; }
+  const std::string &dir() const { return dir_; }
+
+ private:
+  bool MakeConfigs();
+  ClusterOptions opts_;
+  std::string dir_, error_;
+  int base_port_ = 0;
+  std::vector<pid_t> pids_;
+  bool keep_ = false;
+};
+
+// The folder of the built programs (mir-replica, mir-keygen, mir-status).
+std::string BinDir();
+
+// Runs argv (argv[0] a path) to completion within timeout_ms, output to out_file (may be "").
+// Returns the exit status, or -1 if it did not exit in time (then it is killed).
+int RunProgram(const std::vector<std::string> &argv, const std::string &out_file, int timeout_ms);
+
+// Polls pred every 50 ms until it holds (true) or timeout_ms passes (false).
+bool WaitFor(const std::function<bool()> &pred, int timeout_ms);
+
+std::string ReadFile(const std::string &path);
+
+}  // namespace mirtest
+
+#endif
