@@ -1,0 +1,74 @@
+/*
+ * mir-bench internals: the latency histogram, the run's shared state and the report.
+ */
+#ifndef MIR_BENCH_H
+#define MIR_BENCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mir/client.h"
+
+/* ---- hist.c: a log-linear latency histogram in microseconds, lock-free to record ---- */
+
+#define HIST_BUCKETS 2400 /* 1% wide buckets from 1 us to beyond 10^10 us */
+
+typedef struct hist {
+  atomic_ulong counts[HIST_BUCKETS];
+  atomic_ulong n;
+  atomic_ullong sum_us;
+  atomic_ullong max_us;
+} hist;
+
+void hist_record(hist *h, uint64_t us);
+/* The value (us, bucket upper bound; max exactly) below which a fraction q of samples lie. */
+double hist_quantile_us(const hist *h, double q);
+
+/* ---- main.c: the run ---- */
+
+typedef struct bench_opts {
+  const char *replicas[MIR_CLIENT_REPLICAS_MAX];
+  size_t n_replicas;
+  uint32_t clients;
+  double rate; /* offered transactions per second, all clients together */
+  uint32_t size;
+  double duration_s, warmup_s, drain_s;
+  const char *json_path;
+  int trust_one;
+  uint32_t window, batch_delay_us, submit_replicas;
+  uint32_t connect_timeout_ms;
+} bench_opts;
+
+/* One per second of the run. */
+typedef struct bench_second {
+  double t;
+  uint64_t submitted, committed;
+  double tx_s, p50_ms;
+} bench_second;
+
+typedef struct bench_client bench_client;
+
+typedef struct bench {
+  bench_opts o;
+  bench_client *cl;
+  double t0;                       /* start of the schedule (monotonic seconds) */
+  double measure_from, measure_to; /* the measured window of the schedule */
+  atomic_ulong submitted, committed, rejected, refused, stopped;
+  atomic_ulong committed_in_window; /* commits that happened inside the window */
+  atomic_ulong measured_committed;  /* committed transactions scheduled inside the window */
+  hist lat;                         /* their latencies */
+  bench_second *seconds;
+  size_t n_seconds, cap_seconds;
+  mir_client_stats sdk; /* summed over clients at the end */
+} bench;
+
+double bench_now(void);
+
+/* ---- report.c ---- */
+void bench_print_summary(const bench *b, double elapsed_s);
+/* Writes the JSON report to path. Returns 0, or -1 with errno. */
+int bench_write_json(const bench *b, const char *path);
+
+#endif

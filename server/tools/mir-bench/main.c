@@ -1,0 +1,333 @@
+/*
+ * mir-bench: open-loop load on a Mir-C cluster through the SDK (libmirclient).
+ *
+ *   mir-bench --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]
+ *             [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]
+ *             [--window N] [--batch-delay-us US] [--submit-replicas K] [--connect-timeout-ms MS]
+ *
+ * Open loop: each client has a schedule of submit times (rate / clients per second, the clients
+ * staggered evenly) and submits on time whatever the cluster does; a submission the SDK refuses
+ * because the client's window is full is counted as refused, never retried, so an overloaded
+ * cluster shows up as refusals and latency instead of a slower schedule. Latency runs from the
+ * scheduled submit time to the moment the SDK learns the commit (f+1 replicas agree), so a
+ * generator that falls behind cannot hide queueing (no coordinated omission).
+ *
+ * Phases: warm-up (scheduled, not measured), the measured duration, then a drain of at most
+ * --drain seconds for outstanding transactions; then the clients close, which completes what is
+ * left as not committed. A line of progress is printed every second; the summary and the optional
+ * JSON report come last. Every phase is bounded, so the run is bounded in time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+struct bench_client {
+  bench *b;
+  uint32_t index;
+  mir_client *c;
+  pthread_t thread;
+  int thread_started;
+  double rate, offset;
+  double *intended; /* scheduled submit time per ticket */
+  size_t cap;
+  uint8_t *payload;
+};
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double at) {
+  struct timespec ts = {(time_t)at, (long)((at - floor(at)) * 1e9)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  }
+}
+
+static void usage(const char *argv0) {
+  fprintf(stderr,
+          "usage: %s --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]\n"
+          "          [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]\n"
+          "          [--window N] [--batch-delay-us US] [--submit-replicas K]\n"
+          "          [--connect-timeout-ms MS]\n",
+          argv0);
+}
+
+/* Parses a number in [lo, hi] from s; returns 0 or -1. */
+static int parse_num(const char *name, const char *s, double lo, double hi, double *out) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+    fprintf(stderr, "mir-bench: %s: expected a number in [%g, %g], got \"%s\"\n", name, lo, hi, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_replicas(bench_opts *o, char *list) {
+  for (char *t = strtok(list, ","); t != NULL; t = strtok(NULL, ",")) {
+    if (o->n_replicas == MIR_CLIENT_REPLICAS_MAX) {
+      fprintf(stderr, "mir-bench: --replicas: at most %d\n", MIR_CLIENT_REPLICAS_MAX);
+      return -1;
+    }
+    o->replicas[o->n_replicas++] = t;
+  }
+  return o->n_replicas > 0 ? 0 : -1;
+}
+
+/* One option with its value; returns 0, or -1 for a bad value or an unknown option. */
+static int parse_option(bench_opts *o, const char *name, char *val) {
+  double v = 0;
+  int rc = 0;
+  if (strcmp(name, "--replicas") == 0) return parse_replicas(o, val);
+  if (strcmp(name, "--json") == 0) {
+    o->json_path = val;
+  } else if (strcmp(name, "--trust") == 0) {
+    o->trust_one = strcmp(val, "one") == 0;
+    if (!o->trust_one && strcmp(val, "quorum") != 0) return -1;
+  } else if (strcmp(name, "--clients") == 0 && (rc = parse_num(name, val, 1, 256, &v)) == 0) {
+    o->clients = (uint32_t)v;
+  } else if (strcmp(name, "--rate") == 0 && (rc = parse_num(name, val, 0.001, 1e7, &v)) == 0) {
+    o->rate = v;
+  } else if (strcmp(name, "--size") == 0 && (rc = parse_num(name, val, 0, 1 << 20, &v)) == 0) {
+    o->size = (uint32_t)v;
+  } else if (strcmp(name, "--duration") == 0 && (rc = parse_num(name, val, 0.1, 86400, &v)) == 0) {
+    o->duration_s = v;
+  } else if (strcmp(name, "--warmup") == 0 && (rc = parse_num(name, val, 0, 3600, &v)) == 0) {
+    o->warmup_s = v;
+  } else if (strcmp(name, "--drain") == 0 && (rc = parse_num(name, val, 0, 3600, &v)) == 0) {
+    o->drain_s = v;
+  } else if (strcmp(name, "--window") == 0 && (rc = parse_num(name, val, 1, 65536, &v)) == 0) {
+    o->window = (uint32_t)v;
+  } else if (strcmp(name, "--batch-delay-us") == 0 &&
+             (rc = parse_num(name, val, 1, 1000000, &v)) == 0) {
+    o->batch_delay_us = (uint32_t)v;
+  } else if (strcmp(name, "--submit-replicas") == 0 &&
+             (rc = parse_num(name, val, 1, MIR_CLIENT_REPLICAS_MAX, &v)) == 0) {
+    o->submit_replicas = (uint32_t)v;
+  } else if (strcmp(name, "--connect-timeout-ms") == 0 &&
+             (rc = parse_num(name, val, 1, 3600000, &v)) == 0) {
+    o->connect_timeout_ms = (uint32_t)v;
+  } else if (rc == 0) {
+    fprintf(stderr, "mir-bench: unknown option %s\n", name);
+    return -1;
+  }
+  return rc;
+}
+
+static int parse_args(bench_opts *o, int argc, char **argv) {
+  *o = (bench_opts){
+      .clients = 4, .rate = 1000, .size = 256, .duration_s = 10, .warmup_s = 1, .drain_s = 10};
+  for (int i = 1; i < argc; i += 2) { /* every option takes a value */
+    if (i + 1 >= argc || parse_option(o, argv[i], argv[i + 1]) != 0) return -1;
+  }
+  if (o->n_replicas == 0) {
+    fprintf(stderr, "mir-bench: --replicas is required\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the clients ---- */
+
+static void on_done(mir_client *c, const mir_client_result *r, void *ud) {
+  bench_client *bc = ud;
+  bench *b = bc->b;
+  (void)c;
+  if (r->status == MIR_CLIENT_ESTOPPED) {
+    atomic_fetch_add(&b->stopped, 1);
+    return;
+  }
+  if (r->status != MIR_CLIENT_OK) {
+    atomic_fetch_add(&b->rejected, 1);
+    return;
+  }
+  double now = bench_now();
+  atomic_fetch_add(&b->committed, 1);
+  if (now >= b->measure_from && now < b->measure_to) atomic_fetch_add(&b->committed_in_window, 1);
+  double at = r->ticket < bc->cap ? bc->intended[r->ticket] : now;
+  if (at >= b->measure_from && at < b->measure_to) {
+    atomic_fetch_add(&b->measured_committed, 1);
+    double us = (now - at) * 1e6;
+    hist_record(&b->lat, us > 0 ? (uint64_t)us : 0);
+  }
+}
+
+/* The schedule of one client: submission k at t0 + offset + k / rate, until the measured window
+ * ends. */
+static void *client_main(void *arg) {
+  bench_client *bc = arg;
+  bench *b = bc->b;
+  size_t tickets = 0;
+  for (uint64_t k = 0;; k++) {
+    double at = b->t0 + bc->offset + (double)k / bc->rate;
+    if (at >= b->measure_to || tickets >= bc->cap) break;
+    sleep_until(at);
+    /* Stamp the payload so that every transaction differs. */
+    if (bc->b->o.size >= 8) memcpy(bc->payload, &k, 8);
+    bc->intended[tickets] = at; /* read by on_done after the SDK lock orders the two */
+    mir_client_ticket t = 0;
+    int err = mir_client_submit(bc->c, bc->payload, b->o.size, on_done, bc, &t);
+    if (err == MIR_CLIENT_OK) {
+      tickets++;
+      atomic_fetch_add(&b->submitted, 1);
+    } else if (err == MIR_CLIENT_EFULL) {
+      atomic_fetch_add(&b->refused, 1);
+    } else {
+      fprintf(stderr, "mir-bench: client %u: submit: %s\n", bc->index, mir_client_errdetail());
+      break;
+    }
+  }
+  return NULL;
+}
+
+static int open_client(bench *b, bench_client *bc, uint32_t i) {
+  char id[64];
+  snprintf(id, sizeof(id), "bench-%d-%u", (int)getpid(), i);
+  mir_client_options opts;
+  mir_client_options_init(&opts);
+  opts.replicas = b->o.replicas;
+  opts.n_replicas = b->o.n_replicas;
+  opts.client_id = id;
+  opts.trust = b->o.trust_one ? MIR_CLIENT_TRUST_ONE : MIR_CLIENT_TRUST_QUORUM;
+  opts.window = b->o.window;
+  opts.batch_delay_us = b->o.batch_delay_us;
+  opts.submit_replicas = b->o.submit_replicas;
+  opts.connect_timeout_ms = b->o.connect_timeout_ms;
+  opts.max_tx_bytes = b->o.size > 65536 ? b->o.size : 0;
+  bc->b = b;
+  bc->index = i;
+  bc->rate = b->o.rate / b->o.clients;
+  bc->offset = (double)i / b->o.rate;
+  bc->cap = (size_t)(bc->rate * (b->o.warmup_s + b->o.duration_s)) + 2;
+  bc->intended = calloc(bc->cap, sizeof(double));
+  bc->payload = calloc(1, b->o.size + 8);
+  if (bc->intended == NULL || bc->payload == NULL) {
+    fprintf(stderr, "mir-bench: out of memory\n");
+    return -1;
+  }
+  memset(bc->payload, 'b', b->o.size);
+  int err = mir_client_open(&opts, &bc->c);
+  if (err != MIR_CLIENT_OK) {
+    fprintf(stderr, "mir-bench: cannot open client %u (%s): %s\n", i, mir_client_strerror(err),
+            mir_client_errdetail());
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- progress ---- */
+
+static void record_second(bench *b, double t, uint64_t committed_before, double dt) {
+  if (b->n_seconds == b->cap_seconds) {
+    size_t cap = b->cap_seconds ? 2 * b->cap_seconds : 64;
+    bench_second *p = realloc(b->seconds, cap * sizeof(*p));
+    if (p == NULL) return;
+    b->seconds = p;
+    b->cap_seconds = cap;
+  }
+  bench_second *s = &b->seconds[b->n_seconds++];
+  s->t = t;
+  s->submitted = atomic_load(&b->submitted);
+  s->committed = atomic_load(&b->committed);
+  s->tx_s = (double)(s->committed - committed_before) / dt;
+  s->p50_ms = hist_quantile_us(&b->lat, 0.5) / 1e3;
+  printf("[%5.0fs] submitted %8" PRIu64 "  committed %8" PRIu64 "  %8.0f tx/s  p50 ", t,
+         s->submitted, s->committed, s->tx_s);
+  if (atomic_load(&b->lat.n) > 0) {
+    printf("%.1f ms\n", s->p50_ms);
+  } else {
+    printf("-\n");
+  }
+  fflush(stdout);
+}
+
+/* Prints a line every second until the schedule ends and then until every submitted transaction
+ * has an outcome or the drain time is up. */
+static void progress(bench *b) {
+  double next = b->t0 + 1, drain_end = b->measure_to + b->o.drain_s;
+  uint64_t committed_before = 0;
+  double last = b->t0;
+  for (;;) {
+    double now = bench_now();
+    bool scheduling = now < b->measure_to;
+    uint64_t done = atomic_load(&b->committed) + atomic_load(&b->rejected);
+    if (!scheduling && (done >= atomic_load(&b->submitted) || now >= drain_end)) break;
+    double wake = next;
+    if (!scheduling && drain_end < wake) wake = drain_end;
+    sleep_until(wake < b->measure_to && next > b->measure_to ? b->measure_to : wake);
+    now = bench_now();
+    if (now >= next) {
+      record_second(b, next - b->t0, committed_before, now - last);
+      committed_before = b->n_seconds > 0 ? b->seconds[b->n_seconds - 1].committed : 0;
+      last = now;
+      next += 1;
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  bench *b = calloc(1, sizeof(*b));
+  if (b == NULL || parse_args(&b->o, argc, argv) != 0) {
+    usage(argv[0]);
+    free(b);
+    return 2;
+  }
+  b->cl = calloc(b->o.clients, sizeof(*b->cl));
+  int rc = b->cl != NULL ? 0 : 1;
+  for (uint32_t i = 0; rc == 0 && i < b->o.clients; i++) {
+    rc = open_client(b, &b->cl[i], i) == 0 ? 0 : 1;
+  }
+  if (rc == 0) {
+    printf(
+        "mir-bench: %zu replicas, %u clients, %.0f tx/s offered, %u-byte transactions, "
+        "%.1f s measured after %.1f s warm-up\n",
+        b->o.n_replicas, b->o.clients, b->o.rate, b->o.size, b->o.duration_s, b->o.warmup_s);
+    b->t0 = bench_now() + 0.05;
+    b->measure_from = b->t0 + b->o.warmup_s;
+    b->measure_to = b->measure_from + b->o.duration_s;
+    for (uint32_t i = 0; i < b->o.clients; i++) {
+      b->cl[i].thread_started = pthread_create(&b->cl[i].thread, NULL, client_main, &b->cl[i]) == 0;
+    }
+    progress(b);
+  }
+  for (uint32_t i = 0; b->cl != NULL && i < b->o.clients; i++) {
+    bench_client *bc = &b->cl[i];
+    if (bc->thread_started) pthread_join(bc->thread, NULL);
+    if (bc->c != NULL) {
+      mir_client_stats st;
+      mir_client_stats_get(bc->c, &st);
+      b->sdk.requests_sent += st.requests_sent;
+      b->sdk.reconnects += st.reconnects;
+      b->sdk.failovers += st.failovers;
+      b->sdk.resent += st.resent;
+      b->sdk.bad_messages += st.bad_messages;
+      b->sdk.conflicting_votes += st.conflicting_votes;
+      mir_client_close(bc->c); /* completes what is left with ESTOPPED */
+    }
+    free(bc->intended);
+    free(bc->payload);
+  }
+  if (rc == 0) {
+    bench_print_summary(b, b->o.duration_s);
+    if (b->o.json_path != NULL && bench_write_json(b, b->o.json_path) != 0) {
+      fprintf(stderr, "mir-bench: %s: %s\n", b->o.json_path, strerror(errno));
+      rc = 1;
+    }
+  }
+  free(b->cl);
+  free(b->seconds);
+  free(b);
+  return rc;
+}

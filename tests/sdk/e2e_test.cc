@@ -1,0 +1,241 @@
+// End-to-end tests of libmirclient against real mir-replica processes started with
+// deploy/local/cluster.sh on 127.0.0.1: a thousand transactions commit and appear exactly once in
+// the agreed log, and a client keeps committing after one of four replicas is killed. Skipped when
+// mir-replica is not built. Every process started here is stopped (cluster.sh clean, then SIGKILL
+// of any pid left), and every wait is bounded; no test asserts a duration.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mir/client.h"
+#include "sdk_proc.h"
+
+namespace {
+
+constexpr int64_t kWaitMs = 60000;  // upper bound of every wait; never reached when things work
+
+std::string Bin(const char *name) {
+  return std::string(MIR_BIN_DIR) + "/" + name;
+}
+std::string ClusterScript() {
+  return std::string(MIR_SOURCE_DIR) + "/deploy/local/cluster.sh";
+}
+
+bool Exists(const std::string &path) {
+  return access(path.c_str(), X_OK) == 0;
+}
+
+// A cluster of n mir-replica processes in a temporary folder, on ports that were free.
+class RealCluster {
+ public:
+  explicit RealCluster(int n) : n_(n) {
+    char tmpl[] = "/tmp/mir-sdk-e2e-XXXXXX";
+    dir_ = mkdtemp(tmpl) ? tmpl : "";
+    std::mt19937 rng(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr)));
+    for (int attempt = 0; attempt < 50 && peer_base_ == 0; attempt++) {
+      int base = 20000 + static_cast<int>(rng() % 20000) * 2;
+      bool free = true;
+      for (int i = 0; i < n && free; i++) free = PortFree(base + i) && PortFree(base + 100 + i);
+      if (free) peer_base_ = base;
+    }
+    env_ = {"MIR_CLUSTER_DIR=" + dir_ + "/cluster", std::string("MIR_BIN_DIR=") + MIR_BIN_DIR,
+            "MIR_PEER_BASE_PORT=" + std::to_string(peer_base_),
+            "MIR_CLIENT_BASE_PORT=" + std::to_string(peer_base_ + 100), "MIR_LOG=warn"};
+  }
+  ~RealCluster() {
+    std::string out;
+    RunProgram({"/bin/bash", ClusterScript(), "clean"}, env_, 30000, &out);
+    for (int i = 0; i < n_; i++) {  // anything still alive gets SIGKILL
+      pid_t pid = Pid(i);
+      if (pid > 0) kill(pid, SIGKILL);
+    }
+    std::string rm;
+    RunProgram({"/bin/rm", "-rf", dir_}, {}, 30000, &rm);
+  }
+  bool Start(std::string *out) {
+    return !dir_.empty() && peer_base_ != 0 &&
+           RunProgram({"/bin/bash", ClusterScript(), "start", std::to_string(n_)}, env_, 60000,
+                      out) == 0;
+  }
+  std::vector<std::string> Addresses() const {
+    std::vector<std::string> a;
+    std::ifstream in(dir_ + "/cluster/client-addresses");
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) a.push_back(line);
+    }
+    return a;
+  }
+  pid_t Pid(int i) const {
+    std::ifstream in(dir_ + "/cluster/pids/replica-" + std::to_string(i) + ".pid");
+    long pid = 0;
+    in >> pid;
+    return static_cast<pid_t>(pid);
+  }
+  std::string Logs() const {
+    std::string all;
+    for (int i = 0; i < n_; i++) {
+      std::ifstream in(dir_ + "/cluster/logs/replica-" + std::to_string(i) + ".log");
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string s = ss.str();
+      all += "--- replica " + std::to_string(i) + " (last 2000 bytes)\n" +
+             (s.size() > 2000 ? s.substr(s.size() - 2000) : s);
+    }
+    return all;
+  }
+
+ private:
+  int n_;
+  int peer_base_ = 0;
+  std::string dir_;
+  std::vector<std::string> env_;
+};
+
+// Records every transaction of one client id the subscription reports, and the sns it saw.
+struct Seen {
+  std::mutex mu;
+  std::string client_id;
+  std::map<uint64_t, int> tx_count;
+  std::vector<uint64_t> sns;
+  static void Cb(mir_client_sub *, int, const mir_client_entry *e, void *ud) {
+    if (e == nullptr) return;
+    auto *s = static_cast<Seen *>(ud);
+    std::lock_guard<std::mutex> l(s->mu);
+    s->sns.push_back(e->sn);
+    for (size_t i = 0; i < e->n_txs; i++) {
+      if (s->client_id == e->txs[i].client_id) s->tx_count[e->txs[i].tx_no]++;
+    }
+  }
+  size_t Distinct() {
+    std::lock_guard<std::mutex> l(mu);
+    return tx_count.size();
+  }
+};
+
+class SdkE2e : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!Exists(Bin("mir-replica")) || !Exists(Bin("mir-keygen")) || !Exists(Bin("mir-status")) ||
+        access(ClusterScript().c_str(), R_OK) != 0) {
+      GTEST_SKIP() << "mir-replica, mir-keygen, mir-status or deploy/local/cluster.sh missing";
+    }
+  }
+  mir_client *Open(RealCluster &cl, const std::string &id) {
+    addrs_ = cl.Addresses();
+    ptrs_.clear();
+    for (auto &a : addrs_) ptrs_.push_back(a.c_str());
+    mir_client_options o;
+    mir_client_options_init(&o);
+    o.replicas = ptrs_.data();
+    o.n_replicas = ptrs_.size();
+    o.client_id = id.c_str();
+    o.connect_timeout_ms = 20000;
+    mir_client *c = nullptr;
+    EXPECT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c)) << mir_client_errdetail();
+    return c;
+  }
+  std::vector<std::string> addrs_;
+  std::vector<const char *> ptrs_;
+};
+
+TEST_F(SdkE2e, AThousandTransactionsCommitOnFourReplicas) {
+  // 1,000 transactions of 256 bytes submitted through the SDK to four real replicas all commit,
+  // and a subscription started before them reports each exactly once, in increasing sn order.
+  RealCluster cl(4);
+  std::string out;
+  ASSERT_TRUE(cl.Start(&out)) << out << cl.Logs();
+  std::string id = "e2e-" + std::to_string(getpid());
+  mir_client *c = Open(cl, id);
+  ASSERT_NE(c, nullptr);
+  Seen seen;
+  seen.client_id = id;
+  mir_client_sub *sub = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_subscribe(c, MIR_CLIENT_FROM_NOW, Seen::Cb, &seen, &sub));
+  std::vector<mir_client_ticket> tickets;
+  std::string data(256, 'e');
+  for (int i = 0; i < 1000; i++) {
+    memcpy(&data[0], &i, sizeof(i));
+    mir_client_ticket t = 0;
+    ASSERT_EQ(MIR_CLIENT_OK, mir_client_submit(c, data.data(), data.size(), nullptr, nullptr, &t))
+        << mir_client_errdetail();
+    tickets.push_back(t);
+  }
+  size_t committed = 0;
+  for (auto t : tickets) {
+    int rc = mir_client_wait(c, t, kWaitMs, nullptr);
+    EXPECT_EQ(rc, MIR_CLIENT_OK) << "ticket " << t << ": " << mir_client_errdetail();
+    if (rc != MIR_CLIENT_OK) break;
+    committed++;
+  }
+  EXPECT_EQ(committed, 1000u) << cl.Logs();
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (seen.Distinct() < 1000 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  mir_client_unsubscribe(sub);
+  {
+    std::lock_guard<std::mutex> l(seen.mu);
+    EXPECT_EQ(seen.tx_count.size(), 1000u);
+    for (auto &kv : seen.tx_count) EXPECT_EQ(kv.second, 1) << "tx " << kv.first;
+    for (size_t i = 1; i < seen.sns.size(); i++) EXPECT_EQ(seen.sns[i], seen.sns[i - 1] + 1);
+  }
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_EQ(st.committed, 1000u);
+  EXPECT_EQ(st.bad_messages, 0u);
+  EXPECT_EQ(st.conflicting_votes, 0u);
+  mir_client_close(c);
+}
+
+TEST_F(SdkE2e, CommitsContinueAfterAReplicaIsKilled) {
+  // With one of four replicas killed (f = 1), the client fails over by itself and every
+  // transaction submitted before and after the kill commits.
+  RealCluster cl(4);
+  std::string out;
+  ASSERT_TRUE(cl.Start(&out)) << out << cl.Logs();
+  std::string id = "e2e-kill-" + std::to_string(getpid());
+  mir_client *c = Open(cl, id);
+  ASSERT_NE(c, nullptr);
+  std::vector<mir_client_ticket> tickets;
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 100; i++) {
+      mir_client_ticket t = 0;
+      ASSERT_EQ(MIR_CLIENT_OK, mir_client_submit(c, "k", 1, nullptr, nullptr, &t));
+      tickets.push_back(t);
+    }
+    if (round == 0) {
+      for (auto t : tickets) ASSERT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr));
+      // Kill the first replica of the client's submit and follow sets (FNV-1a of the id, mod n).
+      uint64_t h = 1469598103934665603ull;
+      for (char ch : id) h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ull;
+      pid_t pid = cl.Pid(static_cast<int>(h % 4));
+      ASSERT_GT(pid, 0);
+      kill(pid, SIGKILL);
+    }
+  }
+  for (auto t : tickets) {
+    EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr)) << "ticket " << t;
+  }
+  mir_client_close(c);
+}
+
+}  // namespace
