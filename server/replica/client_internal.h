@@ -88,6 +88,9 @@ typedef struct cs_sub {
   uint64_t next_sn;
   uint64_t last_progress_ns;
   struct cs_sub *prev, *next;
+  /* SubscribeRequest.client_id: if not empty, each Delivery carries only this client's
+   * transactions (set once at admission, read by whichever thread sends) */
+  char client_id[TRANTOR_CLIENT_ID_MAX + 1];
 } cs_sub;
 
 /* A unary Status call, or a call to an unknown method. */

@@ -12,6 +12,10 @@
  * marked `reading` and held (pending + 1) meanwhile, so no other thread sends on it and it is not
  * freed. A subscriber whose send has not completed for subscriber_stall_ms is cancelled with
  * RESOURCE_EXHAUSTED; one whose cursor fell out of the retention window with OUT_OF_RANGE.
+ *
+ * A subscriber that names a client id gets each entry with that client's transactions only (the
+ * SDK's commit trackers do): decoding and re-encoding here, once per entry and subscriber, saves
+ * every client from decoding the whole log from several replicas.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -90,6 +94,33 @@ static void cs_sub_cut(cs_sub *s, grpc_status_code code, const char *text) {
           s->next_sn, text);
 }
 
+/* Keeps only client_id's transactions in the packed Delivery *bytes (owned, replaced; *len
+ * updated). sn, epoch and log_hash stay those of the whole entry, so subscribers can still compare
+ * entries across replicas. The log's bytes were written by this replica: failing to decode them
+ * is an internal error. */
+static mir_err cs_sub_filter(const char *client_id, uint8_t **bytes, size_t *len) {
+  Mir__Api__Delivery *d = mir__api__delivery__unpack(NULL, *len, *bytes);
+  if (d == NULL) return mir_error_set(MIR_EPROTO, "stored delivery does not decode");
+  size_t kept = 0;
+  for (size_t i = 0; i < d->n_txs; i++) {
+    Trantor__Tx *tx = d->txs[i];
+    if (tx->client_id != NULL && strcmp(tx->client_id, client_id) == 0) {
+      d->txs[kept++] = tx;
+    } else {
+      trantor__tx__free_unpacked(tx, NULL);
+    }
+  }
+  d->n_txs = kept;
+  size_t n = mir__api__delivery__get_packed_size(d);
+  uint8_t *out = mir_xmalloc(n > 0 ? n : 1);
+  mir__api__delivery__pack(d, out);
+  mir__api__delivery__free_unpacked(d, NULL);
+  free(*bytes);
+  *bytes = out;
+  *len = n;
+  return MIR_OK;
+}
+
 /* Sends the subscriber's next delivery if it is free and the log has it. May release and retake
  * svc->mu while reading the log; the caller must call cs_sub_maybe_free afterwards. */
 static void cs_sub_try_send(cs_sub *s) {
@@ -102,6 +133,7 @@ static void cs_sub_try_send(cs_sub *s) {
   uint8_t *bytes = NULL;
   size_t len = 0;
   mir_err err = mir_olog_read(svc->cfg.log, sn, &bytes, &len);
+  if (err == MIR_OK && s->client_id[0] != '\0') err = cs_sub_filter(s->client_id, &bytes, &len);
   char why[200] = "";
   if (err != MIR_OK && err != MIR_EEOF) snprintf(why, sizeof(why), "%s", mir_error_detail());
   pthread_mutex_lock(&svc->mu);
@@ -144,6 +176,13 @@ static void cs_sub_admit(cs_sub *s) {
     return;
   }
   s->next_sn = req->from_sn;
+  size_t id_len = req->client_id != NULL ? strlen(req->client_id) : 0;
+  if (id_len > TRANTOR_CLIENT_ID_MAX) {
+    mir__api__subscribe_request__free_unpacked(req, NULL);
+    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "client_id longer than 64 bytes");
+    return;
+  }
+  if (id_len > 0) memcpy(s->client_id, req->client_id, id_len + 1);
   mir__api__subscribe_request__free_unpacked(req, NULL);
   mir_olog_status st;
   mir_olog_get_status(svc->cfg.log, &st);

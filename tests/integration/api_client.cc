@@ -211,10 +211,12 @@ bool SubmitStream::CloseSend(int timeout_ms) {
   return Start(&op, 1, &tag_close_) && Wait(&tag_close_, timeout_ms, &ok) && ok;
 }
 
-Subscription::Subscription(grpc_channel *ch, uint64_t from_sn, int deadline_ms)
+Subscription::Subscription(grpc_channel *ch, uint64_t from_sn, int deadline_ms,
+                           const char *client_id)
     : Call(ch, "/mir.api.Client/Subscribe", deadline_ms) {
   Mir__Api__SubscribeRequest req = MIR__API__SUBSCRIBE_REQUEST__INIT;
   req.from_sn = from_sn;
+  if (client_id != nullptr) req.client_id = const_cast<char *>(client_id);
   SendBytes(Pack(&req.base), 10000);
   grpc_op op;
   memset(&op, 0, sizeof(op));

@@ -91,10 +91,11 @@ class SubmitStream : public Call {
   bool CloseSend(int timeout_ms = 10000);
 };
 
-// A Subscribe stream from from_sn.
+// A Subscribe stream from from_sn; with client_id, only that client's transactions come.
 class Subscription : public Call {
  public:
-  Subscription(grpc_channel *ch, uint64_t from_sn, int deadline_ms = 120000);
+  Subscription(grpc_channel *ch, uint64_t from_sn, int deadline_ms = 120000,
+               const char *client_id = nullptr);
   // The next delivery: 1 (*out owned: free with mir__api__delivery__free_unpacked), 0 timeout,
   // -1 end of stream (status() and details() say why).
   int Next(Mir__Api__Delivery **out, int timeout_ms = 10000);

@@ -162,6 +162,18 @@ struct Service {
       next_sn++;
     }
   }
+  // Appends n entries of one transaction from each of clients "a" and "b".
+  void AppendPairs(size_t n) {
+    for (size_t k = 0; k < n; k++) {
+      Trantor__Tx txs[2] = {TRANTOR__TX__INIT, TRANTOR__TX__INIT};
+      Trantor__Tx *p[2] = {&txs[0], &txs[1]};
+      txs[0].client_id = const_cast<char *>("a");
+      txs[1].client_id = const_cast<char *>("b");
+      for (Trantor__Tx &tx : txs) tx.tx_no = next_sn;
+      ASSERT_EQ(app.apply_batch(app.user_data, next_sn, 1, p, 2), MIR_OK) << mir_error_detail();
+      next_sn++;
+    }
+  }
   mir_client_service_stats Stats() {
     mir_client_service_stats st;
     mir_client_service_get_stats(svc, &st);
@@ -308,6 +320,41 @@ TEST(ClientService, SubscribeStreamsFromAnySnAndWaitsForMore) {
   EXPECT_EQ(Read(from10, 5), Range(50, 55));
   EXPECT_EQ(Read(ahead, 2), Range(53, 55));
   EXPECT_EQ(s.Stats().open_subscribers, 2u);
+}
+
+TEST(ClientService, SubscriberWithAClientIdGetsOnlyThatClientsTransactions) {
+  // Every entry still comes, with the whole entry's sn, epoch and log hash, but only the named
+  // client's transactions; an unknown client gets empty entries; an over-long id is refused.
+  Service s;
+  s.AppendPairs(20);
+  Channel ch(s.addr);
+  Subscription all(ch.get(), 0);
+  Subscription only_b(ch.get(), 0, 120000, "b");
+  Subscription nobody(ch.get(), 0, 120000, "c");
+  for (uint64_t sn = 0; sn < 20; sn++) {
+    Mir__Api__Delivery *a = nullptr, *b = nullptr, *c = nullptr;
+    ASSERT_EQ(all.Next(&a), 1);
+    ASSERT_EQ(only_b.Next(&b), 1);
+    ASSERT_EQ(nobody.Next(&c), 1);
+    EXPECT_EQ(a->sn, sn);
+    EXPECT_EQ(b->sn, sn);
+    EXPECT_EQ(c->sn, sn);
+    EXPECT_EQ(a->n_txs, 2u);
+    ASSERT_EQ(b->n_txs, 1u);
+    EXPECT_STREQ(b->txs[0]->client_id, "b");
+    EXPECT_EQ(c->n_txs, 0u);
+    EXPECT_EQ(b->epoch, a->epoch);
+    EXPECT_EQ(mirtest::Hex(b->log_hash.data, b->log_hash.len),
+              mirtest::Hex(a->log_hash.data, a->log_hash.len));
+    EXPECT_EQ(mirtest::Hex(c->log_hash.data, c->log_hash.len),
+              mirtest::Hex(a->log_hash.data, a->log_hash.len));
+    for (Mir__Api__Delivery *d : {a, b, c}) mir__api__delivery__free_unpacked(d, nullptr);
+  }
+  std::string long_id(65, 'x');
+  Subscription bad(ch.get(), 0, 120000, long_id.c_str());
+  Mir__Api__Delivery *d = nullptr;
+  EXPECT_EQ(bad.Next(&d), -1);
+  EXPECT_EQ(bad.status(), GRPC_STATUS_INVALID_ARGUMENT);
 }
 
 TEST(ClientService, SubscribersOutsideRetentionAndBeyondTheLimitAreRefused) {
