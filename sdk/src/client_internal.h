@@ -226,6 +226,9 @@ bool miri_cl_flatten(grpc_byte_buffer *bb, grpc_slice *out);
 /* Starts a batch; a failure here is a bug in this library (one op of each kind in flight). */
 void miri_cl_start_batch(grpc_call *call, const grpc_op *ops, size_t n, miri_cl_tag *tag,
                          int *pending);
+/* Starts the RECV_STATUS_ON_CLIENT batch of call, filling st (borrowed, lives until the tag
+ * completes). */
+void miri_cl_start_recv_status(grpc_call *call, miri_cl_callst *st, miri_cl_tag *tag, int *pending);
 /* Creates a call of method on rep's channel, bound to the client's cq, without deadline unless
  * deadline_ms > 0. Counts it in live_calls (mu held). */
 grpc_call *miri_cl_call_new(miri_cl_replica *rep, const char *method, int64_t deadline_ms);

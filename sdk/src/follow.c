@@ -101,13 +101,7 @@ static void follow_open(miri_cl_follower *f, uint32_t r, int64_t now_ns) {
   ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
   ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->st.imd;
   miri_cl_start_batch(s->call, ops, 4, &s->t_start, &s->pending);
-  memset(ops, 0, sizeof(ops));
-  ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[0].data.recv_status_on_client.trailing_metadata = &s->st.trailing;
-  ops[0].data.recv_status_on_client.status = &s->st.status;
-  ops[0].data.recv_status_on_client.status_details = &s->st.details;
-  ops[0].data.recv_status_on_client.error_string = &s->st.error_string;
-  miri_cl_start_batch(s->call, ops, 1, &s->t_status, &s->pending);
+  miri_cl_start_recv_status(s->call, &s->st, &s->t_status, &s->pending);
   f->refs++;
   m->s = s;
   m->retry_ns = 0;

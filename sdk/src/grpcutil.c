@@ -94,6 +94,18 @@ void miri_cl_start_batch(grpc_call *call, const grpc_op *ops, size_t n, miri_cl_
   }
 }
 
+void miri_cl_start_recv_status(grpc_call *call, miri_cl_callst *st, miri_cl_tag *tag,
+                               int *pending) {
+  grpc_op op;
+  memset(&op, 0, sizeof(op));
+  op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  op.data.recv_status_on_client.trailing_metadata = &st->trailing;
+  op.data.recv_status_on_client.status = &st->status;
+  op.data.recv_status_on_client.status_details = &st->details;
+  op.data.recv_status_on_client.error_string = &st->error_string;
+  miri_cl_start_batch(call, &op, 1, tag, pending);
+}
+
 grpc_call *miri_cl_call_new(miri_cl_replica *rep, const char *method, int64_t deadline_ms) {
   gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC);
   if (deadline_ms > 0) {

@@ -162,13 +162,7 @@ static void submit_open(miri_cl_replica *r, int64_t now_ns) {
   ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
   ops[1].data.recv_initial_metadata.recv_initial_metadata = &ss->st.imd;
   miri_cl_start_batch(ss->call, ops, 2, &ss->t_start, &ss->pending);
-  memset(ops, 0, sizeof(ops));
-  ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[0].data.recv_status_on_client.trailing_metadata = &ss->st.trailing;
-  ops[0].data.recv_status_on_client.status = &ss->st.status;
-  ops[0].data.recv_status_on_client.status_details = &ss->st.details;
-  ops[0].data.recv_status_on_client.error_string = &ss->st.error_string;
-  miri_cl_start_batch(ss->call, ops, 1, &ss->t_status, &ss->pending);
+  miri_cl_start_recv_status(ss->call, &ss->st, &ss->t_status, &ss->pending);
   submit_post_recv(ss);
   r->ss = ss;
   r->retry_ns = 0;
