@@ -138,18 +138,25 @@ void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join) {
 }
 
 /* PBFT's first liveness rule (OSDI 1999, section 4.5.2): a node in a view change starts the
- * timeouts of its view (no NewView in time: the next view) only once view changes of a strong
- * quorum, its own included, are there for that view. Alone, it waits in its view rather than
- * moving on by itself to ever higher views with ever longer timeouts: a node that enters an
- * epoch before the others times its instances out alone, and would otherwise be several views
- * ahead when the others start their view change, with neither side able to make the other join
- * for a time that grows exponentially. */
+ * timeouts of its view (no NewView in time: the next view) only once a strong quorum, itself
+ * included, has left the views below it. Alone, it waits in its view rather than moving on by
+ * itself to ever higher views with ever longer timeouts: a node that enters an epoch before the
+ * others times its instances out alone, and would otherwise be several views ahead when the
+ * others start their view change, with neither side able to make the other join for a time that
+ * grows exponentially.
+ *
+ * A peer whose latest view change is for a HIGHER view counts too: it has left this view's
+ * predecessors as well, and only its latest view change is kept and resent. Counting only equal
+ * views deadlocks: with one replica crashed, a correct one that reached view v + 1 (its view-v
+ * quorum included the crashed replica's view change) resends only v + 1, while the two others
+ * wait in view v for a quorum that can no longer form, too few to make anyone join v + 1
+ * (simulator, trantor-4-crash-f seed 293). */
 void miri_pbft_arm_on_vc_quorum(pbft *p) {
   if (!p->in_vc || p->view_timers_armed) return;
   uint64_t w = 0;
   for (size_t i = 0; i < p->n; i++) {
     const pbft_peer *pe = &p->peers[i];
-    if (i == p->self || (pe->vc != NULL && pe->vc->view_change->view == p->view)) w += pe->weight;
+    if (i == p->self || (pe->vc != NULL && pe->vc->view_change->view >= p->view)) w += pe->weight;
   }
   if (w < p->q.strong) return;
   p->view_timers_armed = true;
