@@ -44,20 +44,24 @@ static mir_err samples_add_pingpong(mir_node *node, const char *node_id) {
   return samples_add_dsl(node, pp);
 }
 
-static mir_err samples_add_bcb(mir_node *node, const char *node_id) {
-  static const char *const nodes[MIR_SAMPLE_BCB_NODES] = {"0", "1", "2", "3"};
-  bool member = false;
-  for (size_t i = 0; i < MIR_SAMPLE_BCB_NODES; i++)
-    member = member || strcmp(nodes[i], node_id) == 0;
-  if (!member) return mir_error_set(MIR_EINVAL, "bcb has nodes 0 to 3, not '%.64s'", node_id);
-  mir_dsl *signer;
-  mir_err err = mir_test_signer_new(MIR_SAMPLE_CRYPTO, node_id, &signer);
-  if (err == MIR_OK) err = samples_add_dsl(node, signer);
+static const char *const samples_bcb_nodes[MIR_SAMPLE_BCB_NODES] = {"0", "1", "2", "3"};
+
+static mir_err samples_bcb_member(const char *node_id) {
+  for (size_t i = 0; i < MIR_SAMPLE_BCB_NODES; i++) {
+    if (strcmp(samples_bcb_nodes[i], node_id) == 0) return MIR_OK;
+  }
+  return mir_error_set(MIR_EINVAL, "bcb has nodes 0 to 3, not '%.64s'", node_id);
+}
+
+mir_err mir_sample_add_bcb(mir_node *node, const char *node_id, mir_dsl **bcb_out) {
+  if (node_id == NULL) return mir_error_set(MIR_EINVAL, "bcb: missing node id");
+  mir_err err = mir_samples_register_types();
+  if (err == MIR_OK) err = samples_bcb_member(node_id);
   if (err != MIR_OK) return err;
   mir_bcb_config cfg = {
       .module_id = MIR_SAMPLE_BCB,
       .instance_id = MIR_SAMPLE_BCB_INSTANCE,
-      .nodes = nodes,
+      .nodes = samples_bcb_nodes,
       .n_nodes = MIR_SAMPLE_BCB_NODES,
       .leader = MIR_SAMPLE_BCB_LEADER,
       .self = node_id,
@@ -67,8 +71,18 @@ static mir_err samples_add_bcb(mir_node *node, const char *node_id) {
   };
   mir_dsl *bcb;
   err = mir_bcb_new(&cfg, &bcb);
+  if (err == MIR_OK) err = samples_add_dsl(node, bcb);
+  if (err == MIR_OK && bcb_out != NULL) *bcb_out = bcb;
+  return err;
+}
+
+static mir_err samples_add_bcb(mir_node *node, const char *node_id) {
+  mir_err err = samples_bcb_member(node_id);
+  mir_dsl *signer;
+  if (err == MIR_OK) err = mir_test_signer_new(MIR_SAMPLE_CRYPTO, node_id, &signer);
+  if (err == MIR_OK) err = samples_add_dsl(node, signer);
   if (err != MIR_OK) return err;
-  return samples_add_dsl(node, bcb);
+  return mir_sample_add_bcb(node, node_id, NULL);
 }
 
 mir_err mir_sample_add_modules(mir_node *node, const char *sample, const char *node_id) {

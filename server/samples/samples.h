@@ -62,6 +62,14 @@ mir_err mir_samples_register_types(void);
  * error of mir_node_add_module. sample and node_id are borrowed. */
 mir_err mir_sample_add_modules(mir_node *node, const char *sample, const char *node_id);
 
+/* Adds only the BCB module "bcb" of node node_id ("0" .. "3"), configured exactly as
+ * mir_sample_add_modules(node, "bcb", node_id) configures it, without the test signer: the caller
+ * adds the module that serves "crypto" (the Ed25519 crypto module in bcb_grpc.h). node is borrowed
+ * and not started. *bcb_out (may be NULL) receives the module for mir_bcb_get_stats; the node owns
+ * it (valid until mir_node_free). MIR_EINVAL for another node id, or an error of
+ * mir_node_add_module. */
+mir_err mir_sample_add_bcb(mir_node *node, const char *node_id, mir_dsl **bcb_out);
+
 /* ---- pingpong ---- */
 
 #define MIR_PINGPONG_PERIOD_MS_DEFAULT 1000

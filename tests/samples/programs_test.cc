@@ -1,11 +1,18 @@
 // Tests of the sample programs as scripts use them: build/bin/pingpong and build/bin/bcb run with
 // --record and a short duration, exit 0, print their progress and leave one event log per node;
-// --help and bad arguments give the documented exit codes; Ctrl-C (SIGINT) stops a run cleanly.
-// The tests run from the build directory, where the programs are bin/pingpong and bin/bcb.
+// bcb --grpc (in builds with gRPC) does the same over the gRPC transport with Ed25519, with TLS
+// and on a given --base-port; --help and bad arguments give the documented exit codes; Ctrl-C
+// (SIGINT) stops a run cleanly. The tests run from the build directory, where the programs are
+// bin/pingpong and bin/bcb.
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,10 +34,13 @@ struct Child {
   pid_t pid = -1;
 };
 
-Child spawn(const std::vector<std::string> &args, const std::string &out_path) {
+// tmpdir, if not empty, becomes the child's TMPDIR.
+Child spawn(const std::vector<std::string> &args, const std::string &out_path,
+            const std::string &tmpdir = "") {
   Child c;
   c.pid = fork();
   if (c.pid == 0) {
+    if (!tmpdir.empty()) setenv("TMPDIR", tmpdir.c_str(), 1);
     int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd >= 0) {
       dup2(fd, 1);
@@ -75,6 +85,45 @@ std::string slurp(const std::string &path) {
 off_t file_size(const std::string &path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+// Entries of directory path other than . and .. (-1 if it cannot be read).
+int dir_entries(const std::string &path) {
+  DIR *d = opendir(path.c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  for (struct dirent *e = readdir(d); e != nullptr; e = readdir(d)) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+// A loopback port P such that P to P + 3 were all free a moment ago (bound at once, then
+// released), or -1 if none was found in a few tries.
+int free_port_range() {
+  for (int attempt = 0; attempt < 50; attempt++) {
+    int fds[4] = {-1, -1, -1, -1};
+    int base = -1;
+    bool ok = true;
+    for (int i = 0; i < 4 && ok; i++) {
+      fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(i == 0 ? 0 : base + i));
+      socklen_t len = sizeof a;
+      ok = fds[i] >= 0 && bind(fds[i], reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
+           getsockname(fds[i], reinterpret_cast<sockaddr *>(&a), &len) == 0;
+      if (ok && i == 0) base = ntohs(a.sin_port);
+      ok = ok && base + 3 <= 65535;
+    }
+    for (int fd : fds) {
+      if (fd >= 0) close(fd);
+    }
+    if (ok) return base;
+  }
+  return -1;
 }
 
 class ProgramsTest : public ::testing::Test {
@@ -122,6 +171,52 @@ TEST_F(ProgramsTest, BcbRecordsAndExitsZero) {
   }
 }
 
+#ifdef MIR_BCB_GRPC
+// bcb --grpc --tls runs the four nodes over gRPC with mutual TLS and Ed25519: every node delivers
+// the value, the program exits 0, says what it ran, leaves an event log per node, and removes its
+// temporary TLS directory.
+TEST_F(ProgramsTest, BcbOverGrpcWithTlsRecordsAndExitsZero) {
+  std::string tmp = dir_ + "/tmp";
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  ASSERT_EQ(wait_exit(spawn({"bin/bcb", "--grpc", "--tls", "--value", "grpc value 7", "--duration",
+                             "30", "--record", logs_},
+                            out_, tmp)),
+            0)
+      << slurp(out_);
+  std::string out = slurp(out_);
+  EXPECT_NE(out.find("(mutual TLS), Ed25519 signatures"), std::string::npos) << out;
+  EXPECT_NE(out.find("bcb: ok"), std::string::npos) << out;
+  for (int i = 0; i < 4; i++) {
+    std::string line = "node " + std::to_string(i) + " delivered: grpc value 7";
+    EXPECT_NE(out.find(line), std::string::npos) << out;
+    EXPECT_GT(file_size(logs_ + "/" + std::to_string(i) + "-0.mirlog.zst"), 0) << i;
+  }
+  EXPECT_EQ(dir_entries(tmp), 0);
+}
+
+// bcb --grpc --base-port P listens on P to P + 3 (in plaintext) and every node delivers. The
+// range was free a moment before the run; if another process took a port meanwhile, the run
+// fails at setup and is tried again with another range.
+TEST_F(ProgramsTest, BcbOverGrpcOnBasePort) {
+  int rc = -1;
+  std::string out;
+  for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
+    int base = free_port_range();
+    ASSERT_GT(base, 0);
+    rc = run({"bin/bcb", "--grpc", "--base-port", std::to_string(base), "--duration", "30"});
+    out = slurp(out_);
+    std::string ports = "ports " + std::to_string(base) + " " + std::to_string(base + 1) + " " +
+                        std::to_string(base + 2) + " " + std::to_string(base + 3) + " (plaintext)";
+    if (rc == 0) {
+      EXPECT_NE(out.find(ports), std::string::npos) << out;
+    }
+    if (rc != 0 && out.find("setup failed") == std::string::npos) break;
+  }
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("bcb: ok"), std::string::npos) << out;
+}
+#endif
+
 // --help exits 0 with the usage text; an unknown or incomplete argument exits 2.
 TEST_F(ProgramsTest, HelpAndBadArguments) {
   for (const char *prog : {"bin/pingpong", "bin/bcb"}) {
@@ -132,6 +227,17 @@ TEST_F(ProgramsTest, HelpAndBadArguments) {
     EXPECT_EQ(run({prog, "--duration", "-1"}), 2) << prog;
   }
   EXPECT_EQ(run({"bin/pingpong", "--period-ms", "0"}), 2);
+  EXPECT_EQ(run({"bin/bcb", "--help"}), 0);
+  EXPECT_NE(slurp(out_).find("--grpc"), std::string::npos);
+  // --tls and --base-port only go with --grpc; ports must leave room for four nodes.
+  EXPECT_EQ(run({"bin/bcb", "--tls"}), 2);
+  EXPECT_EQ(run({"bin/bcb", "--base-port", "7000"}), 2);
+  EXPECT_EQ(run({"bin/bcb", "--grpc", "--base-port"}), 2);
+  EXPECT_EQ(run({"bin/bcb", "--grpc", "--base-port", "0"}), 2);
+  EXPECT_EQ(run({"bin/bcb", "--grpc", "--base-port", "65533"}), 2);
+#ifndef MIR_BCB_GRPC
+  EXPECT_EQ(run({"bin/bcb", "--grpc"}), 2);  // a build without gRPC says so
+#endif
 }
 
 // SIGINT during a long run stops the nodes and closes the logs: the program prints its summary

@@ -15,9 +15,10 @@
  * Unknown fields are rejected, so that a misspelt field never silently takes its default. Every
  * error names the file, the field and the reason ("membership.json: replicas[2].weight: must be a
  * positive integer"); JSON syntax errors give line and column. Public keys are checked for the
- * scheme's length (and the uncompressed-point tag for ECDSA) but stay raw bytes here: the crypto
- * module validates the curve point when it builds its key set. This library does not use
- * BoringSSL.
+ * scheme's length (and the uncompressed-point tag for ECDSA), and Ed25519 keys that encode a
+ * point of small order (for which signatures can be made without a private key) are refused, but
+ * keys stay raw bytes here: the crypto module validates the curve point when it builds its key
+ * set. This library does not use BoringSSL.
  */
 #ifndef MIR_MEMBERSHIP_H
 #define MIR_MEMBERSHIP_H

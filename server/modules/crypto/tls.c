@@ -192,7 +192,9 @@ mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const 
   return ok ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "replica certificate");
 }
 
-/* Finds the "mir:replica:<id>" URI among x's alternative names and copies the id. */
+/* Finds the "mir:replica:<id>" URI among x's alternative names and copies the id. On failure
+ * id_out is left empty: a candidate is copied into it before it is checked, and a caller that
+ * logs or compares the id after an error must not see a name the certificate failed to prove. */
 static bool tls_find_replica(X509 *x, char *id_out, size_t id_cap) {
   GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
   bool found = false;
@@ -208,9 +210,11 @@ static bool tls_find_replica(X509 *x, char *id_out, size_t id_cap) {
     }
     memcpy(id_out, data + plen, len - plen);
     id_out[len - plen] = '\0';
+    /* An embedded NUL or a character outside the id alphabet makes the name unusable. */
     found = strlen(id_out) == len - plen && miri_tls_id_ok(id_out);
   }
   GENERAL_NAMES_free(names);
+  if (!found && id_cap > 0) id_out[0] = '\0';
   return found;
 }
 

@@ -217,6 +217,43 @@ TEST(Membership, RejectsBadPublicKeys) {
             "membership.json: replicas[2].public_key: has 32 bytes, a ecdsa-p256 key has 65");
 }
 
+// Ed25519 keys that encode a point of small order are refused with the file, the field and the
+// reason: each of the eight points (y = 0 and the two order-8 y with either sign of x, y = 1 and
+// y = p - 1), and the non-canonical encodings p and p + 1 of y = 0 and y = 1, in hex: and base64.
+// Keys one bit away from one of them load.
+TEST(Membership, RejectsSmallOrderEd25519Keys) {
+  const std::string ff = std::string(60, 'f');
+  const std::vector<std::string> small = {
+      std::string(64, '0'),
+      std::string(62, '0') + "80",
+      "01" + std::string(62, '0'),
+      "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+      "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+      "ec" + ff + "7f",
+      "ed" + ff + "7f",
+      "ee" + ff + "7f",
+      "ed" + ff + "ff",
+  };
+  const std::string why =
+      "membership.json: replicas[2].public_key: is an Ed25519 point of small order (signatures "
+      "under it need no private key)";
+  for (const std::string &hex : small) {
+    std::vector<std::string> r = Four();
+    r[2] = Replica("2", "127.0.0.1:7002", "hex:" + hex);
+    EXPECT_EQ(Error(Doc(r)), why) << hex;
+  }
+  std::vector<std::string> r = Four();
+  r[2] = Replica("2", "127.0.0.1:7002", B64(std::vector<uint8_t>(32, 0)));
+  EXPECT_EQ(Error(Doc(r, "\"scheme\":\"ed25519\",")), why);
+  r[2] = Replica("2", "127.0.0.1:7002", "hex:02" + std::string(62, '0'));
+  EXPECT_EQ(Error(Doc(r), MIR_OK), "");
+  r[2] = Replica("2", "127.0.0.1:7002",
+                 "hex:27e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05");
+  EXPECT_EQ(Error(Doc(r), MIR_OK), "");
+}
+
 // The strict base64 decoder accepts padded text and refuses bad padding, bad characters and
 // output that does not fit.
 TEST(Membership, Base64DecoderIsStrict) {
