@@ -14,8 +14,7 @@
  * RESOURCE_EXHAUSTED; one whose cursor fell out of the retention window with OUT_OF_RANGE.
  *
  * A subscriber that names a client id gets each entry with that client's transactions only (the
- * SDK's commit trackers do): decoding and re-encoding here, once per entry and subscriber, saves
- * every client from decoding the whole log from several replicas.
+ * SDK's commit trackers do), cut out of the encoded entry without decoding it (below).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -94,32 +93,98 @@ static void cs_sub_cut(cs_sub *s, grpc_status_code code, const char *text) {
           s->next_sn, text);
 }
 
-/* Keeps only client_id's transactions in the packed Delivery *bytes (owned, replaced; *len
- * updated). sn, epoch and log_hash stay those of the whole entry, so subscribers can still compare
- * entries across replicas. The log's bytes were written by this replica: failing to decode them
- * is an internal error. */
-static mir_err cs_sub_filter(const char *client_id, uint8_t **bytes, size_t *len) {
-  Mir__Api__Delivery *d = mir__api__delivery__unpack(NULL, *len, *bytes);
-  if (d == NULL) return mir_error_set(MIR_EPROTO, "stored delivery does not decode");
-  size_t kept = 0;
-  for (size_t i = 0; i < d->n_txs; i++) {
-    Trantor__Tx *tx = d->txs[i];
-    if (tx->client_id != NULL && strcmp(tx->client_id, client_id) == 0) {
-      d->txs[kept++] = tx;
-    } else {
-      trantor__tx__free_unpacked(tx, NULL);
+/* ---- the client-id filter, on the wire encoding ----
+ *
+ * A filtered entry is the stored Delivery with the other clients' transactions (field 3) cut out:
+ * sn, epoch and log_hash stay those of the whole entry, so subscribers can still compare entries
+ * across replicas. It works on the protobuf encoding in place, without decoding: decoding and
+ * re-encoding every entry for every filtering subscriber cost the replicas more CPU than it saved
+ * the clients (docs/PERFORMANCE.md, "mir-bench"). The bytes were written by this replica, but the
+ * walk still checks every length, so a damaged store ends the stream rather than the process. */
+
+#define CS_WT_VARINT 0
+#define CS_WT_I64 1
+#define CS_WT_LEN 2
+#define CS_WT_I32 5
+#define CS_KEY(field, wt) (((uint64_t)(field) << 3) | (wt))
+
+static bool cs_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
+  uint64_t x = 0;
+  for (unsigned shift = 0; shift < 64 && *pos < n; shift += 7) {
+    uint8_t b = p[(*pos)++];
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *v = x;
+      return true;
     }
   }
-  d->n_txs = kept;
-  size_t n = mir__api__delivery__get_packed_size(d);
-  uint8_t *out = mir_xmalloc(n > 0 ? n : 1);
-  mir__api__delivery__pack(d, out);
-  mir__api__delivery__free_unpacked(d, NULL);
-  free(*bytes);
-  *bytes = out;
-  *len = n;
+  return false;
+}
+
+/* Moves *pos past the value of a field of wire type wt; false if it runs past n. */
+static bool cs_skip(const uint8_t *p, size_t n, size_t *pos, uint64_t wt) {
+  uint64_t v;
+  switch (wt) {
+    case CS_WT_VARINT:
+      return cs_varint(p, n, pos, &v);
+    case CS_WT_I64:
+    case CS_WT_I32: {
+      size_t w = wt == CS_WT_I64 ? 8 : 4;
+      if (n - *pos < w) return false;
+      *pos += w;
+      return true;
+    }
+    case CS_WT_LEN:
+      if (!cs_varint(p, n, pos, &v) || v > n - *pos) return false;
+      *pos += (size_t)v;
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* True if the encoded trantor.Tx p[0..n) has client_id (field 1) id[0..id_len). */
+static bool cs_tx_is_of(const uint8_t *p, size_t n, const char *id, size_t id_len) {
+  size_t pos = 0;
+  while (pos < n) {
+    uint64_t key, len;
+    if (!cs_varint(p, n, &pos, &key)) return false;
+    if (key == CS_KEY(1, CS_WT_LEN)) {
+      if (!cs_varint(p, n, &pos, &len) || len > n - pos) return false;
+      return len == id_len && memcmp(p + pos, id, id_len) == 0;
+    }
+    if (!cs_skip(p, n, &pos, key & 7)) return false;
+  }
+  return false;
+}
+
+/* Keeps only client_id's transactions in the encoded Delivery bytes[0..*len), in place. */
+static mir_err cs_sub_filter(const char *client_id, uint8_t *bytes, size_t *len) {
+  size_t n = *len, r = 0, w = 0, id_len = strlen(client_id);
+  while (r < n) {
+    size_t start = r;
+    uint64_t key, tx_len;
+    bool keep = true, ok = cs_varint(bytes, n, &r, &key);
+    if (ok && key == CS_KEY(3, CS_WT_LEN)) {
+      ok = cs_varint(bytes, n, &r, &tx_len) && tx_len <= n - r;
+      if (ok) {
+        keep = cs_tx_is_of(bytes + r, (size_t)tx_len, client_id, id_len);
+        r += (size_t)tx_len;
+      }
+    } else if (ok) {
+      ok = cs_skip(bytes, n, &r, key & 7);
+    }
+    if (!ok) return mir_error_set(MIR_EPROTO, "stored delivery does not decode");
+    if (keep) {
+      memmove(bytes + w, bytes + start, r - start);
+      w += r - start;
+    }
+  }
+  *len = w;
   return MIR_OK;
 }
+
+/* ---- sending ---- */
 
 /* Sends the subscriber's next delivery if it is free and the log has it. May release and retake
  * svc->mu while reading the log; the caller must call cs_sub_maybe_free afterwards. */
@@ -133,7 +198,7 @@ static void cs_sub_try_send(cs_sub *s) {
   uint8_t *bytes = NULL;
   size_t len = 0;
   mir_err err = mir_olog_read(svc->cfg.log, sn, &bytes, &len);
-  if (err == MIR_OK && s->client_id[0] != '\0') err = cs_sub_filter(s->client_id, &bytes, &len);
+  if (err == MIR_OK && s->client_id[0] != '\0') err = cs_sub_filter(s->client_id, bytes, &len);
   char why[200] = "";
   if (err != MIR_OK && err != MIR_EEOF) snprintf(why, sizeof(why), "%s", mir_error_detail());
   pthread_mutex_lock(&svc->mu);
