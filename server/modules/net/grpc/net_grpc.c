@@ -344,12 +344,15 @@ static mir_err net_send(mir_net_grpc *net, const Mir__SendMessage *sm) {
       }
       continue;
     }
-    if (m == NULL) {
+    bool first = m == NULL;
+    if (first) {
       m = miri_msg_encode(pm);
       oversize = miri_frame_entry_size(m->len) > net->cfg.max_message_bytes;
-      if (oversize) miri_stat_add(net, &net->st.oversize_dropped, 1);
     }
     net_enqueue(net, peer, m, oversize);
+    /* Counted once per message, after the peer's own drop counter, so that a reader who sees
+     * this count also sees the peer's. */
+    if (first && oversize) miri_stat_add(net, &net->st.oversize_dropped, 1);
   }
   miri_msg_unref(m);
   return MIR_OK;
