@@ -57,23 +57,6 @@ void RemoveTree(const std::string &dir) {
   RunProgram({"/bin/rm", "-rf", dir}, "", 30000);
 }
 
-// The environment of spawned programs: ours, with the harness's LeakSanitizer suppressions added
-// (lsan.supp says why each is needed).
-std::vector<std::string> ChildEnv() {
-  std::vector<std::string> env;
-  std::string lsan = std::string("suppressions=") + MIR_LSAN_SUPPRESSIONS;
-  for (char **e = environ; *e != nullptr; e++) {
-    std::string v = *e;
-    if (v.rfind("LSAN_OPTIONS=", 0) == 0) {
-      lsan = v.substr(13) + ":" + lsan;
-    } else {
-      env.push_back(v);
-    }
-  }
-  env.push_back("LSAN_OPTIONS=" + lsan);
-  return env;
-}
-
 pid_t Spawn(const std::vector<std::string> &argv, const std::string &out_file) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -83,12 +66,8 @@ pid_t Spawn(const std::vector<std::string> &argv, const std::string &out_file) {
   std::vector<char *> args;
   for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
   args.push_back(nullptr);
-  std::vector<std::string> env = ChildEnv();
-  std::vector<char *> envp;
-  for (auto &e : env) envp.push_back(const_cast<char *>(e.c_str()));
-  envp.push_back(nullptr);
   pid_t pid = -1;
-  if (posix_spawn(&pid, args[0], &fa, nullptr, args.data(), envp.data()) != 0) pid = -1;
+  if (posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
   return pid;
 }
