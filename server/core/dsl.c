@@ -456,6 +456,7 @@ const mir_module_ops mir_dsl_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = dsl_apply,
     .destroy = dsl_destroy,
+    .peer_messages = true,
 };
 
 void mir_dsl_get_stats(const mir_dsl *d, mir_dsl_stats *out) {

@@ -537,6 +537,13 @@ static mir_err fac_apply_own(mir_factory *f, const mir_event *ev, mir_event_list
     fac_on_gc(f, ((const Mir__GarbageCollect *)ev->payload)->retention_index);
     return MIR_OK;
   }
+  if (mir_event_is(ev, &mir__message_received__descriptor)) {
+    /* A peer addressed the factory itself, which takes no messages: its input, not our bug. */
+    mir_log(MIR_LOG_DEBUG, FAC_LOG, "%s: dropping a peer message for the factory itself (from %s)",
+            f->id, ev->src);
+    f->dropped++;
+    return MIR_OK;
+  }
   return mir_error_set(MIR_EINVAL, "factory %s: unexpected event type %s", f->id,
                        mir_event_type_name(ev));
 }
@@ -594,6 +601,7 @@ const mir_module_ops mir_factory_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = fac_apply,
     .destroy = fac_destroy,
+    .peer_messages = true,
 };
 
 void mir_factory_params_default(mir_factory_params *p, mir_factory_create_fn create,

@@ -66,6 +66,7 @@ struct mir_node {
   bool paused;
   uint64_t pauses;
   uint64_t dropped_unknown;
+  uint64_t dropped_stray;
   node_state state;
   bool exited; /* dispatcher finished (error or stop) */
   mir_err exit_err;
@@ -77,7 +78,15 @@ struct mir_node {
   bool thread_started;
   char unknown_logged[NODE_UNKNOWN_LOGGED_MAX][MIR_MODULE_ID_MAX];
   size_t n_unknown_logged;
+  char stray_logged[MIR_NODE_MODULES_MAX][MIR_MODULE_ID_MAX];
+  size_t n_stray_logged;
 };
+
+/* Events node_route dropped, added to the node's counters under its lock. */
+typedef struct node_drops {
+  size_t unknown; /* no such module */
+  size_t stray;   /* a peer message for a module that takes none */
+} node_drops;
 
 void mir_node_config_default(mir_node_config *cfg) {
   cfg->max_batch = 512;
@@ -206,22 +215,43 @@ static void node_log_unknown(mir_node *node, const mir_event *ev) {
       node->n_unknown_logged == NODE_UNKNOWN_LOGGED_MAX ? "; further destinations not logged" : "");
 }
 
-/* Moves every event of list into its module's queue; frees events for unknown modules. Returns
- * how many were dropped. Dispatcher only. */
-static size_t node_route(mir_node *node, mir_event_list *list) {
-  size_t dropped = 0;
+/* Logs the first peer message for each module that takes none (one line per module, so a peer
+ * cannot flood the log). Dispatcher only. */
+static void node_log_stray(mir_node *node, const node_module *m, const mir_event *ev) {
+  for (size_t i = 0; i < node->n_stray_logged; i++) {
+    if (strcmp(node->stray_logged[i], m->id) == 0) return;
+  }
+  if (node->n_stray_logged == MIR_NODE_MODULES_MAX) return;
+  strcpy(node->stray_logged[node->n_stray_logged++], m->id);
+  mir_log(MIR_LOG_WARN, node->id,
+          "dropping a peer message for module '%s', which takes none (to '%s', from '%s'); logged "
+          "once",
+          m->id, ev->dest, ev->src);
+}
+
+/* Moves every event of list into its module's queue; frees and counts in *drops events for
+ * unknown modules and peer messages for modules that take none. Dispatcher only. */
+static void node_route(mir_node *node, mir_event_list *list, node_drops *drops) {
   mir_event *ev;
   while ((ev = mir_event_list_pop(list)) != NULL) {
     node_module *m = node_find_module(node, ev->dest);
     if (m == NULL) {
       node_log_unknown(node, ev);
       mir_event_free(ev);
-      dropped++;
+      drops->unknown++;
+    } else if (!m->ops->peer_messages && mir_event_is(ev, &mir__message_received__descriptor)) {
+      node_log_stray(node, m, ev);
+      mir_event_free(ev);
+      drops->stray++;
     } else {
       mir_event_list_push(&m->queue, ev);
     }
   }
-  return dropped;
+}
+
+static void node_add_drops_locked(mir_node *node, const node_drops *drops) {
+  node->dropped_unknown += drops->unknown;
+  node->dropped_stray += drops->stray;
 }
 
 /* ---- applying ---- */
@@ -299,7 +329,8 @@ static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) 
   mir_event_list_concat(&incoming, &node->inbox_list);
   pthread_mutex_unlock(&node->lock);
 
-  size_t dropped = node_route(node, &incoming);
+  node_drops drops = {0, 0};
+  node_route(node, &incoming, &drops);
   node_module *m = only ? only : node_next_ready(node);
   mir_err err = MIR_OK;
   size_t n = 0;
@@ -312,14 +343,14 @@ static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) 
     err = node_apply(node, m, &batch, &out);
     busy = mir_now_ns() - t0;
     if (err == MIR_OK) {
-      dropped += node_route(node, &out);
+      node_route(node, &out, &drops);
     } else {
       mir_event_list_free(&out);
     }
   }
 
   pthread_mutex_lock(&node->lock);
-  node->dropped_unknown += dropped;
+  node_add_drops_locked(node, &drops);
   if (n > 0) {
     m->events += n;
     m->batches++;
@@ -561,7 +592,8 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
     mir_event_list_free(in);
     return mir_error_set(MIR_EINVAL, "mir_node_debug_apply needs a started debug-mode node");
   }
-  size_t dropped = node_route(node, in);
+  node_drops drops = {0, 0};
+  node_route(node, in, &drops);
   mir_err err = MIR_OK;
   node_module *m;
   while (err == MIR_OK && (m = node_next_ready(node)) != NULL) {
@@ -576,7 +608,7 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
     pthread_mutex_unlock(&node->lock);
   }
   pthread_mutex_lock(&node->lock);
-  node->dropped_unknown += dropped;
+  node_add_drops_locked(node, &drops);
   if (err != MIR_OK) node_fail_locked(node, err);
   node_publish_locked(node);
   pthread_mutex_unlock(&node->lock);
@@ -594,6 +626,7 @@ void mir_node_get_stats(mir_node *node, mir_node_stats *out) {
   out->input_paused = node->paused;
   out->pauses = node->pauses;
   out->dropped_unknown = node->dropped_unknown;
+  out->dropped_stray = node->dropped_stray;
   out->module_count = node->n_modules;
   for (size_t i = 0; i < node->n_modules; i++) {
     const node_module *m = &node->modules[i];

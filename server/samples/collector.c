@@ -95,6 +95,7 @@ const mir_module_ops mir_collector_ops = {
     .name = "collector",
     .kind = MIR_MODULE_PASSIVE,
     .apply = collector_apply,
+    .peer_messages = true,
 };
 
 /* Position of the i-th kept event of type (NULL: any), or SIZE_MAX. Caller holds the lock. */

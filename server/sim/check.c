@@ -301,6 +301,7 @@ static const mir_module_ops collector_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = collector_apply,
     .destroy = collector_destroy,
+    .peer_messages = true,
 };
 
 mir_err mir_sim_add_collector(mir_sim *sim, size_t node, mir_node *mn, const char *id,

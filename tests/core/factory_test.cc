@@ -65,7 +65,7 @@ void rec_destroy(void *state) {
 }
 
 const mir_module_ops rec_ops = {"rec",   MIR_MODULE_PASSIVE, rec_apply, nullptr,
-                                nullptr, rec_destroy};
+                                nullptr, rec_destroy,        false};
 
 mir_err gen(void *user_data, const char *submodule_id, const ProtobufCMessage *params,
             const mir_module_ops **ops_out, void **state_out) {
@@ -322,6 +322,15 @@ TEST_F(FactoryTest, UnexpectedEventForTheFactoryIsAnError) {
   // Only Init, NewSubmodule and GarbageCollect may be addressed to the factory itself.
   EXPECT_EQ(Apply({mir_event_test_string("f", "t", "hi")}), MIR_EINVAL);
   EXPECT_NE(std::string(mir_error_detail()).find("mir.TestString"), std::string::npos);
+}
+
+TEST_F(FactoryTest, PeerMessageForTheFactoryItselfIsDropped) {
+  // A peer may address the factory's own id: that is its input, not a local bug, so it is
+  // dropped and counted rather than failing the module.
+  ASSERT_EQ(Apply({msg("evil", "f", "hi")}), MIR_OK);
+  EXPECT_EQ(Stats().dropped, 1u);
+  ASSERT_EQ(Apply({new_sub("f/a", 0)}), MIR_OK);
+  EXPECT_EQ(w_.log, (Log{"f/a f/a Init"}));
 }
 
 TEST_F(FactoryTest, SubmoduleAndGeneratorErrorsPropagate) {

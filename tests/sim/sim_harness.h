@@ -132,6 +132,7 @@ inline const mir_module_ops *probe_ops() {
   ops.name = "probe";
   ops.kind = MIR_MODULE_PASSIVE;
   ops.apply = probe_apply;
+  ops.peer_messages = true;
   return &ops;
 }
 

@@ -42,6 +42,13 @@ typedef struct mir_module_ops {
 
   /* Frees state and everything it owns. Called once, after stop. May be NULL. */
   void (*destroy)(void *state);
+
+  /* True if the module (or a submodule of it) takes mir.MessageReceived, messages from peers.
+   * The node drops and counts a peer message addressed to any other module (mir_node_stats,
+   * dropped_stray): the transport only checks that a destination is a well-formed module id, and
+   * a module that never expects MessageReceived would fail on it and stop the node, which would
+   * let any peer stop a replica by addressing its timer or its crypto module. */
+  bool peer_messages;
 } mir_module_ops;
 
 /* Pushes events (takes ownership; the list is left empty) into the node. Blocks while the node's

@@ -129,6 +129,7 @@ typedef struct mir_node_stats {
   bool input_paused;
   uint64_t pauses;          /* times active input was paused */
   uint64_t dropped_unknown; /* events for unknown destinations, dropped */
+  uint64_t dropped_stray;   /* peer messages for modules that take none (peer_messages false) */
   size_t module_count;
   mir_module_stats modules[MIR_NODE_MODULES_MAX];
 } mir_node_stats;

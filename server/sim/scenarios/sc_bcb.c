@@ -137,6 +137,7 @@ static const mir_module_ops evil_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = evil_apply,
     .destroy = evil_destroy,
+    .peer_messages = true,
 };
 
 /* ---- wiring ---- */

@@ -199,6 +199,7 @@ static const mir_module_ops sct_tap_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = sct_tap_apply,
     .destroy = sct_tap_destroy,
+    .peer_messages = true,
 };
 
 /* Adds dsl (takes ownership) as module id, remembered in *slot. */
@@ -237,6 +238,7 @@ static const mir_module_ops sct_pbft_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = sct_pbft_apply,
     .destroy = sct_pbft_destroy,
+    .peer_messages = true,
 };
 
 /* The ordering factory and what its generator reads; owned by the module, like the system's. */
@@ -286,6 +288,7 @@ static const mir_module_ops sct_ordering_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = sct_ordering_apply,
     .destroy = sct_ordering_destroy,
+    .peer_messages = true,
 };
 
 static mir_err sct_add_ordering(mir_node *mn, const char *self, sct_obs *obs) {
@@ -348,6 +351,7 @@ static const mir_module_ops sct_chkp_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = sct_chkp_apply,
     .destroy = sct_chkp_destroy,
+    .peer_messages = true,
 };
 
 static mir_err sct_add_checkpoint(mir_node *mn, const char *self, sct_obs *obs) {

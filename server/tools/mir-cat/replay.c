@@ -37,6 +37,7 @@ static const mir_module_ops echo_ops = {
     .name = "echo",
     .kind = MIR_MODULE_PASSIVE,
     .apply = echo_apply,
+    .peer_messages = true,
 };
 
 static mir_err echo_build(mir_node *node, const char *target, const char *node_id) {

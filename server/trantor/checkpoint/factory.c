@@ -60,6 +60,7 @@ static const mir_module_ops chkp_factory_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = chkp_fac_apply,
     .destroy = chkp_fac_destroy,
+    .peer_messages = true,
 };
 
 mir_err trantor_checkpoint_factory_new(const char *factory_id, const trantor_checkpoint_config *cfg,

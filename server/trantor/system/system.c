@@ -72,6 +72,7 @@ static const mir_module_ops sys_ordering_ops = {
     .kind = MIR_MODULE_PASSIVE,
     .apply = sys_ordering_apply,
     .destroy = sys_ordering_destroy,
+    .peer_messages = true,
 };
 
 /* Copies src into dst (room for MIR_MODULE_ID_MAX bytes) and returns dst. The caller checked that

@@ -116,8 +116,8 @@ mir_err client_apply(void *state, mir_event_list *in, mir_event_list *out) {
   return MIR_OK;
 }
 
-const mir_module_ops client_ops = {"client", MIR_MODULE_PASSIVE, client_apply, nullptr, nullptr,
-                                   nullptr};
+const mir_module_ops client_ops = {
+    "client", MIR_MODULE_PASSIVE, client_apply, nullptr, nullptr, nullptr, false};
 
 const char *kIds[] = {"0", "1", "2", "3"};
 
