@@ -11,7 +11,7 @@ CMAKE_ARGS ?=
 FORMAT_DIRS := server sdk tests
 FORMAT_FILES = $(shell git ls-files -- $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)) $(addsuffix /*.cc,$(FORMAT_DIRS)) 2>/dev/null)
 
-.PHONY: all deps build run test asan format format-check clean help
+.PHONY: all deps build run test asan fuzz format format-check clean help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make run           install dependencies, build, run the main job"
 	@echo "make test          install dependencies, build, run the whole test suite (ctest)"
 	@echo "make asan          the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make fuzz          every libFuzzer target for FUZZ_SECONDS (default 60) each, with clang"
 	@echo "make format        clang-format every C/C++ source in place"
 	@echo "make format-check  fail if any source is not clang-formatted"
 
@@ -49,6 +50,31 @@ asan: deps
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Every libFuzzer target (mir_add_fuzzer; listed in build-fuzz/fuzzers/, one file per target naming
+# its seed folder) runs FUZZ_SECONDS on a corpus of its own under build-fuzz/corpus/ that grows
+# from run to run; a crash or leak leaves its input in build-fuzz/artifacts/ and fails the target.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DMIR_FUZZ=ON -DMIR_ASAN=ON -DMIR_UBSAN=ON $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $$(ls $(FUZZ_BUILD)/fuzzers)
+	@cd $(FUZZ_BUILD) && mkdir -p artifacts && failed=0; \
+	for name in $$(ls fuzzers); do \
+	  mkdir -p corpus/$$name; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ./bin/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=artifacts/$$name- corpus/$$name $$(cat fuzzers/$$name) \
+	    >artifacts/$$name.log 2>&1; rc=$$?; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' artifacts/$$name.log); \
+	  speed=$$(sed -n 's/^stat::average_exec_per_sec: *//p' artifacts/$$name.log); \
+	  if [ $$rc -eq 0 ]; then \
+	    echo "fuzz: $$name ok: $${execs:-?} runs, $${speed:-?}/s, corpus $$(ls corpus/$$name | wc -l)"; \
+	  else \
+	    echo "fuzz: $$name FAILED (exit $$rc): $(FUZZ_BUILD)/artifacts/$$name.log"; failed=1; \
+	  fi; \
+	done; exit $$failed
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -3,7 +3,10 @@
 #   mir_add_library(NAME SOURCES a.c b.c DEPS other_lib ...)
 #   mir_add_executable(NAME SOURCES main.c DEPS lib ...)
 #   mir_add_test(NAME SOURCES foo_test.cc DEPS lib ... [LABELS unit] [TIMEOUT 120])
-#   mir_add_fuzzer(NAME SOURCES fuzz_x.c DEPS lib ...)        (only with MIR_FUZZ)
+#   mir_add_fuzzer(NAME SOURCES fuzz_x.c DEPS lib ... [INCLUDES dir ...] [CORPUS seed_dir]
+#                  [RUNS 2000])
+#     with MIR_FUZZ: the libFuzzer binary NAME; otherwise NAME_replay, the same target linked with
+#     tests/fuzz/replay_main.c, run by ctest (label fuzz-replay) on the seeds and RUNS inputs
 #   mir_proto_library(NAME PROTOS a.proto b.proto DEPS other_proto_lib)
 #
 # Warnings are errors in our own code; generated protobuf-c code gets the same flags except the
@@ -78,15 +81,44 @@ function(mir_add_test name)
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
+# With MIR_FUZZ, `make fuzz` finds every fuzzer and its seed folder in fuzzers/ of the build
+# folder: one file per fuzzer, named after it, holding the seed folder (or nothing).
+if(MIR_FUZZ)
+  file(REMOVE_RECURSE ${CMAKE_BINARY_DIR}/fuzzers)
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzzers)
+endif()
+
 function(mir_add_fuzzer name)
-  if(NOT MIR_FUZZ)
+  cmake_parse_arguments(A "" "CORPUS;RUNS" "SOURCES;DEPS;INCLUDES" ${ARGN})
+  set(corpus "")
+  if(A_CORPUS)
+    get_filename_component(corpus ${A_CORPUS} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+  endif()
+  if(MIR_FUZZ)
+    add_executable(${name} ${A_SOURCES})
+    _mir_common(${name})
+    target_include_directories(${name} PRIVATE ${A_INCLUDES})
+    target_link_libraries(${name} PRIVATE ${A_DEPS})
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    file(WRITE ${CMAKE_BINARY_DIR}/fuzzers/${name} "${corpus}")
     return()
   endif()
-  cmake_parse_arguments(A "" "" "SOURCES;DEPS" ${ARGN})
-  add_executable(${name} ${A_SOURCES})
-  _mir_common(${name})
-  target_link_libraries(${name} PRIVATE ${A_DEPS})
-  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  # Without libFuzzer the target still meets hostile input in every test run: the replay driver
+  # feeds it its seeds and pseudo-random inputs from a fixed seed (tests/fuzz/replay_main.c).
+  if(NOT MIR_BUILD_TESTS)
+    return()
+  endif()
+  if(NOT A_RUNS)
+    set(A_RUNS 2000)
+  endif()
+  set(replay ${name}_replay)
+  add_executable(${replay} ${A_SOURCES} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
+  _mir_common(${replay})
+  target_include_directories(${replay} PRIVATE ${A_INCLUDES})
+  target_link_libraries(${replay} PRIVATE ${A_DEPS})
+  add_test(NAME ${replay} COMMAND ${replay} --runs ${A_RUNS} ${corpus}
+           WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(${replay} PROPERTIES LABELS fuzz-replay TIMEOUT 120)
 endfunction()
 
 # Generates protobuf-c code at build time from .proto files (never committed). Imports are

@@ -26,6 +26,13 @@
 #define CS_METHOD_STATUS "/mir.api.Client/Status"
 #define CS_MALFORMED_MAX 16 /* malformed requests a stream may send before it is ended */
 
+/* Protobuf wire types and field keys, for the walks over encoded messages. */
+#define CS_WT_VARINT 0
+#define CS_WT_I64 1
+#define CS_WT_LEN 2
+#define CS_WT_I32 5
+#define CS_KEY(field, wt) (((uint64_t)(field) << 3) | (wt))
+
 /* A completion tag that carries its handler. */
 typedef struct cs_tag {
   void (*fn)(struct cs_tag *tag, bool ok);
@@ -43,6 +50,13 @@ typedef struct cs_req {
   size_t n_fwd;
   struct cs_req *next;
 } cs_req;
+
+/* What ingress made of one SubmitRequest (miri_cs_submit_check). */
+typedef struct cs_submit_check {
+  Mir__Api__SubmitRequest *req; /* the request (owned; NULL if malformed) */
+  cs_req *q;           /* its verdicts (owned, free with miri_cs_req_free; NULL if malformed) */
+  uint64_t request_id; /* for the answer; 0 when the request did not decode */
+} cs_submit_check;
 
 /* A packed response waiting to be sent. */
 typedef struct cs_out {
@@ -149,12 +163,36 @@ void miri_cs_live_dec(struct mir_client_service *svc);
 uint64_t miri_cs_now_ns(void);
 
 /* ---- client_submit.c ---- */
+/* The ingress checks of one SubmitRequest, without gRPC or locks (fuzzed by
+ * tests/replica/fuzz_client_ingress.c). Decodes bytes[0..len) (borrowed) and checks it against
+ * limits (borrowed) and max_tx_bytes: at most max_request_bytes and max_txs_per_request (counted
+ * on the wire before decoding); each transaction gets a verdict: ACCEPTED (to forward), or INVALID
+ * or TOO_LARGE with a reason. client_id (in/out, TRANTOR_CLIENT_ID_MAX + 1 bytes) is the stream's
+ * client id: empty until its first valid transaction sets it; later ones must match it.
+ * MIR_OK: out->req and out->q are set (owned). MIR_EPROTO: malformed; mir_error_detail() is the
+ * text for the client and out->request_id the id to echo; nothing is owned. */
+mir_err miri_cs_submit_check(const uint8_t *bytes, size_t len,
+                             const mir_replica_client_limits *limits, uint64_t max_tx_bytes,
+                             char *client_id, cs_submit_check *out);
+/* Frees r (owned) and its reasons. */
+void miri_cs_req_free(cs_req *r);
 /* Asks the server for the next Submit call (no-op while stopping). Caller holds svc->mu. */
 void miri_cs_submit_request(struct mir_client_service *svc);
 /* The module's half: the mempool answered (payload borrowed). Dispatcher thread. */
 void miri_cs_submit_answer(struct mir_client_service *svc, const Trantor__TxsAccepted *acc);
 
 /* ---- client_subscribe.c ---- */
+/* The ingress checks of a SubscribeRequest, without gRPC or locks (fuzzed with Submit's). Decodes
+ * bytes[0..len) (borrowed), at most limits->max_request_bytes, with a client_id of at most
+ * TRANTOR_CLIENT_ID_MAX bytes. MIR_OK: sets *from_sn and client_id (out, TRANTOR_CLIENT_ID_MAX + 1
+ * bytes; empty: every client). MIR_EPROTO: mir_error_detail() is the text for the client. */
+mir_err miri_cs_subscribe_check(const uint8_t *bytes, size_t len,
+                                const mir_replica_client_limits *limits, uint64_t *from_sn,
+                                char *client_id);
+/* Reads a varint at p[*pos..n) and moves *pos past it; false if it runs past n or 10 bytes. */
+bool miri_cs_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v);
+/* Moves *pos past the value of a field of wire type wt; false if it runs past n. */
+bool miri_cs_skip(const uint8_t *p, size_t n, size_t *pos, uint64_t wt);
 void miri_cs_subscribe_request(struct mir_client_service *svc);
 /* The feeder thread: sends to subscribers when the log grows, cuts stalled ones. */
 void *miri_cs_feed_main(void *arg);

@@ -102,13 +102,7 @@ static void cs_sub_cut(cs_sub *s, grpc_status_code code, const char *text) {
  * the clients (docs/PERFORMANCE.md, "mir-bench"). The bytes were written by this replica, but the
  * walk still checks every length, so a damaged store ends the stream rather than the process. */
 
-#define CS_WT_VARINT 0
-#define CS_WT_I64 1
-#define CS_WT_LEN 2
-#define CS_WT_I32 5
-#define CS_KEY(field, wt) (((uint64_t)(field) << 3) | (wt))
-
-static bool cs_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
+bool miri_cs_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
   uint64_t x = 0;
   for (unsigned shift = 0; shift < 64 && *pos < n; shift += 7) {
     uint8_t b = p[(*pos)++];
@@ -121,12 +115,11 @@ static bool cs_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
   return false;
 }
 
-/* Moves *pos past the value of a field of wire type wt; false if it runs past n. */
-static bool cs_skip(const uint8_t *p, size_t n, size_t *pos, uint64_t wt) {
+bool miri_cs_skip(const uint8_t *p, size_t n, size_t *pos, uint64_t wt) {
   uint64_t v;
   switch (wt) {
     case CS_WT_VARINT:
-      return cs_varint(p, n, pos, &v);
+      return miri_cs_varint(p, n, pos, &v);
     case CS_WT_I64:
     case CS_WT_I32: {
       size_t w = wt == CS_WT_I64 ? 8 : 4;
@@ -135,7 +128,7 @@ static bool cs_skip(const uint8_t *p, size_t n, size_t *pos, uint64_t wt) {
       return true;
     }
     case CS_WT_LEN:
-      if (!cs_varint(p, n, pos, &v) || v > n - *pos) return false;
+      if (!miri_cs_varint(p, n, pos, &v) || v > n - *pos) return false;
       *pos += (size_t)v;
       return true;
     default:
@@ -148,12 +141,12 @@ static bool cs_tx_is_of(const uint8_t *p, size_t n, const char *id, size_t id_le
   size_t pos = 0;
   while (pos < n) {
     uint64_t key, len;
-    if (!cs_varint(p, n, &pos, &key)) return false;
+    if (!miri_cs_varint(p, n, &pos, &key)) return false;
     if (key == CS_KEY(1, CS_WT_LEN)) {
-      if (!cs_varint(p, n, &pos, &len) || len > n - pos) return false;
+      if (!miri_cs_varint(p, n, &pos, &len) || len > n - pos) return false;
       return len == id_len && memcmp(p + pos, id, id_len) == 0;
     }
-    if (!cs_skip(p, n, &pos, key & 7)) return false;
+    if (!miri_cs_skip(p, n, &pos, key & 7)) return false;
   }
   return false;
 }
@@ -164,15 +157,15 @@ static mir_err cs_sub_filter(const char *client_id, uint8_t *bytes, size_t *len)
   while (r < n) {
     size_t start = r;
     uint64_t key, tx_len;
-    bool keep = true, ok = cs_varint(bytes, n, &r, &key);
+    bool keep = true, ok = miri_cs_varint(bytes, n, &r, &key);
     if (ok && key == CS_KEY(3, CS_WT_LEN)) {
-      ok = cs_varint(bytes, n, &r, &tx_len) && tx_len <= n - r;
+      ok = miri_cs_varint(bytes, n, &r, &tx_len) && tx_len <= n - r;
       if (ok) {
         keep = cs_tx_is_of(bytes + r, (size_t)tx_len, client_id, id_len);
         r += (size_t)tx_len;
       }
     } else if (ok) {
-      ok = cs_skip(bytes, n, &r, key & 7);
+      ok = miri_cs_skip(bytes, n, &r, key & 7);
     }
     if (!ok) return mir_error_set(MIR_EPROTO, "stored delivery does not decode");
     if (keep) {
@@ -226,29 +219,40 @@ static void cs_sub_try_send(cs_sub *s) {
   cs_sub_batch(s, &op, 1, &s->t_send);
 }
 
+mir_err miri_cs_subscribe_check(const uint8_t *bytes, size_t len,
+                                const mir_replica_client_limits *limits, uint64_t *from_sn,
+                                char *client_id) {
+  Mir__Api__SubscribeRequest *req = len <= limits->max_request_bytes
+                                        ? mir__api__subscribe_request__unpack(NULL, len, bytes)
+                                        : NULL;
+  if (req == NULL) {
+    return mir_error_set(MIR_EPROTO, "malformed request: not a SubscribeRequest");
+  }
+  size_t id_len = req->client_id != NULL ? strlen(req->client_id) : 0;
+  if (id_len > TRANTOR_CLIENT_ID_MAX) {
+    mir__api__subscribe_request__free_unpacked(req, NULL);
+    return mir_error_set(MIR_EPROTO, "client_id longer than 64 bytes");
+  }
+  *from_sn = req->from_sn;
+  memcpy(client_id, id_len > 0 ? req->client_id : "", id_len + 1);
+  mir__api__subscribe_request__free_unpacked(req, NULL);
+  return MIR_OK;
+}
+
 /* Validates the request and lists the subscriber, or refuses it. */
 static void cs_sub_admit(cs_sub *s) {
   mir_client_service *svc = s->svc;
   grpc_slice sl;
-  Mir__Api__SubscribeRequest *req = NULL;
+  mir_err err = mir_error_set(MIR_EPROTO, "malformed request: not a SubscribeRequest");
   if (miri_cs_flatten(s->req_buf, svc->cfg.limits.max_request_bytes, &sl)) {
-    req =
-        mir__api__subscribe_request__unpack(NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+    err = miri_cs_subscribe_check(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), &svc->cfg.limits,
+                                  &s->next_sn, s->client_id);
     grpc_slice_unref(sl);
   }
-  if (req == NULL) {
-    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "malformed request: not a SubscribeRequest");
+  if (err != MIR_OK) {
+    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, mir_error_detail());
     return;
   }
-  s->next_sn = req->from_sn;
-  size_t id_len = req->client_id != NULL ? strlen(req->client_id) : 0;
-  if (id_len > TRANTOR_CLIENT_ID_MAX) {
-    mir__api__subscribe_request__free_unpacked(req, NULL);
-    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "client_id longer than 64 bytes");
-    return;
-  }
-  if (id_len > 0) memcpy(s->client_id, req->client_id, id_len + 1);
-  mir__api__subscribe_request__free_unpacked(req, NULL);
   mir_olog_status st;
   mir_olog_get_status(svc->cfg.log, &st);
   char text[160];

@@ -1,0 +1,135 @@
+/*
+ * Fuzz target for the replica's client API ingress (server/replica/client_internal.h): the checks
+ * that every SubmitRequest and SubscribeRequest from any client goes through before anything else
+ * sees it.
+ *
+ * Input: byte 0 picks the request type (even: Submit, odd: Subscribe); bytes 1..4 pick the limits
+ * (small, so that each one is reached) and whether the stream's client id is already fixed; the
+ * rest is up to 8 requests of one stream, each a 2-byte little-endian length and that many bytes.
+ *
+ * Invariants: a refused request is MIR_EPROTO with a reason, owns nothing and leaves the stream's
+ * client id alone; protobuf-c, run on the same bytes, agrees on what is malformed (so counting the
+ * transactions before decoding neither refuses a valid request nor lets a long one through); every
+ * accepted transaction has the stream's client id (1..64 bytes) and at most max_tx_bytes of data;
+ * every rejection has a reason; the forwarded indexes are exactly the accepted ones, in order; no
+ * leak (AddressSanitizer).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "mir/alloc.h"
+#include "mir/assert.h"
+
+#define FUZZ_REQUESTS_MAX 8
+#define FUZZ_STREAM_ID "client-a"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Checks one SubmitRequest of a stream whose client id is stream_id (in/out). */
+static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_client_limits *l,
+                        uint64_t max_tx_bytes, char *stream_id) {
+  char before[TRANTOR_CLIENT_ID_MAX + 1];
+  memcpy(before, stream_id, sizeof(before));
+  Mir__Api__SubmitRequest *ref = mir__api__submit_request__unpack(NULL, len, bytes);
+  bool malformed = len > l->max_request_bytes || ref == NULL || ref->n_txs > l->max_txs_per_request;
+
+  cs_submit_check chk;
+  mir_err err = miri_cs_submit_check(bytes, len, l, max_tx_bytes, stream_id, &chk);
+  MIR_ASSERT(err == MIR_OK || err == MIR_EPROTO);
+  MIR_ASSERT((err != MIR_OK) == malformed);
+  if (err != MIR_OK) {
+    MIR_ASSERT(chk.req == NULL && chk.q == NULL);
+    MIR_ASSERT(mir_error_detail()[0] != '\0');
+    MIR_ASSERT(memcmp(before, stream_id, sizeof(before)) == 0);
+    if (ref != NULL && len <= l->max_request_bytes) MIR_ASSERT(chk.request_id == ref->request_id);
+    if (ref != NULL) mir__api__submit_request__free_unpacked(ref, NULL);
+    return;
+  }
+  const Mir__Api__SubmitRequest *r = chk.req;
+  const cs_req *q = chk.q;
+  MIR_ASSERT(r != NULL && q != NULL);
+  MIR_ASSERT(r->n_txs == ref->n_txs && r->request_id == ref->request_id);
+  MIR_ASSERT(q->n == r->n_txs && q->n <= l->max_txs_per_request && q->n_fwd <= q->n);
+  MIR_ASSERT(chk.request_id == r->request_id && q->request_id == r->request_id);
+  size_t k = 0;
+  const char *first = NULL;
+  for (size_t i = 0; i < q->n; i++) {
+    const Trantor__Tx *tx = r->txs[i];
+    if (q->status[i] == TRANTOR__TX_STATUS__TX_ACCEPTED) {
+      size_t idlen = tx->client_id != NULL ? strlen(tx->client_id) : 0;
+      MIR_ASSERT(idlen >= 1 && idlen <= TRANTOR_CLIENT_ID_MAX);
+      MIR_ASSERT(strcmp(tx->client_id, stream_id) == 0);
+      MIR_ASSERT(tx->data.len <= max_tx_bytes);
+      MIR_ASSERT(q->reason[i] == NULL);
+      MIR_ASSERT(k < q->n_fwd && q->fwd[k] == i);
+      k++;
+      if (first == NULL) first = tx->client_id;
+    } else {
+      MIR_ASSERT(q->status[i] == TRANTOR__TX_STATUS__TX_INVALID ||
+                 q->status[i] == TRANTOR__TX_STATUS__TX_TOO_LARGE);
+      MIR_ASSERT(q->reason[i] != NULL && q->reason[i][0] != '\0');
+    }
+  }
+  MIR_ASSERT(k == q->n_fwd);
+  /* The stream's id, once fixed, never changes; an empty one is fixed by the first accepted. */
+  if (before[0] != '\0') {
+    MIR_ASSERT(strcmp(before, stream_id) == 0);
+  } else if (first != NULL) {
+    MIR_ASSERT(strcmp(first, stream_id) == 0);
+  } else {
+    MIR_ASSERT(stream_id[0] == '\0');
+  }
+  mir__api__submit_request__free_unpacked(ref, NULL);
+  mir__api__submit_request__free_unpacked(chk.req, NULL);
+  miri_cs_req_free(chk.q);
+}
+
+/* Checks one SubscribeRequest. */
+static void fuzz_subscribe(const uint8_t *bytes, size_t len, const mir_replica_client_limits *l) {
+  Mir__Api__SubscribeRequest *ref = mir__api__subscribe_request__unpack(NULL, len, bytes);
+  size_t ref_id_len = ref != NULL && ref->client_id != NULL ? strlen(ref->client_id) : 0;
+  bool malformed = len > l->max_request_bytes || ref == NULL || ref_id_len > TRANTOR_CLIENT_ID_MAX;
+  char client_id[TRANTOR_CLIENT_ID_MAX + 1];
+  memset(client_id, 'x', sizeof(client_id));
+  uint64_t from_sn = 0;
+  mir_err err = miri_cs_subscribe_check(bytes, len, l, &from_sn, client_id);
+  MIR_ASSERT(err == MIR_OK || err == MIR_EPROTO);
+  MIR_ASSERT((err != MIR_OK) == malformed);
+  if (err != MIR_OK) {
+    MIR_ASSERT(mir_error_detail()[0] != '\0');
+  } else {
+    MIR_ASSERT(from_sn == ref->from_sn);
+    MIR_ASSERT(memchr(client_id, '\0', sizeof(client_id)) != NULL);
+    MIR_ASSERT(strcmp(client_id, ref_id_len > 0 ? ref->client_id : "") == 0);
+  }
+  if (ref != NULL) mir__api__subscribe_request__free_unpacked(ref, NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 5) return 0;
+  mir_replica_client_limits l = {.max_txs_per_request = 1 + (uint64_t)data[1] % 64,
+                                 .max_request_bytes = 16 + (uint64_t)data[3] * 16,
+                                 .max_submit_streams = 1,
+                                 .max_requests_in_flight = 1,
+                                 .max_subscribers = 1,
+                                 .subscriber_stall_ms = 100};
+  uint64_t max_tx_bytes = 1 + (uint64_t)data[2] * 4;
+  char stream_id[TRANTOR_CLIENT_ID_MAX + 1] = "";
+  if (data[4] & 1) memcpy(stream_id, FUZZ_STREAM_ID, sizeof(FUZZ_STREAM_ID));
+  size_t pos = 5;
+  for (int i = 0; i < FUZZ_REQUESTS_MAX && size - pos >= 2; i++) {
+    size_t n = (size_t)data[pos] | (size_t)data[pos + 1] << 8;
+    pos += 2;
+    if (n > size - pos) n = size - pos;
+    if (data[0] & 1) {
+      fuzz_subscribe(data + pos, n, &l);
+    } else {
+      fuzz_submit(data + pos, n, &l, max_tx_bytes, stream_id);
+    }
+    pos += n;
+  }
+  return 0;
+}
