@@ -154,7 +154,7 @@ static void cfg_defaults(mir_replica_config *c) {
   memset(c, 0, sizeof(*c));
   c->store_sync = true;
   c->retention_sns = 1000000;
-  c->client = (mir_replica_client_limits){.max_request_bytes = 4u << 20,
+  c->client = (mir_replica_client_limits){.max_request_bytes = 1u << 20,
                                           .max_txs_per_request = 4096,
                                           .max_submit_streams = 1024,
                                           .max_requests_in_flight = 64,

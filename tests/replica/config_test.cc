@@ -56,7 +56,7 @@ TEST(ReplicaConfig, MinimalFileGetsDefaultsAndResolvedPaths) {
   EXPECT_EQ(c.peer_listen, nullptr);
   EXPECT_TRUE(c.store_sync);
   EXPECT_EQ(c.retention_sns, 1000000u);
-  EXPECT_EQ(c.client.max_request_bytes, 4u << 20);
+  EXPECT_EQ(c.client.max_request_bytes, 1u << 20);
   trantor_params d;
   trantor_params_default(&d);
   EXPECT_EQ(c.trantor.segment_length, d.segment_length);

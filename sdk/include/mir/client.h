@@ -95,7 +95,8 @@ typedef struct mir_client_options {
   uint64_t pending_bytes_max;  /* bytes of unresolved transactions at most [64 MiB] */
   uint32_t max_tx_bytes;       /* largest transaction accepted by submit [65536] */
   uint32_t batch_max_txs;      /* transactions per Submit request [256] */
-  uint32_t batch_max_bytes;    /* bytes per Submit request [262144] */
+  uint32_t batch_max_bytes;    /* bytes per Submit request [262144]; at most the replicas'
+                                * client.max_request_bytes (1 MiB by default) */
   uint32_t batch_delay_us;     /* how long a transaction may wait for others to join [1000] */
   uint32_t connect_timeout_ms; /* how long open waits for replicas to answer [5000] */
   uint32_t reconnect_min_ms;   /* first reconnect backoff [50] */
