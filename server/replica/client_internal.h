@@ -163,6 +163,13 @@ void miri_cs_live_dec(struct mir_client_service *svc);
 uint64_t miri_cs_now_ns(void);
 
 /* ---- client_submit.c ---- */
+/* Decoding a SubmitRequest of len bytes may allocate at most miri_cs_decode_budget(len) bytes:
+ * protobuf-c spends 20 to 40 bytes per byte of a message of small or unknown fields, so without a
+ * budget a client could make a replica allocate ~42 times its request. Legitimate requests stay
+ * below 5 times their size (empty transactions are the worst case). */
+#define CS_DECODE_FACTOR 8
+#define CS_DECODE_SLACK (64u << 10)
+size_t miri_cs_decode_budget(size_t len);
 /* The ingress checks of one SubmitRequest, without gRPC or locks (fuzzed by
  * tests/replica/fuzz_client_ingress.c). Decodes bytes[0..len) (borrowed) and checks it against
  * limits (borrowed) and max_tx_bytes: at most max_request_bytes and max_txs_per_request (counted

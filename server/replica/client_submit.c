@@ -129,6 +129,41 @@ static Trantor__TxStatus cs_check_tx(const Trantor__Tx *tx, uint64_t max_tx_byte
   return TRANTOR__TX_STATUS__TX_ACCEPTED;
 }
 
+size_t miri_cs_decode_budget(size_t len) {
+  return CS_DECODE_FACTOR * len + CS_DECODE_SLACK;
+}
+
+/* protobuf-c's allocator for one decode, with a budget (malloc'ed memory, so the message can be
+ * freed later with the default allocator). */
+typedef struct cs_budget {
+  size_t left;
+  bool exhausted;
+} cs_budget;
+
+static void *cs_budget_alloc(void *data, size_t size) {
+  cs_budget *b = data;
+  if (size > b->left) {
+    b->exhausted = true;
+    return NULL;
+  }
+  b->left -= size;
+  return malloc(size);
+}
+
+static void cs_budget_free(void *data, void *ptr) {
+  (void)data;
+  free(ptr);
+}
+
+/* Accepted transactions travel on in their canonical form: fields this version does not know
+ * would otherwise ride along into batches, beyond what max_tx_bytes allows. */
+static void cs_strip_unknown(Trantor__Tx *tx) {
+  for (size_t i = 0; i < tx->base.n_unknown_fields; i++) free(tx->base.unknown_fields[i].data);
+  free(tx->base.unknown_fields);
+  tx->base.unknown_fields = NULL;
+  tx->base.n_unknown_fields = 0;
+}
+
 /* Walks the top level of an encoded SubmitRequest, counting its transactions (field 2) and reading
  * its request_id (field 1; the last one wins, as in protobuf), so that a request of too many
  * transactions, or one that breaks off at its end, is refused before protobuf-c decodes it: that
@@ -181,7 +216,12 @@ mir_err miri_cs_submit_check(const uint8_t *bytes, size_t len,
   if (n_txs > limits->max_txs_per_request) {
     return cs_too_many(out, request_id, n_txs, limits->max_txs_per_request);
   }
-  Mir__Api__SubmitRequest *r = mir__api__submit_request__unpack(NULL, len, bytes);
+  cs_budget budget = {miri_cs_decode_budget(len), false};
+  ProtobufCAllocator alloc = {cs_budget_alloc, cs_budget_free, &budget};
+  Mir__Api__SubmitRequest *r = mir__api__submit_request__unpack(&alloc, len, bytes);
+  if (r == NULL && budget.exhausted) {
+    return cs_malformed(out, request_id, "malformed request: decodes to too much memory");
+  }
   if (r == NULL) return cs_malformed(out, 0, bad);
   if (r->n_txs > limits->max_txs_per_request) { /* never when the walk got through */
     mir_err err = cs_too_many(out, r->request_id, r->n_txs, limits->max_txs_per_request);
@@ -197,7 +237,10 @@ mir_err miri_cs_submit_check(const uint8_t *bytes, size_t len,
   for (size_t i = 0; i < r->n_txs; i++) {
     Trantor__TxStatus st = cs_check_tx(r->txs[i], max_tx_bytes, client_id, &q->reason[i]);
     q->status[i] = (uint8_t)st;
-    if (st == TRANTOR__TX_STATUS__TX_ACCEPTED) q->fwd[q->n_fwd++] = i;
+    if (st == TRANTOR__TX_STATUS__TX_ACCEPTED) {
+      cs_strip_unknown(r->txs[i]);
+      q->fwd[q->n_fwd++] = i;
+    }
   }
   out->req = r;
   out->q = q;

@@ -34,6 +34,7 @@ using mirtest::Subscription;
 struct FakeMempool {
   std::set<std::pair<std::string, uint64_t>> seen;
   size_t accepted = 0;
+  size_t unknown_fields = 0; /* in the transactions it was handed */
 };
 
 mir_err MempoolApply(void *state, mir_event_list *in, mir_event_list *out) {
@@ -47,6 +48,7 @@ mir_err MempoolApply(void *state, mir_event_list *in, mir_event_list *out) {
     acc->status = static_cast<Trantor__TxStatus *>(mir_xcalloc(nt->n_txs + 1, sizeof(int)));
     for (size_t i = 0; i < nt->n_txs; i++) {
       const Trantor__Tx *tx = nt->txs[i];
+      m->unknown_fields += tx->base.n_unknown_fields;
       std::string data(reinterpret_cast<const char *>(tx->data.data), tx->data.len);
       if (data == "full") {
         acc->status[i] = TRANTOR__TX_STATUS__TX_MEMPOOL_FULL;
@@ -303,6 +305,40 @@ std::vector<uint64_t> Range(uint64_t from, uint64_t to) {
   std::vector<uint64_t> v;
   for (uint64_t i = from; i < to; i++) v.push_back(i);
   return v;
+}
+
+TEST(ClientService, UnknownFieldsAreStrippedAndCannotBlowUpDecoding) {
+  // A transaction with a field this version does not know is accepted and handed on without it;
+  // a request of tens of thousands of unknown fields, within max_request_bytes but costing more
+  // than the decode budget, is refused without being decoded in full.
+  Service s;
+  Channel ch(s.addr);
+  SubmitStream st(ch.get());
+  // SubmitRequest{request_id 3, txs [Tx{client_id "cl", tx_no 0, data "x", field 9 = 7}]}
+  std::string tx = std::string(
+      "\x0a\x02"
+      "cl"
+      "\x10\x00"
+      "\x1a\x01"
+      "x"
+      "\x48\x07",
+      11);
+  std::string req = std::string("\x08\x03\x12", 3) + static_cast<char>(tx.size()) + tx;
+  ASSERT_TRUE(st.SendRaw(req));
+  Mir__Api__SubmitResponse *r = nullptr;
+  ASSERT_EQ(st.Recv(&r), 1);
+  EXPECT_EQ(r->request_id, 3u);
+  EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  EXPECT_EQ(s.mempool->accepted, 1u);
+  EXPECT_EQ(s.mempool->unknown_fields, 0u);
+  std::string bomb;
+  for (int i = 0; i < 30000; i++) bomb += std::string("\x78\x00", 2);  // field 15 = 0
+  ASSERT_TRUE(st.SendRaw(std::string("\x08\x04", 2) + bomb));
+  ASSERT_EQ(st.Recv(&r), 1);
+  EXPECT_EQ(r->request_id, 4u);
+  EXPECT_EQ(std::string(r->error), "malformed request: decodes to too much memory");
+  mir__api__submit_response__free_unpacked(r, nullptr);
 }
 
 TEST(ClientService, SubscribeStreamsFromAnySnAndWaitsForMore) {

@@ -8,7 +8,8 @@
  * rest is up to 8 requests of one stream, each a 2-byte little-endian length and that many bytes.
  *
  * Invariants: a refused request is MIR_EPROTO with a reason, owns nothing and leaves the stream's
- * client id alone; protobuf-c, run on the same bytes, agrees on what is malformed (so counting the
+ * client id alone; protobuf-c, run on the same bytes (and counting what it allocates against the
+ * decode budget), agrees on what is malformed (so counting the
  * transactions before decoding neither refuses a valid request nor lets a long one through); every
  * accepted transaction has the stream's client id (1..64 bytes) and at most max_tx_bytes of data;
  * every rejection has a reason; the forwarded indexes are exactly the accepted ones, in order; no
@@ -28,13 +29,27 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* protobuf-c's default allocation, counted: what decoding the request costs. */
+static void *fuzz_count_alloc(void *data, size_t size) {
+  *(size_t *)data += size;
+  return malloc(size);
+}
+
+static void fuzz_count_free(void *data, void *ptr) {
+  (void)data;
+  free(ptr);
+}
+
 /* Checks one SubmitRequest of a stream whose client id is stream_id (in/out). */
 static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_client_limits *l,
                         uint64_t max_tx_bytes, char *stream_id) {
   char before[TRANTOR_CLIENT_ID_MAX + 1];
   memcpy(before, stream_id, sizeof(before));
-  Mir__Api__SubmitRequest *ref = mir__api__submit_request__unpack(NULL, len, bytes);
-  bool malformed = len > l->max_request_bytes || ref == NULL || ref->n_txs > l->max_txs_per_request;
+  size_t cost = 0;
+  ProtobufCAllocator counting = {fuzz_count_alloc, fuzz_count_free, &cost};
+  Mir__Api__SubmitRequest *ref = mir__api__submit_request__unpack(&counting, len, bytes);
+  bool malformed = len > l->max_request_bytes || ref == NULL ||
+                   ref->n_txs > l->max_txs_per_request || cost > miri_cs_decode_budget(len);
 
   cs_submit_check chk;
   mir_err err = miri_cs_submit_check(bytes, len, l, max_tx_bytes, stream_id, &chk);
@@ -63,6 +78,7 @@ static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_clie
       MIR_ASSERT(idlen >= 1 && idlen <= TRANTOR_CLIENT_ID_MAX);
       MIR_ASSERT(strcmp(tx->client_id, stream_id) == 0);
       MIR_ASSERT(tx->data.len <= max_tx_bytes);
+      MIR_ASSERT(tx->base.n_unknown_fields == 0); /* forwarded in canonical form */
       MIR_ASSERT(q->reason[i] == NULL);
       MIR_ASSERT(k < q->n_fwd && q->fwd[k] == i);
       k++;
