@@ -365,6 +365,7 @@ static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) 
 }
 
 static void *node_dispatcher(void *arg) {
+  pthread_setname_np(pthread_self(), "mir-node"); /* named in top, perf and debuggers */
   mir_node *node = arg;
   for (;;) {
     size_t applied = 0;

@@ -66,6 +66,7 @@ void miri_cs_live_dec(mir_client_service *svc) {
 }
 
 static void *cs_cq_main(void *arg) {
+  pthread_setname_np(pthread_self(), "mir-client-cq"); /* named in top, perf and debuggers */
   grpc_completion_queue *cq = arg;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);

@@ -386,6 +386,7 @@ static void cs_feed_round(mir_client_service *svc) {
 }
 
 void *miri_cs_feed_main(void *arg) {
+  pthread_setname_np(pthread_self(), "mir-client-feed"); /* named in top, perf and debuggers */
   mir_client_service *svc = arg;
   pthread_mutex_lock(&svc->mu);
   while (!svc->stopping) {

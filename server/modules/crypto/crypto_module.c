@@ -387,6 +387,7 @@ static crypto_job *crypto_take(crypto_module *m) {
 }
 
 static void *crypto_worker(void *arg) {
+  pthread_setname_np(pthread_self(), "mir-crypto"); /* named in top, perf and debuggers */
   crypto_module *m = arg;
   for (;;) {
     pthread_mutex_lock(&m->mu);

@@ -199,6 +199,7 @@ static bool st_write_group(mir_store *s, const mir_store_batch *group) {
 }
 
 static void *st_writer_main(void *arg) {
+  pthread_setname_np(pthread_self(), "mir-store"); /* named in top, perf and debuggers */
   mir_store *s = arg;
   pthread_mutex_lock(&s->mu);
   for (;;) {
