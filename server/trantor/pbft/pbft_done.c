@@ -165,11 +165,8 @@ mir_err miri_pbft_on_catch_up_request(mir_dsl *dsl, const char *from, const Prot
   const pbft_known *k = miri_pbft_known_find(s, s->c_digest);
   MIR_ASSERT(k != NULL); /* the committed preprepare is pinned */
   Trantor__CatchUpResponse resp = TRANTOR__CATCH_UP_RESPONSE__INIT;
-  Trantor__Preprepare pp = TRANTOR__PREPREPARE__INIT;
-  pp.sn = s->sn;
-  pp.view = k->view;
-  pp.aborted = k->aborted;
-  pp.cert = k->cert;
+  Trantor__Preprepare pp;
+  miri_pbft_known_preprepare(k, s->sn, &pp);
   resp.preprepare = &pp;
   miri_pbft_send_to(p, (size_t)m, &resp.base);
   return MIR_OK;

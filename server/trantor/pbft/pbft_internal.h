@@ -268,6 +268,9 @@ pbft_known *miri_pbft_known_add(pbft *p, size_t i, const uint8_t *digest, bool a
                                 const ProtobufCBinaryData *cert);
 /* The held preprepare of s (borrowed) with digest (borrowed), borrowed from s, or NULL. */
 pbft_known *miri_pbft_known_find(pbft_slot *s, const uint8_t *digest);
+/* The Preprepare of sn that k describes, for resending: *pp borrows k's certificate, so it is
+ * valid while k is and must not be freed. */
+void miri_pbft_known_preprepare(const pbft_known *k, uint64_t sn, Trantor__Preprepare *pp);
 /* Forgets the per-view state of every slot (a new view starts). */
 void miri_pbft_reset_view_state(pbft *p);
 /* Replays the buffered messages of the current view, drops older ones. */

@@ -50,6 +50,14 @@ pbft_known *miri_pbft_known_find(pbft_slot *s, const uint8_t *digest) {
   return NULL;
 }
 
+void miri_pbft_known_preprepare(const pbft_known *k, uint64_t sn, Trantor__Preprepare *pp) {
+  trantor__preprepare__init(pp);
+  pp->sn = sn;
+  pp->view = k->view;
+  pp->aborted = k->aborted;
+  pp->cert = k->cert;
+}
+
 /* A digest the slot still needs: its P-set entry, its committed one, this view's preprepare, or
  * a re-proposal of the NewView under construction. At most four, below KNOWN_PER_SN_MAX. */
 static bool pbft_known_pinned(const pbft *p, size_t i, const uint8_t *d) {

@@ -530,11 +530,8 @@ mir_err miri_pbft_on_preprepare_request(mir_dsl *dsl, const char *from, const Pr
   const pbft_known *k = miri_pbft_known_find(&p->slots[i], r->digest.data);
   if (k == NULL) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_UNSOLICITED, what);
   Trantor__MissingPreprepare mp = TRANTOR__MISSING_PREPREPARE__INIT;
-  Trantor__Preprepare pp = TRANTOR__PREPREPARE__INIT;
-  pp.sn = r->sn;
-  pp.view = k->view;
-  pp.aborted = k->aborted;
-  pp.cert = k->cert;
+  Trantor__Preprepare pp;
+  miri_pbft_known_preprepare(k, r->sn, &pp);
   mp.preprepare = &pp;
   miri_pbft_send_to(p, (size_t)m, &mp.base);
   return MIR_OK;
