@@ -70,4 +70,11 @@ bool miri_tls_id_ok(const char *id);
  * DNS name, or the text does not fit. */
 bool miri_tls_san(const char *id, const char *host, char *buf, size_t cap);
 
+/* ---- per backend: reading a certificate (tls.c of each backend) ---- */
+
+/* Parses one PEM certificate (untrusted; refused above MIRI_CRYPTO_FILE_MAX bytes). Returns the
+ * library's X509 (owned: X509_free), or NULL if it is not one. Both libraries name the type
+ * struct x509_st, so this header needs neither. */
+struct x509_st *miri_tls_read_cert(const char *pem);
+
 #endif

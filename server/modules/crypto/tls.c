@@ -124,8 +124,7 @@ mir_err mir_tls_ca_new(const char *common_name, unsigned days, char **cert_pem, 
   return ok ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "CA certificate");
 }
 
-/* Parses one PEM certificate (untrusted, bounded); NULL if it is not one. */
-static X509 *tls_read_cert(const char *pem) {
+X509 *miri_tls_read_cert(const char *pem) {
   size_t len = strlen(pem);
   if (len > MIRI_CRYPTO_FILE_MAX) return NULL;
   BIO *bio = BIO_new_mem_buf(pem, (int)len);
@@ -175,7 +174,7 @@ mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const 
     return mir_error_set(MIR_EINVAL, "certificate for \"%s\" (host \"%s\", %u days): bad argument",
                          replica_id, host ? host : "", days);
   }
-  X509 *ca = tls_read_cert(ca_cert_pem);
+  X509 *ca = miri_tls_read_cert(ca_cert_pem);
   EVP_PKEY *ca_key = ca ? tls_read_ca_key(ca, ca_key_pem) : NULL;
   if (ca_key == NULL) {
     X509_free(ca);
@@ -190,56 +189,4 @@ mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const 
   EVP_PKEY_free(ca_key);
   X509_free(ca);
   return ok ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "replica certificate");
-}
-
-/* Finds the "mir:replica:<id>" URI among x's alternative names and copies the id. On failure
- * id_out is left empty: a candidate is copied into it before it is checked, and a caller that
- * logs or compares the id after an error must not see a name the certificate failed to prove. */
-static bool tls_find_replica(X509 *x, char *id_out, size_t id_cap) {
-  GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-  bool found = false;
-  for (size_t i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && !found; i++) {
-    const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-    if (gn->type != GEN_URI) continue;
-    const ASN1_IA5STRING *uri = gn->d.uniformResourceIdentifier;
-    size_t plen = strlen(MIRI_TLS_URI_PREFIX);
-    size_t len = (size_t)ASN1_STRING_length(uri);
-    const char *data = (const char *)ASN1_STRING_get0_data(uri);
-    if (len <= plen || len - plen >= id_cap || memcmp(data, MIRI_TLS_URI_PREFIX, plen) != 0) {
-      continue;
-    }
-    memcpy(id_out, data + plen, len - plen);
-    id_out[len - plen] = '\0';
-    /* An embedded NUL or a character outside the id alphabet makes the name unusable. */
-    found = strlen(id_out) == len - plen && miri_tls_id_ok(id_out);
-  }
-  GENERAL_NAMES_free(names);
-  if (!found && id_cap > 0) id_out[0] = '\0';
-  return found;
-}
-
-mir_err mir_tls_cert_check(const char *ca_cert_pem, const char *cert_pem, char *id_out,
-                           size_t id_cap) {
-  if (id_cap > 0) id_out[0] = '\0';
-  X509 *ca = tls_read_cert(ca_cert_pem);
-  X509 *x = tls_read_cert(cert_pem);
-  EVP_PKEY *ca_pub = ca ? X509_get_pubkey(ca) : NULL;
-  const char *why = NULL;
-  if (ca_pub == NULL || x == NULL) {
-    why = "not a PEM certificate";
-  } else if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ca)) != 0 ||
-             X509_verify(x, ca_pub) != 1) {
-    why = "not issued by the cluster CA";
-  } else if (X509_cmp_current_time(X509_get0_notBefore(x)) >= 0 ||
-             X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
-    why = "not valid now";
-  } else if (!tls_find_replica(x, id_out, id_cap)) {
-    why = "names no replica (URI " MIRI_TLS_URI_PREFIX "<id>)";
-  }
-  EVP_PKEY_free(ca_pub);
-  X509_free(x);
-  X509_free(ca);
-  ERR_clear_error();
-  if (why != NULL) return mir_error_set(MIR_ECRYPTO, "certificate %s", why);
-  return MIR_OK;
 }
