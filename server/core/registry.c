@@ -14,6 +14,7 @@
 #include "mir/crypto.pb-c.h"
 #include "mir/event.pb-c.h"
 #include "mir/record.pb-c.h"
+#include "mir/store.pb-c.h"
 
 #define REGISTRY_SLOTS (2 * MIR_REGISTRY_MAX)
 
@@ -96,6 +97,8 @@ void mir_registry_add_framework(void) {
       &mir__hash_data__descriptor,
       &mir__hash_request__descriptor,
       &mir__hash_result__descriptor,
+      &mir__store_op__descriptor,
+      &mir__store_write__descriptor,
   };
   mir_err err =
       mir_registry_add_all(framework_types, sizeof framework_types / sizeof framework_types[0]);
