@@ -99,6 +99,7 @@ void mir_registry_add_framework(void) {
       &mir__hash_result__descriptor,
       &mir__store_op__descriptor,
       &mir__store_write__descriptor,
+      &mir__store_failed__descriptor,
   };
   mir_err err =
       mir_registry_add_all(framework_types, sizeof framework_types / sizeof framework_types[0]);

@@ -16,6 +16,20 @@
  * Keys and values are byte strings; keys order bytewise (so big-endian integers order
  * numerically). Every error from RocksDB becomes MIR_EIO with its text in mir_error_detail(),
  * prefixed with the database path. This is the only code that includes RocksDB's header.
+ *
+ * Storage faults.
+ *  - A crash (of the process or the machine) may tear the last record of RocksDB's write-ahead
+ *    log. The database is opened with point-in-time recovery: the log is replayed up to the first
+ *    damaged record and the rest is dropped, so after a crash the store holds a prefix of the
+ *    submitted writes, each one whole (every write synced before the crash, with sync, is in it).
+ *  - Damaged files are errors, never data: RocksDB runs with paranoid checks, and every read
+ *    verifies block checksums. A corrupt file makes mir_store_open, a read or an iteration fail
+ *    with MIR_EIO whose detail names the path and says "the data is corrupt", with RocksDB's
+ *    reason.
+ *  - A failed write (a full disk, a failed fsync, any error of RocksDB) fails the store for good:
+ *    that write and every later one is refused with MIR_EIO naming the path and the reason, and
+ *    mir_store_close reports it. Nothing is retried: after a failed sync nobody can tell what
+ *    reached the disk, and RocksDB itself turns read-only.
  */
 #ifndef MIR_STORE_H
 #define MIR_STORE_H
@@ -136,10 +150,32 @@ uint64_t mir_store_written(mir_store *s);
  * MIR_EIO if writing failed. */
 mir_err mir_store_wait(mir_store *s, uint64_t ticket, uint64_t timeout_ms);
 
-/* Called on the writer thread after each group write with the highest ticket written; must not
- * call back into the store's write functions. Set before any submit. */
+/* Called on the writer thread after each group write with the highest ticket written, and once
+ * when writing fails (with the highest ticket written before the failure; mir_store_status then
+ * returns MIR_EIO). It runs while the writer waits: it must not block, and must not call the
+ * store's write functions (submit, write, close, set_written_cb); it may call mir_store_written
+ * and mir_store_status. One callback per store. */
 typedef void (*mir_store_written_fn)(void *user_data, uint64_t ticket);
+/* Sets (fn NULL: clears) the callback; user_data is borrowed until the next call. Returns once
+ * the previous callback is not running, so its user_data may be freed then. Thread-safe (but not
+ * from inside the callback). */
 void mir_store_set_written_cb(mir_store *s, mir_store_written_fn fn, void *user_data);
+
+/* MIR_OK while the store can write; MIR_EIO once a write failed, with detail "store <path>: write:
+ * <reason>", and RocksDB's reason alone copied (NUL-terminated, truncated) into reason (may be
+ * NULL) of reason_len bytes. Never blocks. Thread-safe. */
+mir_err mir_store_status(mir_store *s, char *reason, size_t reason_len);
+
+/* Writes the memtables of every column family to table files (SST) and waits for it. Reads and
+ * writes go on meanwhile. MIR_EIO on failure. Used by tests that need data in table files; a
+ * store never needs it for durability (the write-ahead log gives that). */
+mir_err mir_store_flush(mir_store *s);
+
+/* Test hook: the next group write fails without writing anything, as if RocksDB had returned
+ * "IO error: <reason>" (reason borrowed and copied; NULL: "injected failure"), and the store fails
+ * as it would for a real write error. For faults a test cannot cause for real: a failed fsync
+ * (a full disk can be made for real: tests/modules/store/store_faults_test.cc). Thread-safe. */
+void mir_store_fail_next_write(mir_store *s, const char *reason);
 
 typedef struct mir_store_stats {
   uint64_t submitted;   /* batches queued */

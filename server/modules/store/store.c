@@ -11,6 +11,13 @@
  * queued_bytes is the sum of their sizes; once `failed` is set no batch is written again and
  * every waiter and submitter gets MIR_EIO. The writer thread is the only one that calls
  * rocksdb_write. Reads go straight to RocksDB, which is thread-safe.
+ *
+ * Storage faults. RocksDB opens with point-in-time recovery of its write-ahead log, so a record
+ * torn by a crash (and everything after it) is dropped and the database comes back as a prefix of
+ * the writes, each whole; with paranoid checks and checksums verified on every read, a corrupt
+ * file is an error (MIR_EIO, "the data is corrupt") instead of wrong data. A failed write is
+ * never retried: RocksDB itself turns read-only after a failed write-ahead-log append or sync, and
+ * a replica that cannot tell what reached the disk must stop rather than vote on top of it.
  */
 #include "mir_store.h"
 
@@ -73,9 +80,13 @@ struct mir_store {
   size_t queued_bytes;
   uint64_t next_ticket, written;
   bool failed;
-  char failure[256];
+  char failure[512];        /* "store <path>: write: <reason>" */
+  char failure_reason[256]; /* RocksDB's reason alone */
+  char inject[200];         /* test hook: the next group fails with this reason ("": off) */
   mir_store_written_fn written_fn;
   void *written_user;
+  bool cb_running;      /* the writer is inside written_fn (called without mu) */
+  pthread_cond_t cb_cv; /* mir_store_set_written_cb: the callback returned */
   mir_store_stats st;
 };
 
@@ -86,9 +97,18 @@ void mir_store_config_default(mir_store_config *cfg) {
   cfg->group_bytes_max = (size_t)8 << 20;
 }
 
+/* RocksDB reports damaged files as "Corruption: ..." (checksum mismatches, bad block handles,
+ * truncated files): say it in our words too, since an operator must restore such a replica's data
+ * rather than retry. */
+static const char *st_corrupt_note(const char *reason) {
+  return strncmp(reason, "Corruption", 10) == 0 ? "the data is corrupt: " : "";
+}
+
 /* Turns a RocksDB error string (owned, freed here) into MIR_EIO with the store's path. */
 static mir_err st_fail(const char *path, const char *what, char *err) {
-  mir_err e = mir_error_set(MIR_EIO, "store %s: %s: %s", path, what, err ? err : "unknown error");
+  const char *reason = err ? err : "unknown error";
+  mir_err e =
+      mir_error_set(MIR_EIO, "store %s: %s: %s%s", path, what, st_corrupt_note(reason), reason);
   free(err);
   return e;
 }
@@ -185,15 +205,29 @@ static mir_store_batch *st_take_group(mir_store *s, size_t *bytes) {
   return first;
 }
 
-/* Writes a group (borrowed list) as one RocksDB write. Returns false with s->failure set. */
-static bool st_write_group(mir_store *s, const mir_store_batch *group) {
+/* Records why writing failed (reason borrowed). Writer thread, before `failed` is published. */
+static void st_set_failure(mir_store *s, const char *reason) {
+  snprintf(s->failure_reason, sizeof(s->failure_reason), "%s", reason);
+  snprintf(s->failure, sizeof(s->failure), "store %s: write: %s%s", s->path,
+           st_corrupt_note(reason), reason);
+}
+
+/* Writes a group (borrowed list) as one RocksDB write. inject (borrowed, may be empty) makes it
+ * fail without writing, as RocksDB would on an I/O error. Returns false with s->failure set. */
+static bool st_write_group(mir_store *s, const mir_store_batch *group, const char *inject) {
+  if (inject[0] != '\0') {
+    char reason[sizeof(s->inject) + 16];
+    snprintf(reason, sizeof(reason), "IO error: %s", inject);
+    st_set_failure(s, reason);
+    return false;
+  }
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   for (const mir_store_batch *b = group; b != NULL; b = b->next) st_batch_apply(s, b, wb);
   char *err = NULL;
   rocksdb_write(s->db, s->wopts, wb, &err);
   rocksdb_writebatch_destroy(wb);
   if (err == NULL) return true;
-  snprintf(s->failure, sizeof(s->failure), "store %s: write: %s", s->path, err);
+  st_set_failure(s, err);
   free(err);
   return false;
 }
@@ -208,8 +242,11 @@ static void *st_writer_main(void *arg) {
     size_t bytes = 0;
     mir_store_batch *group = st_take_group(s, &bytes);
     bool failed = s->failed;
+    char inject[sizeof(s->inject)];
+    memcpy(inject, s->inject, sizeof(inject));
+    s->inject[0] = '\0';
     pthread_mutex_unlock(&s->mu);
-    bool ok = !failed && st_write_group(s, group);
+    bool ok = !failed && st_write_group(s, group, inject);
     uint64_t last = 0;
     for (mir_store_batch *b = group, *next; b != NULL; b = next) {
       next = b->next;
@@ -218,22 +255,29 @@ static void *st_writer_main(void *arg) {
     }
     pthread_mutex_lock(&s->mu);
     s->queued_bytes -= bytes;
+    bool newly_failed = false;
     if (ok) {
       s->written = last;
       s->st.groups++;
       s->st.bytes += bytes;
     } else if (!s->failed) {
-      s->failed = true;
+      s->failed = newly_failed = true;
       mir_log(MIR_LOG_ERROR, ST_LOG, "%s", s->failure);
     }
     pthread_cond_broadcast(&s->space_cv);
     pthread_cond_broadcast(&s->written_cv);
     mir_store_written_fn fn = s->written_fn;
     void *user = s->written_user;
-    if (ok && fn != NULL) {
+    if ((ok || newly_failed) && fn != NULL) {
+      /* Called without mu so that the callback may read the store (mir_store_written,
+       * mir_store_status); cb_running lets mir_store_set_written_cb wait for it to return. */
+      uint64_t written = s->written;
+      s->cb_running = true;
       pthread_mutex_unlock(&s->mu);
-      fn(user, last);
+      fn(user, written);
       pthread_mutex_lock(&s->mu);
+      s->cb_running = false;
+      pthread_cond_broadcast(&s->cb_cv);
     }
   }
   pthread_mutex_unlock(&s->mu);
@@ -324,7 +368,40 @@ void mir_store_set_written_cb(mir_store *s, mir_store_written_fn fn, void *user_
   pthread_mutex_lock(&s->mu);
   s->written_fn = fn;
   s->written_user = user_data;
+  /* The caller may free the old callback's data once we return: wait until it is not running. */
+  while (s->cb_running) pthread_cond_wait(&s->cb_cv, &s->mu);
   pthread_mutex_unlock(&s->mu);
+}
+
+mir_err mir_store_status(mir_store *s, char *reason, size_t reason_len) {
+  mir_err err = MIR_OK;
+  pthread_mutex_lock(&s->mu);
+  if (s->failed) {
+    err = mir_error_set(MIR_EIO, "%s", s->failure);
+    if (reason != NULL && reason_len > 0) snprintf(reason, reason_len, "%s", s->failure_reason);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return err;
+}
+
+void mir_store_fail_next_write(mir_store *s, const char *reason) {
+  pthread_mutex_lock(&s->mu);
+  snprintf(s->inject, sizeof(s->inject), "%s",
+           reason != NULL && reason[0] != '\0' ? reason : "injected failure");
+  pthread_mutex_unlock(&s->mu);
+}
+
+mir_err mir_store_flush(mir_store *s) {
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  mir_err err = MIR_OK;
+  for (size_t i = 0; err == MIR_OK && i < s->n_handles; i++) {
+    char *rerr = NULL;
+    rocksdb_flush_cf(s->db, fo, s->handles[i], &rerr);
+    if (rerr != NULL) err = st_fail(s->path, "flush", rerr);
+  }
+  rocksdb_flushoptions_destroy(fo);
+  return err;
 }
 
 void mir_store_get_stats(mir_store *s, mir_store_stats *out) {
@@ -485,10 +562,25 @@ static void st_set_options(mir_store *s) {
   rocksdb_options_increase_parallelism(s->opts, 2);
   rocksdb_options_set_max_open_files(s->opts, 512);
   rocksdb_options_set_keep_log_file_num(s->opts, 4);
-  rocksdb_options_set_info_log_level(s->opts, 2 /* WARN: keep RocksDB's LOG file small */);
+  /* RocksDB's own LOG file gets the option dump at open and fatal errors only. Every error that
+   * matters to a replica reaches us as a status and is logged by us with RocksDB's reason. A
+   * quieter LOG also survives a full disk: once an append to the LOG failed, this RocksDB
+   * (built with its assertions) aborts the process at the next LOG line, which its error handler
+   * writes right after a failed write at WARN level (tests/modules/store/store_faults_test.cc). */
+  rocksdb_options_set_info_log_level(s->opts, 4 /* FATAL */);
+  /* A crash can tear the last record of the write-ahead log. Point-in-time recovery replays the
+   * log up to the first damaged record and drops the rest, so the database opens at a prefix of
+   * the writes, each whole, in order: what mir_store_written promised is in it (it was synced),
+   * and nothing after a hole is. (The default of this RocksDB version too; set so that it stays.)
+   * The stricter absolute-consistency mode would refuse to open after any crash mid-write. */
+  rocksdb_options_set_wal_recovery_mode(s->opts, rocksdb_point_in_time_recovery);
+  /* Fail on damaged files (at open, and as a background error) instead of working around them. */
+  rocksdb_options_set_paranoid_checks(s->opts, 1);
   s->wopts = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wopts, s->cfg.sync ? 1 : 0);
   s->ropts = rocksdb_readoptions_create();
+  /* Every block read is checked against its checksum: a flipped bit is MIR_EIO, never a value. */
+  rocksdb_readoptions_set_verify_checksums(s->ropts, 1);
 }
 
 static mir_err st_open_db(mir_store *s) {
@@ -526,6 +618,7 @@ static void st_destroy(mir_store *s) {
   pthread_cond_destroy(&s->work_cv);
   pthread_cond_destroy(&s->space_cv);
   pthread_cond_destroy(&s->written_cv);
+  pthread_cond_destroy(&s->cb_cv);
   free(s->path);
   free(s);
 }
@@ -541,6 +634,7 @@ mir_err mir_store_open(const mir_store_config *cfg, mir_store **out) {
   pthread_cond_init(&s->work_cv, NULL);
   pthread_cond_init(&s->space_cv, NULL);
   pthread_cond_init(&s->written_cv, NULL);
+  pthread_cond_init(&s->cb_cv, NULL);
   st_set_options(s);
   s->cfg.cfs = cfg->cfs;
   err = st_open_db(s);
