@@ -3,10 +3,17 @@
  *
  * Every distinct value (submitted or delivered) is interned once in a pool, so the checks
  * compare small ids. Per node the simulator keeps position -> value (duplicates: a position
- * delivered twice) and value -> position (unique values: one value at two positions); across
- * nodes it keeps the first value a correct node delivered at each position (agreement). These
- * checks run at each delivery, so a violation stops the run at the step that caused it, with the
- * event logs ending right there.
+ * delivered twice), position -> the incarnation that delivered it, and value -> position (unique
+ * values: one value at two positions); across nodes it keeps the first value a correct node
+ * delivered at each position (agreement). These checks run at each delivery, so a violation
+ * stops the run at the step that caused it, with the event logs ending right there.
+ *
+ * A node restarted with its store recovers from what it persisted (a checkpoint, say) and may
+ * replay what came after it, delivering positions again. That is allowed once per incarnation:
+ * the value it delivered at a position before the restart, at the same position, in a later
+ * incarnation, is a re-delivery (counted, and not a duplicate of any kind). A position twice in
+ * one incarnation is still a duplicate, and another value at a position delivered before a
+ * restart means the node contradicted itself across the crash: the store lost what it promised.
  *
  * Validity and liveness are one end-of-run check: every value submitted to a correct node must
  * have been delivered by every correct node that is up, before the time budget ran out. Byzantine
@@ -77,23 +84,50 @@ void miri_sim_check_free(mir_sim *sim) {
 void miri_sim_forget_deliveries(mir_sim *sim, size_t i) {
   miri_sim_map_clear(&sim->nodes[i].pos_value);
   miri_sim_map_clear(&sim->nodes[i].value_pos);
+  miri_sim_map_clear(&sim->nodes[i].pos_inc);
   sim->dl_dirty = true;
 }
 
-/* Duplicate checks of node i delivering value id at pos; false if the delivery is a duplicate. */
-static bool check_duplicates(mir_sim *sim, size_t i, uint64_t pos, uint64_t id) {
+/* Node i delivers pos again, which it delivered with value prev: a re-delivery after a restart
+ * (same value, later incarnation) is counted and goes no further; anything else is a violation. */
+static void check_again(mir_sim *sim, size_t i, uint64_t pos, uint64_t prev, uint64_t id) {
   miri_sim_node *sn = &sim->nodes[i];
   char a[128], b[128];
+  uint64_t inc = 0;
+  bool found = miri_sim_map_get(&sn->pos_inc, pos, &inc);
+  MIR_ASSERT(found); /* set together with pos_value */
+  bool restarted = inc != sn->incarnation;
+  if (restarted && prev == id) {
+    sim->stats.redeliveries++;
+    miri_sim_map_put(&sn->pos_inc, pos, sn->incarnation);
+    return;
+  }
+  if (!sim->cfg.checks.no_duplicates) return;
+  if (restarted) {
+    mir_sim_fail(sim,
+                 "no-duplicates: node %zu delivered %s at position %llu after a restart, where it "
+                 "had delivered %s before",
+                 i, check_fmt(&sim->values[id], b, sizeof b), (unsigned long long)pos,
+                 check_fmt(&sim->values[prev], a, sizeof a));
+  } else {
+    mir_sim_fail(sim, "no-duplicates: node %zu delivered position %llu twice (%s, then %s)", i,
+                 (unsigned long long)pos, check_fmt(&sim->values[prev], a, sizeof a),
+                 check_fmt(&sim->values[id], b, sizeof b));
+  }
+}
+
+/* Duplicate checks of node i delivering value id at pos; false if the delivery is not a new one
+ * (a duplicate, or a re-delivery after a restart). */
+static bool check_duplicates(mir_sim *sim, size_t i, uint64_t pos, uint64_t id) {
+  miri_sim_node *sn = &sim->nodes[i];
+  char a[128];
   uint64_t prev;
   if (miri_sim_map_get(&sn->pos_value, pos, &prev)) {
-    if (sim->cfg.checks.no_duplicates) {
-      mir_sim_fail(sim, "no-duplicates: node %zu delivered position %llu twice (%s, then %s)", i,
-                   (unsigned long long)pos, check_fmt(&sim->values[prev], a, sizeof a),
-                   check_fmt(&sim->values[id], b, sizeof b));
-    }
+    check_again(sim, i, pos, prev, id);
     return false;
   }
   miri_sim_map_put(&sn->pos_value, pos, id);
+  miri_sim_map_put(&sn->pos_inc, pos, sn->incarnation);
   if (miri_sim_map_get(&sn->value_pos, id, &prev)) {
     if (sim->cfg.checks.no_duplicates && sim->cfg.checks.unique_values) {
       mir_sim_fail(sim, "no-duplicates: node %zu delivered %s at positions %llu and %llu", i,

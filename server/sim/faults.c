@@ -5,11 +5,13 @@
  * A crash frees the node: its queued events, its in-memory module state and its timers are gone
  * (timer actions of the old incarnation are discarded when they come due). Messages it already
  * sent stay on the wire; messages that arrive while it is down are lost. Its store stays with
- * the simulation. A restart rebuilds the node through the scenario's build callback with
- * restart = true, and re-hands the client submissions the node has not delivered (a client
- * resubmits after a reconnect). A wiped restart clears the store first: the node has forgotten
- * what it promised, which in a Byzantine fault model makes it faulty, so it counts against the
- * faulty budget and drops out of the correctness checks.
+ * the simulation, but the writes its store module had not synced yet are lost, or, when the
+ * crash tears (torn_ppm), a prefix of them reached the store unacknowledged (store.c). A restart
+ * rebuilds the node through the scenario's build callback with restart = true, and re-hands the
+ * client submissions the node has not delivered (a client resubmits after a reconnect). A wiped
+ * restart clears the store first: the node has forgotten what it promised, which in a Byzantine
+ * fault model makes it faulty, so it counts against the faulty budget and drops out of the
+ * correctness checks.
  *
  * The plan and the profiles draw from their own streams, so a seed fixes the faults whatever
  * the protocol does, and every random fault lies before heal_ns.
@@ -32,7 +34,9 @@ mir_err mir_sim_crash(mir_sim *sim, size_t node) {
   memset(sn->pending, 0, sizeof sn->pending);
   sim->stats.crashes++;
   sim->dl_dirty = true;
-  miri_sim_trace(sim, "crash n%zu", node);
+  char note[96];
+  miri_sim_store_crash(sim, node, note, sizeof note);
+  miri_sim_trace(sim, "crash n%zu%s", node, note);
   return MIR_OK;
 }
 
@@ -42,12 +46,20 @@ mir_err mir_sim_restart(mir_sim *sim, size_t node, bool wipe) {
   }
   miri_sim_node *sn = &sim->nodes[node];
   if (sn->mn != NULL) mir_sim_crash(sim, node);
+  size_t cleared = 0;
   if (wipe) {
+    cleared = mir_sim_store_count(sn->store);
     mir_sim_store_clear(sn->store);
+    miri_sim_store_drop(sim, node); /* none left after the crash; a wipe leaves nothing at all */
     sn->wiped = true;
     miri_sim_forget_deliveries(sim, node);
   }
-  miri_sim_trace(sim, "restart n%zu%s", node, wipe ? " wiped" : "");
+  if (wipe) {
+    miri_sim_trace(sim, "restart n%zu wiped: store cleared (%zu key%s)", node, cleared,
+                   cleared == 1 ? "" : "s");
+  } else {
+    miri_sim_trace(sim, "restart n%zu", node);
+  }
   mir_err err = miri_sim_node_boot(sim, node, true);
   if (err != MIR_OK) {
     mir_sim_fail(sim, "node %zu: rebuild failed: %s: %s", node, mir_strerror(err),
@@ -189,11 +201,15 @@ mir_err mir_sim_plan_faults(mir_sim *sim, unsigned mask, size_t faulty_budget) {
 
 /* ---- profiles ---- */
 
-/* With MIR_SIM_FAULT_SWARM: each class of classes with probability 1/2, at least one. */
+/* The first eight classes, whose swarm picks and rates come first in the profile stream. */
+#define PROFILE_FIRST 0xffu
+
+/* With MIR_SIM_FAULT_SWARM: each of the first eight classes of classes with probability 1/2, at
+ * least one of them if there is any (TORN is drawn after the rates: profile_torn). */
 static unsigned profile_swarm(mir_sim_rng *r, unsigned classes) {
-  unsigned pool = classes & MIR_SIM_FAULT_ALL, sel = 0;
+  unsigned pool = classes & PROFILE_FIRST, sel = 0;
   if (pool == 0) return 0;
-  for (unsigned bit = 1; bit <= MIR_SIM_FAULT_ALL; bit <<= 1) {
+  for (unsigned bit = 1; bit <= PROFILE_FIRST; bit <<= 1) {
     if ((pool & bit) && mir_sim_rng_chance(r, MIR_SIM_PPM / 2)) sel |= bit;
   }
   while (sel == 0) {
@@ -203,10 +219,23 @@ static unsigned profile_swarm(mir_sim_rng *r, unsigned classes) {
   return sel;
 }
 
+/* TORN draws last from the profile stream, so that adding it to a seed's classes changes none
+ * of the picks and rates of the others (scenarios that existed before it keep their runs). In
+ * swarm mode it joins with probability 1/2, or always if it is the only class offered. */
+static unsigned profile_torn(mir_sim_config *cfg, mir_sim_rng *r, unsigned offered, bool swarm,
+                             unsigned sel) {
+  if (!(offered & MIR_SIM_FAULT_TORN)) return sel;
+  if (swarm && sel != 0 && !mir_sim_rng_chance(r, MIR_SIM_PPM / 2)) return sel;
+  cfg->store.torn_ppm = (uint32_t)mir_sim_rng_range(r, MIR_SIM_PPM / 4, MIR_SIM_PPM * 3 / 4);
+  return sel | MIR_SIM_FAULT_TORN;
+}
+
 unsigned mir_sim_profile_apply(mir_sim_config *cfg, unsigned classes, uint64_t seed) {
   mir_sim_rng r;
   mir_sim_rng_init(&r, mir_sim_seed_derive(seed, MIRI_SIM_STREAM_PROFILE));
-  if (classes & MIR_SIM_FAULT_SWARM) classes = profile_swarm(&r, classes);
+  unsigned offered = classes;
+  bool swarm = (classes & MIR_SIM_FAULT_SWARM) != 0;
+  classes = swarm ? profile_swarm(&r, classes) : classes & ~(unsigned)MIR_SIM_FAULT_TORN;
   mir_sim_net *n = &cfg->net;
   if (classes & MIR_SIM_FAULT_DELAY) {
     n->delay_min_ns = mir_sim_rng_range(&r, 0, 2 * MS);
@@ -230,12 +259,12 @@ unsigned mir_sim_profile_apply(mir_sim_config *cfg, unsigned classes, uint64_t s
   unsigned healing = MIR_SIM_FAULT_DROP | MIR_SIM_FAULT_DUPLICATE | MIR_SIM_FAULT_PARTITION |
                      MIR_SIM_FAULT_CRASH | MIR_SIM_FAULT_WIPE;
   if (classes & healing) cfg->heal_ns = mir_sim_rng_range(&r, 1000 * MS, 3000 * MS);
-  return classes;
+  return profile_torn(cfg, &r, offered, swarm, classes);
 }
 
 void mir_sim_fault_classes_format(unsigned mask, char *buf, size_t cap) {
   static const char *const names[] = {"delay", "reorder", "drop",  "duplicate", "partition",
-                                      "crash", "wipe",    "clock", "swarm"};
+                                      "crash", "wipe",    "clock", "swarm",     "torn"};
   size_t off = 0;
   buf[0] = '\0';
   for (unsigned b = 0; b < sizeof names / sizeof names[0]; b++) {

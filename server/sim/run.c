@@ -62,6 +62,9 @@ static void run_action(mir_sim *sim, miri_sim_action *a) {
       miri_sim_submit_fire(sim, a->submission);
       miri_sim_action_free(a);
       break;
+    case MIRI_ACT_SYNC:
+      miri_sim_store_sync_done(sim, a);
+      break;
   }
 }
 

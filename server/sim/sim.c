@@ -35,6 +35,8 @@ void mir_sim_config_default(mir_sim_config *cfg) {
   cfg->actions_max = MIR_SIM_ACTIONS_MAX_DEFAULT;
   cfg->timers_max = MIR_SIM_TIMERS_MAX_DEFAULT;
   cfg->crypto = MIR_SIM_CRYPTO_FAKE;
+  cfg->store.sync_min_ns = 200 * 1000;
+  cfg->store.sync_max_ns = 2 * MIR_SIM_NS_PER_MS;
   cfg->checks.agreement = true;
   cfg->checks.no_duplicates = true;
   cfg->checks.validity = true;
@@ -55,6 +57,13 @@ static mir_err sim_config_check(const mir_sim_config *c) {
                          "sim: clock speeds must satisfy 0 < min <= max <= 100x and "
                          "jitter < 1e6 ppm");
   }
+  if (c->store.sync_min_ns > c->store.sync_max_ns ||
+      c->store.sync_max_ns > MIR_SIM_STORE_SYNC_NS_MAX || c->store.torn_ppm > MIR_SIM_PPM) {
+    return mir_error_set(MIR_EINVAL,
+                         "sim: store sync times must satisfy min <= max <= %llu ns and "
+                         "torn_ppm <= 1e6",
+                         (unsigned long long)MIR_SIM_STORE_SYNC_NS_MAX);
+  }
   if (c->steps_max == 0 || c->actions_max == 0 || c->timers_max == 0) {
     return mir_error_set(MIR_EINVAL, "sim: steps_max, actions_max and timers_max must be > 0");
   }
@@ -70,6 +79,7 @@ static void sim_init_streams(mir_sim *sim) {
   mir_sim_rng_init(&sim->byz, mir_sim_seed_derive(seed, MIRI_SIM_STREAM_BYZ));
   mir_sim_rng_init(&sim->clock, mir_sim_seed_derive(seed, MIRI_SIM_STREAM_CLOCK));
   mir_sim_rng_init(&sim->scenario, mir_sim_seed_derive(seed, MIRI_SIM_STREAM_SCENARIO));
+  mir_sim_rng_init(&sim->store, mir_sim_seed_derive(seed, MIRI_SIM_STREAM_STORE));
   for (size_t i = 0; i < sim->cfg.nodes; i++) {
     sim->nodes[i].clock_ppm =
         (uint32_t)mir_sim_rng_range(&sim->clock, sim->cfg.clock_min_ppm, sim->cfg.clock_max_ppm);
@@ -130,9 +140,12 @@ void mir_sim_free(mir_sim *sim) {
     miri_sim_node *sn = &sim->nodes[i];
     mir_node_free(sn->mn);
     mir_recorder_free(sn->rec);
+    miri_sim_store_drop(sim, i);
+    free(sn->writes);
     mir_sim_store_free(sn->store);
     miri_sim_map_free(&sn->pos_value);
     miri_sim_map_free(&sn->value_pos);
+    miri_sim_map_free(&sn->pos_inc);
   }
   miri_sim_heap_free(&sim->heap);
   miri_sim_check_free(sim);

@@ -10,6 +10,7 @@
 #include "mir/node.h"
 #include "mir/recorder.h"
 #include "mir/sim.h"
+#include "mir/storage.h"
 
 /* Streams of the generator: each purpose draws from its own, so that a change in how often one
  * purpose draws does not reshuffle the others. */
@@ -20,7 +21,8 @@ enum {
   MIRI_SIM_STREAM_BYZ = 4,
   MIRI_SIM_STREAM_CLOCK = 5,
   MIRI_SIM_STREAM_SCENARIO = 6,
-  MIRI_SIM_STREAM_PROFILE = 7
+  MIRI_SIM_STREAM_PROFILE = 7,
+  MIRI_SIM_STREAM_STORE = 8
 };
 
 /* ---- scheduled actions ---- */
@@ -29,7 +31,8 @@ typedef enum miri_sim_act_kind {
   MIRI_ACT_DELIVER = 0, /* msg from `from` arrives at `node` */
   MIRI_ACT_TIMER = 1,   /* events of a timer of `node` (incarnation) fire */
   MIRI_ACT_FAULT = 2,   /* a scheduled fault */
-  MIRI_ACT_SUBMIT = 3   /* a client submission is due */
+  MIRI_ACT_SUBMIT = 3,  /* a client submission is due */
+  MIRI_ACT_SYNC = 4     /* the store sync in flight of `node` (incarnation) completes */
 } miri_sim_act_kind;
 
 typedef struct miri_sim_action {
@@ -38,7 +41,7 @@ typedef struct miri_sim_action {
   miri_sim_act_kind kind;
   uint32_t node;
   uint32_t from;
-  uint64_t incarnation;    /* TIMER: the node incarnation that set it */
+  uint64_t incarnation;    /* TIMER, SYNC: the node incarnation that set it */
   uint64_t period_ms;      /* TIMER: 0 for a delay */
   uint64_t retention;      /* TIMER: repeats only */
   mir_event_list events;   /* TIMER: owned */
@@ -82,6 +85,14 @@ typedef struct miri_sim_submission {
   bool injected;  /* handed to the node at least once */
 } miri_sim_submission;
 
+/* ---- store writes waiting for their sync ---- */
+
+typedef struct miri_sim_write {
+  Mir__StoreWrite *w;  /* owned: the ops (the then events are unpacked below) */
+  mir_event_list then; /* owned: released once the write is durable */
+  size_t bytes;        /* mir_storage_bytes(w) */
+} miri_sim_write;
+
 /* ---- nodes ---- */
 
 typedef struct miri_sim_node {
@@ -100,12 +111,17 @@ typedef struct miri_sim_node {
   mir_sim_byz_fn byz_fn;
   void *byz_user;
   mir_sim_store *store;
+  miri_sim_write *writes; /* unsynced writes in FIFO order: [0, sync_n) are in the sync */
+  size_t n_writes, cap_writes;
+  size_t writes_bytes; /* key and value bytes of writes[] */
+  size_t sync_n;       /* writes the sync in flight covers; 0: no sync in flight */
   mir_recorder *rec;
   mir_interceptor rec_icpt;
   uint64_t link_last_ns[MIR_SIM_NODES_MAX]; /* FIFO: latest arrival scheduled per destination */
   bool blocked_to[MIR_SIM_NODES_MAX];
   miri_sim_map pos_value; /* position -> value id delivered there */
   miri_sim_map value_pos; /* value id -> first position it was delivered at */
+  miri_sim_map pos_inc;   /* position -> incarnation that (last) delivered it */
 } miri_sim_node;
 
 typedef struct miri_sim_checker {
@@ -116,7 +132,7 @@ typedef struct miri_sim_checker {
 struct mir_sim {
   mir_sim_config cfg;
   char *record_dir;
-  mir_sim_rng sched, net, plan, byz, clock, scenario;
+  mir_sim_rng sched, net, plan, byz, clock, scenario, store;
   uint64_t now_ns;
   miri_sim_heap heap;
   miri_sim_node nodes[MIR_SIM_NODES_MAX];
@@ -191,6 +207,17 @@ void miri_sim_net_deliver(mir_sim *sim, miri_sim_action *a);
 
 /* Executes a due TIMER action (takes ownership; repeats are rescheduled). */
 void miri_sim_timer_fire(mir_sim *sim, miri_sim_action *a);
+
+/* ---- store.c ---- */
+
+/* Executes a due SYNC action (takes ownership): applies the covered writes, releases their then
+ * events and starts the next sync. Discarded if the node restarted or is down. */
+void miri_sim_store_sync_done(mir_sim *sim, miri_sim_action *a);
+/* Decides the fate of node i's unsynced writes at a crash (lost, or a prefix kept when the crash
+ * tears) and frees them; writes a note for the trace into buf ("" if there were none). */
+void miri_sim_store_crash(mir_sim *sim, size_t i, char *buf, size_t cap);
+/* Frees node i's unsynced writes without applying any (wipe, mir_sim_free). */
+void miri_sim_store_drop(mir_sim *sim, size_t i);
 
 /* ---- check.c ---- */
 

@@ -6,8 +6,10 @@
  * scenario's build callback. The simulator provides the edge modules that replace the real ones
  * without changes to protocol modules: a transport (mir.SendMessage in, mir.MessageReceived out at
  * the destination), a timer (mir.TimerDelay, mir.TimerRepeat, mir.GarbageCollect), a synchronous
- * crypto module (mir.SignRequest, mir.VerifyRequest, mir.VerifyManyRequest), a hasher and an
- * in-memory key-value store that survives a crash (or is wiped).
+ * crypto module (mir.SignRequest, mir.VerifyRequest, mir.VerifyManyRequest), a hasher, an
+ * in-memory key-value store that survives a crash (or is wiped), and a store module that writes
+ * to it through the store contract (mir/storage.h: mir.StoreWrite, durable after a simulated
+ * sync time, lost or torn by a crash before it).
  *
  * The run loop. At every step a seeded generator picks one runnable thing: a (node, module) pair
  * with queued events, which then applies one batch (mir_node_step_module), or the earliest
@@ -19,7 +21,8 @@
  *
  * Faults: message delay (uniform with a long tail), reordering (otherwise links are FIFO), drop,
  * duplication, partitions (one-way or two-way, healed at a time), node crash and restart (with
- * the node's store, or wiped), clock-speed differences (each node's timers run fast or slow, with
+ * the node's store, or wiped; writes not yet synced are lost, or a prefix of them kept by a torn
+ * crash), clock-speed differences (each node's timers run fast or slow, with
  * jitter), and Byzantine nodes: a per-node filter sees each outgoing message and may drop, delay,
  * duplicate, corrupt, replay or replace it per destination (equivocation). Random message faults,
  * partitions and crashes stop at heal_ns; after that only delays and reordering remain, so
@@ -27,7 +30,8 @@
  *
  * Checkers: deliveries reported by a collector module (or mir_sim_report_delivery) are checked
  * for agreement (no two correct nodes deliver different values at one position) and duplicates
- * at once; validity and liveness (every value submitted to a correct node is delivered by every
+ * at once (a node restarted with its store may deliver a position again with the same value);
+ * validity and liveness (every value submitted to a correct node is delivered by every
  * correct running node before the run's time budget, heal_ns + liveness_ns) at the end. A
  * scenario can add its own checks. The first violation stops the run.
  *
@@ -108,14 +112,35 @@ typedef enum mir_sim_crypto_kind {
 } mir_sim_crypto_kind;
 
 /* Which checks run. Agreement and duplicates are checked at every delivery; validity and
- * liveness at the end (they are one check: what was submitted must be delivered in time). */
+ * liveness at the end (they are one check: what was submitted must be delivered in time).
+ * A node restarted with its store recovers and may replay: delivering a position again, with the
+ * value it delivered there before, in a later incarnation is a re-delivery (counted in
+ * mir_sim_stats.redeliveries), not a duplicate; another value there is a violation. */
 typedef struct mir_sim_checks {
   bool agreement;       /* no two correct nodes deliver different values at one position */
-  bool no_duplicates;   /* no correct node delivers at one position twice (or a value twice) */
+  bool no_duplicates;   /* no correct node delivers at one position twice in one incarnation,
+                           or another value there after a restart (or a value twice) */
   bool unique_values;   /* with no_duplicates: also flag one value delivered at two positions */
   bool validity;        /* every required submission is delivered by every correct running node */
   uint64_t liveness_ns; /* ... before heal_ns + liveness_ns (the run's time budget) */
 } mir_sim_checks;
+
+/* How the store module's writes become durable (mir_sim_add_store). Each node has one simulated
+ * disk: its writes are synced in FIFO order, a sync covering every write queued when it starts
+ * (group commit); a sync takes a delay drawn uniformly from [sync_min_ns, sync_max_ns] of virtual
+ * time. A crash loses every write not yet synced, except that with probability torn_ppm per crash
+ * a random prefix of them (whole writes) reaches the store anyway. */
+typedef struct mir_sim_store_model {
+  uint64_t sync_min_ns; /* at most MIR_SIM_STORE_SYNC_NS_MAX */
+  uint64_t sync_max_ns;
+  uint32_t torn_ppm; /* chance that a crash keeps a prefix of the unsynced writes */
+  /* A planted bug, for showing that the checkers catch a broken store contract: release each
+   * write's then events as soon as the write is accepted, before it is durable (a disk that
+   * acknowledges before it syncs). The write itself is synced, lost or torn as usual. */
+  bool release_early;
+} mir_sim_store_model;
+
+#define MIR_SIM_STORE_SYNC_NS_MAX (60000ull * MIR_SIM_NS_PER_MS)
 
 typedef struct mir_sim mir_sim;
 
@@ -148,6 +173,7 @@ typedef struct mir_sim_config {
   size_t actions_max;        /* bound on scheduled actions */
   size_t timers_max;         /* bound on pending timers per node */
   mir_sim_crypto_kind crypto;
+  mir_sim_store_model store; /* the store module's sync times and torn crashes */
   mir_sim_checks checks;
   size_t node_max_batch; /* max_batch of every node (0: the node default) */
 
@@ -161,7 +187,7 @@ typedef struct mir_sim_config {
 
 /* Fills cfg with defaults: 4 nodes, delays of 1..5 ms on FIFO links, no faults, exact clocks,
  * heal_ns 0, agreement and duplicate checks on, validity with a 10 s liveness bound, 2 000 000
- * steps, fake crypto. build stays NULL. */
+ * steps, fake crypto, store syncs of 200 us..2 ms and no torn crashes. build stays NULL. */
 void mir_sim_config_default(mir_sim_config *cfg);
 
 /* ---- fault classes and profiles (swarm testing) ---- */
@@ -175,10 +201,14 @@ typedef enum mir_sim_fault_class {
   MIR_SIM_FAULT_CRASH = 1u << 5,     /* crash and restart with the store */
   MIR_SIM_FAULT_WIPE = 1u << 6,      /* crash and restart with a wiped store (the node is faulty) */
   MIR_SIM_FAULT_CLOCK = 1u << 7,     /* clocks run at different speeds, timers jitter */
-  MIR_SIM_FAULT_SWARM = 1u << 8      /* the seed picks a subset of the other classes and rates */
+  MIR_SIM_FAULT_SWARM = 1u << 8,     /* the seed picks a subset of the other classes and rates */
+  MIR_SIM_FAULT_TORN = 1u << 9       /* crashes tear the tail of unsynced writes */
 } mir_sim_fault_class;
 
-#define MIR_SIM_FAULT_ALL 0xffu
+/* Every fault class (not SWARM, which is a mode). TORN joined later than the others; swarm mode
+ * draws it after everything the others draw, so the older classes' picks and rates per seed are
+ * what they were before it existed. */
+#define MIR_SIM_FAULT_ALL (0xffu | MIR_SIM_FAULT_TORN)
 
 /* Sets cfg's network, clock and heal settings for the fault classes (a mask), with rates drawn
  * from seed (its own stream). With MIR_SIM_FAULT_SWARM the seed also picks the classes among
@@ -207,7 +237,8 @@ void mir_sim_free(mir_sim *sim);
 typedef enum mir_sim_fault_kind {
   MIR_SIM_PARTITION = 0, /* block messages from `side` to the rest (and back, unless one_way) */
   MIR_SIM_HEAL = 1,      /* lift every partition */
-  MIR_SIM_CRASH = 2,     /* node stops; its queued events, timers and in-memory state are lost */
+  MIR_SIM_CRASH = 2,     /* node stops; its queued events, timers, in-memory state and unsynced
+                            writes are lost (a torn crash keeps a prefix of the writes) */
   MIR_SIM_RESTART = 3    /* node is rebuilt (restart = true) with its store, or wiped */
 } mir_sim_fault_kind;
 
@@ -321,9 +352,23 @@ typedef struct mir_sim_store mir_sim_store;
 
 #define MIR_SIM_STORE_KEYS_MAX 65536
 #define MIR_SIM_STORE_BYTES_MAX ((size_t)64 << 20)
+#define MIR_SIM_STORE_PENDING_MAX 65536 /* writes of one node waiting for their sync */
 
-/* The store of node (borrowed; the same object across restarts). A write is durable as soon as
- * the call returns, so a module that writes before emitting its sends persists before sending. */
+/* The store module of node: a passive module (it takes no peer messages) that serves
+ * mir.StoreWrite (mir/storage.h) and nothing else (another event type stops the node, which
+ * fails the run, as does a write mir_storage_check refuses or one past the bounds:
+ * MIR_SIM_STORE_PENDING_MAX writes or MIR_SIM_STORE_BYTES_MAX bytes waiting). Writes become
+ * durable as cfg->store describes: at the end of each sync the covered writes' ops are applied
+ * in order to mir_sim_node_store(sim, node), then their `then` events are injected into the node
+ * in order. A sync of an earlier incarnation of the node never completes: a crash decides the
+ * fate of every unsynced write (lost, or kept by a torn crash, never released). */
+mir_err mir_sim_add_store(mir_sim *sim, size_t node, mir_node *mn, const char *id);
+
+/* The store of node (borrowed; the same object across restarts), for reading back what was
+ * written before the node (re)starts, and for modules that persist directly: a direct
+ * mir_sim_store_put is durable as soon as the call returns, so a module that writes before
+ * emitting its sends persists before sending. The store module (mir_sim_add_store) is the path
+ * with a sync delay, where a crash can lose or tear what was written. */
 mir_sim_store *mir_sim_node_store(mir_sim *sim, size_t node);
 
 /* Sets key (copied) to value (copied). MIR_EFULL past the key or byte bounds. */
@@ -334,7 +379,15 @@ bool mir_sim_store_get(const mir_sim_store *st, const void *key, size_t key_len,
                        size_t *len);
 /* Removes key; false if it was absent. */
 bool mir_sim_store_delete(mir_sim_store *st, const void *key, size_t key_len);
+/* Removes every key in [begin, end) (bytewise order, a shorter prefix first; both borrowed) and
+ * returns how many; an empty or inverted range removes nothing. */
+size_t mir_sim_store_delete_range(mir_sim_store *st, const void *begin, size_t blen,
+                                  const void *end, size_t elen);
 size_t mir_sim_store_count(const mir_sim_store *st);
+/* The i-th entry in key order: false if i >= count, else *key and *val are borrowed until the
+ * next write to the store (any out-pointer may be NULL). */
+bool mir_sim_store_at(const mir_sim_store *st, size_t i, const uint8_t **key, size_t *klen,
+                      const uint8_t **val, size_t *vlen);
 void mir_sim_store_clear(mir_sim_store *st);
 /* Creates and frees a stand-alone store (tests). Returns owned (free with mir_sim_store_free). */
 mir_sim_store *mir_sim_store_new(void);
@@ -380,8 +433,13 @@ typedef struct mir_sim_stats {
   uint64_t duplicated;   /* extra copies made by duplicate faults */
   uint64_t timers;       /* timer firings */
   uint64_t crashes, restarts, partitions;
-  uint64_t deliveries; /* reported deliveries */
-  uint64_t trace_hash; /* running hash of every applied batch (node, module, events) */
+  uint64_t deliveries;   /* reported deliveries */
+  uint64_t redeliveries; /* ... of a position again, same value, after a restart with the store */
+  uint64_t store_writes; /* mir.StoreWrite accepted by store modules */
+  uint64_t store_syncs;  /* syncs completed */
+  uint64_t store_lost;   /* writes lost by crashes before their sync completed */
+  uint64_t store_torn;   /* unsynced writes that torn crashes kept (never acknowledged) */
+  uint64_t trace_hash;   /* running hash of every applied batch (node, module, events) */
 } mir_sim_stats;
 
 void mir_sim_get_stats(const mir_sim *sim, mir_sim_stats *out);
