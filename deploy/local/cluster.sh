@@ -2,11 +2,16 @@
 # A local Mir-C cluster on 127.0.0.1 (docs/OPERATIONS.md, "Local cluster").
 #
 #   cluster.sh start [N]   keys, membership and configurations for N replicas (default 4) in the
-#                          cluster folder (made once; later starts reuse keys and data), then
-#                          starts every replica in the background and waits until all answer
+#                          cluster folder (made once, and then the replicas start with --new;
+#                          later starts reuse keys and data), then starts every replica in the
+#                          background and waits until all answer
 #   cluster.sh stop        SIGTERM to every replica (SIGKILL after 15 s)
 #   cluster.sh status      per replica: id, epoch, last delivered sn and log hash (mir-status)
 #   cluster.sh clean       stop, then delete the cluster folder
+#   cluster.sh start-one I start replica I (resuming from its data) and wait until it answers
+#   cluster.sh kill I      SIGKILL replica I and wait until its process is gone (a crash)
+#   cluster.sh rejoin I    replica I lost its data: stop it, delete data-I, start it with --rejoin
+#                          (it catches up from its peers by state transfer)
 #
 # Environment:
 #   MIR_CLUSTER_DIR       the cluster folder (default: ./mir-cluster)
@@ -31,7 +36,7 @@ client_base="${MIR_CLIENT_BASE_PORT:-9000}"
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_bin() {
@@ -47,13 +52,55 @@ cluster_size() {
   echo "$n"
 }
 
+# Whether process $1 exists and is not a zombie (a killed replica whose parent has not reaped it
+# yet is gone for every purpose here).
+alive() {
+  local state
+  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != "Z" ]
+}
+
 pid_of() {
   local f="$dir/pids/replica-$1.pid"
   [ -f "$f" ] || return 1
   local pid
   pid="$(cat "$f")"
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   echo "$pid"
+}
+
+# Checks that $1 names a replica of the cluster.
+need_replica() {
+  local n
+  n="$(cluster_size)"
+  [ "$n" -gt 0 ] || die "no cluster in $dir ('cluster.sh start' makes one)"
+  [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -lt "$n" ] || die "replica must be 0..$((n - 1)), not '${1:-}'"
+}
+
+client_addr() {
+  sed -n "$(($1 + 1))p" "$dir/client-addresses"
+}
+
+# Starts replica $1 in the background with the extra flags $2... (none: resume from its data).
+launch() {
+  local i="$1"
+  shift
+  nohup "$bin/mir-replica" --config "$dir/replica-$i.json" "$@" >>"$dir/logs/replica-$i.log" 2>&1 &
+  echo $! >"$dir/pids/replica-$i.pid"
+}
+
+# Waits up to $2 tenths of a second until replica $1 answers Status; fails if its process ended.
+wait_answers() {
+  local i="$1" tenths="$2" addr pid
+  addr="$(client_addr "$i")"
+  for ((t = 0; t < tenths; t++)); do
+    pid="$(pid_of "$i")" || die "replica $i exited at start: see $dir/logs/replica-$i.log"
+    if "$bin/mir-status" --timeout-ms 500 "$addr" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "replica $i did not answer within $((tenths / 10)) s: see $dir/logs/replica-$i.log"
 }
 
 make_cluster() {
@@ -82,10 +129,11 @@ JSON
 
 start() {
   need_bin
-  local n="${1:-}" have
+  local n="${1:-}" have flags=()
   have="$(cluster_size)"
   if [ "$have" -eq 0 ]; then
     make_cluster "${n:-4}"
+    flags=(--new) # the replicas of a new cluster have never run (no store yet)
   elif [ -n "$n" ] && [ "$n" != "$have" ]; then
     die "$dir holds a $have-replica cluster; 'cluster.sh clean' first to make one of $n"
   fi
@@ -95,8 +143,7 @@ start() {
       echo "replica $i already running (pid $pid)"
       continue
     fi
-    nohup "$bin/mir-replica" --config "$dir/replica-$i.json" >>"$dir/logs/replica-$i.log" 2>&1 &
-    echo $! >"$dir/pids/replica-$i.pid"
+    launch "$i" "${flags[@]}"
   done
   # Bounded wait until every replica answers Status.
   local addrs=()
@@ -126,10 +173,10 @@ stop() {
   for entry in "${pids[@]}"; do
     local i="${entry%%:*}" p="${entry#*:}"
     for _ in $(seq 1 150); do
-      kill -0 "$p" 2>/dev/null || break
+      alive "$p" || break
       sleep 0.1
     done
-    if kill -0 "$p" 2>/dev/null; then
+    if alive "$p"; then
       echo "replica $i (pid $p) did not stop in 15 s: killing it"
       kill -KILL "$p" 2>/dev/null || true
     fi
@@ -147,7 +194,7 @@ status() {
   local rc=0
   for ((i = 0; i < n; i++)); do
     local addr
-    addr="$(sed -n "$((i + 1))p" "$dir/client-addresses")"
+    addr="$(client_addr "$i")"
     if pid_of "$i" >/dev/null; then
       "$bin/mir-status" --timeout-ms 2000 "$addr" || rc=1
     else
@@ -158,8 +205,65 @@ status() {
   return $rc
 }
 
+start_one() {
+  need_bin
+  need_replica "$1"
+  local pid
+  if pid="$(pid_of "$1")"; then
+    echo "replica $1 already running (pid $pid)"
+    return 0
+  fi
+  launch "$1"
+  wait_answers "$1" 300
+  echo "replica $1 running (pid $(pid_of "$1"))"
+}
+
+kill_one() {
+  need_replica "$1"
+  local pid
+  if ! pid="$(pid_of "$1")"; then
+    echo "replica $1 is not running"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  alive "$pid" && die "replica $1 (pid $pid) is still there 10 s after SIGKILL"
+  rm -f "$dir/pids/replica-$1.pid"
+  echo "replica $1 killed (pid $pid)"
+}
+
+rejoin() {
+  need_bin
+  need_replica "$1"
+  local pid
+  if pid="$(pid_of "$1")"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    alive "$pid" && die "replica $1 (pid $pid) does not go away"
+  fi
+  rm -rf "$dir/data-$1"
+  echo "replica $1: data-$1 deleted; starting it with --rejoin"
+  launch "$1" --rejoin
+  wait_answers "$1" 300
+  echo "replica $1 running (pid $(pid_of "$1")); it catches up from its peers"
+}
+
 case "${1:-}" in
   start) start "${2:-}" ;;
+  start-one) start_one "${2:-}" ;;
+  kill) kill_one "${2:-}" ;;
+  rejoin) rejoin "${2:-}" ;;
   stop) stop ;;
   status) status ;;
   clean)

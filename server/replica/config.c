@@ -73,6 +73,8 @@ static const cfg_num cfg_nums[] = {
     {"trantor", "num_buckets", T(num_buckets), 32, 1, 65536, false, "transaction buckets"},
     {"trantor", "retained_epochs", T(retained_epochs), 32, 1, 64, false,
      "epochs kept below the last stable checkpoint"},
+    {"trantor", "epochs_ahead_max", T(epochs_ahead_max), 32, 1, 64, false,
+     "epochs a replica may run ahead of its last durable stable checkpoint"},
     {"trantor", "view_change_sn_timeout_ms", T(view_change_sn_timeout_ms), 64, 1, CFG_MS_MAX, false,
      "view change when no sn commits for this long"},
     {"trantor", "view_change_segment_timeout_ms", T(view_change_segment_timeout_ms), 64, 1,

@@ -1,13 +1,16 @@
 /*
  * mir-replica: one replica of a Trantor cluster (docs/OPERATIONS.md).
  *
- *   mir-replica --config FILE [--check] [--status-period-ms MS]
+ *   mir-replica --config FILE [--new | --rejoin] [--check] [--status-period-ms MS]
  *
  * SIGINT and SIGTERM are blocked in every thread before anything starts (gRPC's threads inherit
  * the mask) and taken with sigtimedwait by the main thread, which then stops the node and closes
- * the store: a clean shutdown never runs code in a signal handler. Exit status: 0 after a clean
- * shutdown (or a successful --check), 1 when the replica fails while running, 2 for a usage or
- * configuration error.
+ * the store: a clean shutdown never runs code in a signal handler. SIGXFSZ is ignored, so that a
+ * file size limit (a full disk's stand-in) fails the write that reaches it, which the store reports
+ * and the replica stops on, instead of killing the process without a word. Exit status: 0 after a
+ * clean shutdown (or a successful --check), 1 when the replica fails while running, 2 for a usage
+ * or configuration error, a data folder that does not fit --new / --rejoin, or a write-ahead log
+ * that cannot be read back.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 typedef struct main_opts {
   const char *config;
   bool check;
+  mir_replica_mode mode;
   long status_period_ms;
 } main_opts;
 
@@ -41,27 +45,53 @@ static void main_usage(FILE *f) {
           "data folder. SIGINT or SIGTERM shut it down cleanly.\n"
           "\n"
           "  --config FILE          the configuration file (below); required\n"
+          "  --new                  first start of a replica of a new cluster: the data folder\n"
+          "                         must not hold a store yet (data_dir/db); the replica\n"
+          "                         starts at the genesis\n"
+          "  --rejoin               the replica lost its data (disk replaced, folder deleted):\n"
+          "                         the data folder must not hold a store; the replica marks its\n"
+          "                         new log, asks its peers for their stable checkpoints, catches\n"
+          "                         up by state transfer and votes only in epochs where it\n"
+          "                         cannot have voted before (docs/OPERATIONS.md)\n"
           "  --check                check the configuration, the membership and the key, then\n"
           "                         exit (0: fine) without opening the data folder or ports\n"
           "  --status-period-ms MS  log a status line this often (default 10000; 0: never)\n"
           "  --help                 this text\n"
           "\n"
+          "Without --new or --rejoin the data folder must hold the store of an earlier run,\n"
+          "which the replica resumes from: a replica never votes with an empty store unless\n"
+          "told that it never voted.\n"
+          "\n"
           "Environment: MIR_LOG=trace|debug|info|warn|error|off sets the log level (the\n"
           "configuration's log_level wins).\n"
           "\n"
-          "Exit status: 0 clean shutdown, 1 failure while running, 2 usage or configuration "
-          "error.\n\n");
+          "Exit status: 0 clean shutdown, 1 failure while running (a full disk, a failed\n"
+          "write, a log that contradicts the cluster: the log says why), 2 usage or\n"
+          "configuration error, a data folder that does not fit --new or --rejoin, or a\n"
+          "damaged write-ahead log.\n\n");
   mir_replica_config_help(f);
+}
+
+/* Sets the start mode once; false if another one was set already. */
+static bool main_set_mode(main_opts *o, mir_replica_mode mode) {
+  if (o->mode != MIR_REPLICA_RESUME && o->mode != mode) {
+    fprintf(stderr, "mir-replica: --new and --rejoin exclude each other\n");
+    return false;
+  }
+  o->mode = mode;
+  return true;
 }
 
 /* Fills o from argv; returns 0 to go on, 1 for a usage error, 2 after --help. */
 static int main_parse(int argc, char **argv, main_opts *o) {
   static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                            {"check", no_argument, NULL, 'k'},
+                                           {"new", no_argument, NULL, 'n'},
+                                           {"rejoin", no_argument, NULL, 'r'},
                                            {"status-period-ms", required_argument, NULL, 's'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-  *o = (main_opts){.status_period_ms = 10000};
+  *o = (main_opts){.status_period_ms = 10000, .mode = MIR_REPLICA_RESUME};
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     char *end = NULL;
@@ -71,6 +101,12 @@ static int main_parse(int argc, char **argv, main_opts *o) {
         break;
       case 'k':
         o->check = true;
+        break;
+      case 'n':
+        if (!main_set_mode(o, MIR_REPLICA_NEW)) return 1;
+        break;
+      case 'r':
+        if (!main_set_mode(o, MIR_REPLICA_REJOIN)) return 1;
         break;
       case 's':
         errno = 0;
@@ -122,7 +158,7 @@ static void main_wait_for_threads(void) {
 /* Builds, starts and runs the replica until a signal; returns the exit status. */
 static int main_run(const main_opts *o, const mir_replica_config *cfg, const sigset_t *signals) {
   mir_replica *r = NULL;
-  mir_err err = o->check ? mir_replica_check(cfg) : mir_replica_new(cfg, &r);
+  mir_err err = o->check ? mir_replica_check(cfg) : mir_replica_new(cfg, o->mode, &r);
   if (err != MIR_OK) {
     fprintf(stderr, "mir-replica: %s\n", mir_error_detail());
     return 2;
@@ -152,6 +188,7 @@ int main(int argc, char **argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, NULL);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
 
   main_opts o;
   int p = main_parse(argc, argv, &o);

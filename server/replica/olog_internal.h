@@ -28,31 +28,29 @@ typedef struct olog_entry {
 struct mir_olog {
   mir_olog_config cfg;
   mir_store *store;
-  int cf_log, cf_batches, cf_chk;
+  int cf_log, cf_batches;
 
   pthread_mutex_t mu;
   /* Under mu; written by the dispatcher thread only (and by open), read by any thread. The store
-   * holds [base_sn, head) contiguously; entries below `trusted` (covered by the last stable
-   * checkpoint, or delivered in this run) are served and never replaced: base_sn <= trusted <=
-   * head. */
+   * holds [base_sn, head) contiguously (the newest entries possibly still queued for its writer,
+   * in the ring meanwhile); all of it is served and never replaced. */
   uint64_t base_sn;
   uint8_t base_hash[MIR_OLOG_HASH_BYTES]; /* log_hash(base_sn - 1) */
   uint64_t head;
   uint8_t head_hash[MIR_OLOG_HASH_BYTES];
-  uint64_t trusted;
-  uint8_t trusted_hash[MIR_OLOG_HASH_BYTES];
   uint64_t epoch;
   bool have_chk;
   uint64_t chk_epoch, chk_sn;
   olog_entry *ring; /* entries [head - ring_n, head), oldest at ring_start */
   size_t ring_cap, ring_start, ring_n, ring_bytes;
-  uint64_t appended, confirmed, replaced, restores;
+  uint64_t appended, confirmed, restores;
 
-  /* Dispatcher thread only: the protocol's position (next sn it delivers) and the chain there. */
+  /* Dispatcher thread only: the protocol's position (next sn it delivers) and the chain there
+   * (pos is also copied to pos_shared under mu, for the status). */
   bool pos_known;
   uint64_t pos;
   uint8_t pos_hash[MIR_OLOG_HASH_BYTES];
-  bool warned_replace;
+  uint64_t pos_shared;
   uint64_t epoch_logged_ns; /* when an epoch change was last logged at INFO */
   uint64_t epochs_unlogged; /* epoch changes since then */
 
@@ -91,12 +89,8 @@ void miri_olog_delete_entries(mir_olog *log, mir_store_batch *b, uint64_t from, 
 void miri_olog_put_base(mir_olog *log, mir_store_batch *b, uint64_t base_sn,
                         const uint8_t hash[MIR_OLOG_HASH_BYTES]);
 
-/* Reads base, head and the latest checkpoint from the store into log (at open). MIR_EIO. */
+/* Reads base and head from the store into log (at open). MIR_EIO. */
 mir_err miri_olog_load(mir_olog *log);
-
-/* Adds chkp (borrowed) to b under its epoch and deletes every older checkpoint. */
-void miri_olog_put_checkpoint(mir_olog *log, mir_store_batch *b,
-                              const Trantor__StableCheckpoint *chkp);
 
 /* Queues b (takes ownership). MIR_EIO with detail if the store failed. *ticket may be NULL. */
 mir_err miri_olog_submit(mir_olog *log, mir_store_batch *b, uint64_t *ticket);

@@ -4,7 +4,6 @@
  * Column families and keys (8-byte big-endian integers, so keys order like the numbers):
  *   "log"          sn    -> packed api.Delivery without transactions (sn, epoch, log_hash)
  *   "batches"      sn    -> packed trantor.Batch: the entry's transactions (absent if none)
- *   "checkpoints"  epoch -> packed trantor.StableCheckpoint (only the latest is kept)
  *   "default"      "olog.base" -> base_sn (8 bytes) || log_hash(base_sn - 1) (32 bytes)
  * The small "log" records let a restarted replica check its chain and find its head without
  * reading transactions. Every change that moves the base deletes the entries below it in the same
@@ -23,7 +22,7 @@
 
 #define OLOG_BASE_KEY "olog.base"
 
-const char *const mir_olog_cfs[MIR_OLOG_N_CFS] = {"log", "batches", "checkpoints"};
+const char *const mir_olog_cfs[MIR_OLOG_N_CFS] = {"log", "batches"};
 
 void miri_olog_key(uint8_t key[8], uint64_t v) {
   for (int i = 7; i >= 0; i--) {
@@ -148,20 +147,6 @@ void miri_olog_put_base(mir_olog *log, mir_store_batch *b, uint64_t base_sn,
                       sizeof(val));
 }
 
-void miri_olog_put_checkpoint(mir_olog *log, mir_store_batch *b,
-                              const Trantor__StableCheckpoint *chkp) {
-  uint64_t epoch = chkp->snapshot->epoch_config->epoch;
-  uint8_t key[8], zero[8];
-  miri_olog_key(key, epoch);
-  miri_olog_key(zero, 0);
-  size_t len = trantor__stable_checkpoint__get_packed_size(chkp);
-  uint8_t *packed = mir_xmalloc(len > 0 ? len : 1);
-  trantor__stable_checkpoint__pack(chkp, packed);
-  mir_store_batch_delete_range(b, log->cf_chk, zero, 8, key, 8);
-  mir_store_batch_put(b, log->cf_chk, key, 8, packed, len);
-  free(packed);
-}
-
 mir_err miri_olog_submit(mir_olog *log, mir_store_batch *b, uint64_t *ticket) {
   mir_err err = mir_store_submit(log->store, b, ticket);
   if (err != MIR_OK) {
@@ -214,66 +199,16 @@ static mir_err olog_load_head(mir_olog *log) {
   return err;
 }
 
-static mir_err olog_load_checkpoint(mir_olog *log) {
-  Trantor__StableCheckpoint *c = NULL;
-  mir_err err = mir_olog_last_checkpoint(log, &c);
-  if (err == MIR_ENOTFOUND) return MIR_OK;
-  if (err != MIR_OK) return err;
-  log->have_chk = true;
-  log->chk_epoch = c->snapshot->epoch_config->epoch;
-  log->chk_sn = c->sn;
-  trantor__stable_checkpoint__free_unpacked(c, NULL);
-  return MIR_OK;
-}
-
-mir_err mir_olog_last_checkpoint(mir_olog *log, Trantor__StableCheckpoint **out) {
-  mir_store_iter *it = mir_store_iter_new(log->store, log->cf_chk);
-  mir_store_iter_seek_last(it);
-  mir_err err = mir_store_iter_status(it);
-  if (err == MIR_OK && !mir_store_iter_valid(it)) err = MIR_ENOTFOUND;
-  Trantor__StableCheckpoint *c = NULL;
-  uint64_t epoch = 0;
-  if (err == MIR_OK) {
-    size_t klen = 0, vlen = 0;
-    const uint8_t *k = mir_store_iter_key(it, &klen);
-    const uint8_t *v = mir_store_iter_value(it, &vlen);
-    if (klen == 8 && vlen <= MIR_OLOG_RECORD_BYTES_MAX) {
-      epoch = olog_key_value(k);
-      c = trantor__stable_checkpoint__unpack(NULL, vlen, v);
-    }
-  }
-  mir_store_iter_free(it);
-  if (err != MIR_OK) return err;
-  if (c == NULL || c->snapshot == NULL || c->snapshot->epoch_config == NULL ||
-      c->snapshot->epoch_config->epoch != epoch) {
-    if (c != NULL) trantor__stable_checkpoint__free_unpacked(c, NULL);
-    return olog_corrupt(log, "checkpoint", epoch);
-  }
-  *out = c;
-  return MIR_OK;
-}
-
 mir_err miri_olog_load(mir_olog *log) {
   mir_err err = olog_load_base(log);
   if (err == MIR_OK) err = olog_load_head(log);
-  if (err == MIR_OK) err = olog_load_checkpoint(log);
-  if (err != MIR_OK) return err;
-  /* Entries below the last stable checkpoint are final; later ones wait for a re-delivery. */
-  uint64_t fin = log->base_sn;
-  if (log->have_chk && log->chk_sn > fin) fin = log->chk_sn < log->head ? log->chk_sn : log->head;
-  log->trusted = fin;
-  if (fin == log->base_sn) {
-    memcpy(log->trusted_hash, log->base_hash, MIR_OLOG_HASH_BYTES);
-  } else {
-    err = miri_olog_read_record(log, fin - 1, NULL, log->trusted_hash);
-  }
-  if (err == MIR_OK) {
-    char chk[48] = "none";
-    if (log->have_chk) snprintf(chk, sizeof(chk), "epoch %llu", (unsigned long long)log->chk_epoch);
-    mir_log(MIR_LOG_INFO, OLOG_LOG,
-            "opened %s: sns %llu..%llu stored, below %llu final, last stable checkpoint: %s",
+  if (err == MIR_OK && log->head == log->base_sn) {
+    mir_log(MIR_LOG_INFO, OLOG_LOG, "opened %s: no entries stored, the next is sn %llu",
+            mir_store_path(log->store), (unsigned long long)log->head);
+  } else if (err == MIR_OK) {
+    mir_log(MIR_LOG_INFO, OLOG_LOG, "opened %s: sns %llu to %llu stored",
             mir_store_path(log->store), (unsigned long long)log->base_sn,
-            (unsigned long long)log->head, (unsigned long long)fin, chk);
+            (unsigned long long)log->head - 1);
   }
   return err;
 }

@@ -1,14 +1,13 @@
 /*
  * The ordered log (ordered_log.h): the trantor_app callbacks, the positions and the reads.
  *
- * Three positions move here. `pos` is where Trantor is (the next sn it delivers); the stored
- * entries are [base_sn, head); `trusted` is how far the log is served. In normal operation all
- * three move together at every delivery. After a restart, Trantor resumes from the last stable
- * checkpoint (trusted = its sn) while head may be further: re-deliveries between the two are
- * compared with the stored ones (olog_redeliver). State transfer past head restarts the stored
- * log at the checkpoint (olog_restart_at). Invariants: base_sn <= trusted <= head; pos <= head
- * once known; an entry below trusted never changes; the ring holds the newest ring_n entries,
- * each until the store has written it.
+ * Two positions move here. `pos` is where Trantor is (the next sn it delivers); the stored and
+ * served entries are [base_sn, head). In normal operation both move together at every delivery.
+ * After a restart, Trantor resumes from its last stable checkpoint while head may be further:
+ * re-deliveries below head are compared with the stored entries (olog_redeliver), and one that
+ * differs stops the node. State transfer past head restarts the stored log at the checkpoint
+ * (olog_restart_at). Invariants: base_sn <= head; pos <= head once known; a stored entry never
+ * changes; the ring holds the newest ring_n entries, each until the store has written it.
  *
  * Writes are queued to the store's writer (group commit), so the dispatcher never waits for a
  * disk; it waits only when the ring is full of entries the writer has not reached yet, which
@@ -131,22 +130,31 @@ static mir_err olog_stored_hash(mir_olog *log, uint64_t sn, uint8_t out[MIR_OLOG
   return e != NULL ? MIR_OK : miri_olog_read_record(log, sn, NULL, out);
 }
 
-/* Serves everything below next_sn, whose chain ends in hash. */
-static void olog_set_trusted(mir_olog *log, uint64_t next_sn, const uint8_t *hash) {
-  pthread_mutex_lock(&log->mu);
-  log->trusted = next_sn;
-  memcpy(log->trusted_hash, hash, MIR_OLOG_HASH_BYTES);
-  pthread_mutex_unlock(&log->mu);
-  olog_notify(log, next_sn);
+/* "3fa2...": the first bytes of a hash in hex, for messages (buf of at least 17 bytes). */
+static const char *olog_hex(const uint8_t *h, char *buf) {
+  for (int i = 0; i < 8; i++) snprintf(buf + 2 * i, 3, "%02x", h[i]);
+  return buf;
 }
 
-/* Deletes the entries that fell out of the retention window, in ranges of delete_every, in b.
- * Never past trusted: only served entries age out. */
+/* The error for a delivery or a checkpoint that contradicts the stored log: the node stops
+ * rather than rewrite entries that were served, and that clients may have seen committed. */
+static mir_err olog_contradiction(mir_olog *log, const char *what, uint64_t sn, const uint8_t *got,
+                                  const uint8_t *stored) {
+  char g[17], st[17];
+  return mir_error_set(MIR_EIO,
+                       "ordered log: sn %" PRIu64
+                       ": %s has log hash %s..., but %s holds %s... "
+                       "for it: the cluster decided otherwise than this replica stored (a lost or "
+                       "damaged data folder, or a bug); stopping instead of rewriting the log",
+                       sn, what, olog_hex(got, g), mir_store_path(log->store),
+                       olog_hex(stored, st));
+}
+
+/* Deletes the entries that fell out of the retention window, in ranges of delete_every, in b. */
 static mir_err olog_retain(mir_olog *log, mir_store_batch *b, uint64_t head) {
   uint64_t keep = log->cfg.retention_sns;
   if (head - log->base_sn < keep + log->cfg.delete_every) return MIR_OK;
   uint64_t nb = head - keep;
-  if (nb > log->trusted) nb = log->trusted;
   if (nb <= log->base_sn) return MIR_OK;
   uint8_t hash[MIR_OLOG_HASH_BYTES];
   mir_err err = olog_stored_hash(log, nb - 1, hash);
@@ -188,58 +196,22 @@ static mir_err olog_append(mir_olog *log, uint64_t sn, uint64_t epoch, Trantor__
   memcpy(log->head_hash, h, MIR_OLOG_HASH_BYTES);
   log->appended++;
   pthread_mutex_unlock(&log->mu);
-  olog_set_trusted(log, sn + 1, h);
+  olog_notify(log, sn + 1);
   return MIR_OK;
 }
 
-/* Drops the stored entries from `from` on (they were never served). */
-static mir_err olog_truncate(mir_olog *log, uint64_t from) {
-  mir_store_batch *b = mir_store_batch_new(log->store);
-  miri_olog_delete_entries(log, b, from, log->head);
-  mir_err err = miri_olog_submit(log, b, NULL);
-  if (err != MIR_OK) return err;
-  pthread_mutex_lock(&log->mu);
-  log->replaced += log->head - from;
-  olog_ring_truncate(log, from);
-  log->head = from;
-  memcpy(log->head_hash, log->pos_hash, MIR_OLOG_HASH_BYTES); /* from == pos */
-  pthread_mutex_unlock(&log->mu);
-  return MIR_OK;
-}
-
-/* Trantor delivers sn again (base <= sn < head): it must match what is stored, or, beyond what
- * was served, it replaces it. */
-static mir_err olog_redeliver(mir_olog *log, uint64_t sn, uint64_t epoch, Trantor__Tx *const *txs,
-                              size_t n, const uint8_t h[MIR_OLOG_HASH_BYTES]) {
+/* Trantor delivers sn again (base <= sn < head), after a restart: it must be what is stored. */
+static mir_err olog_redeliver(mir_olog *log, uint64_t sn, const uint8_t h[MIR_OLOG_HASH_BYTES]) {
   uint8_t stored[MIR_OLOG_HASH_BYTES];
   mir_err err = olog_stored_hash(log, sn, stored);
   if (err != MIR_OK) return err;
-  if (memcmp(stored, h, MIR_OLOG_HASH_BYTES) == 0) {
-    pthread_mutex_lock(&log->mu);
-    log->confirmed++;
-    bool advance = sn >= log->trusted;
-    pthread_mutex_unlock(&log->mu);
-    if (advance) olog_set_trusted(log, sn + 1, h);
-    return MIR_OK;
+  if (memcmp(stored, h, MIR_OLOG_HASH_BYTES) != 0) {
+    return olog_contradiction(log, "the delivery", sn, h, stored);
   }
-  if (sn < log->trusted) {
-    return mir_error_set(MIR_EIO,
-                         "ordered log: sn %" PRIu64
-                         " was delivered with another hash than the "
-                         "stored one, below the last stable checkpoint: the store in %s is corrupt "
-                         "or diverged",
-                         sn, mir_store_path(log->store));
-  }
-  if (!log->warned_replace) {
-    log->warned_replace = true;
-    mir_log(MIR_LOG_WARN, OLOG_LOG,
-            "sn %" PRIu64
-            " was decided again with other content after a restart; replacing the "
-            "stored entries from there (no write-ahead log for votes yet)",
-            sn);
-  }
-  err = olog_truncate(log, sn);
-  return err == MIR_OK ? olog_append(log, sn, epoch, txs, n, h) : err;
+  pthread_mutex_lock(&log->mu);
+  log->confirmed++;
+  pthread_mutex_unlock(&log->mu);
+  return MIR_OK;
 }
 
 /* Restarts the stored log at sn with log_hash(sn - 1) = hash: a state transfer past what is
@@ -257,16 +229,25 @@ static mir_err olog_restart_at(mir_olog *log, uint64_t sn, const uint8_t *hash) 
   memcpy(log->head_hash, hash, MIR_OLOG_HASH_BYTES);
   pthread_mutex_unlock(&log->mu);
   mir_log(MIR_LOG_INFO, OLOG_LOG, "the log restarts at sn %" PRIu64 " (state transfer)", sn);
-  olog_set_trusted(log, sn, hash);
+  olog_notify(log, sn);
   return MIR_OK;
+}
+
+/* Moves the protocol's position to sn, with log_hash(sn - 1) = hash. */
+static void olog_set_pos(mir_olog *log, uint64_t sn, const uint8_t *hash) {
+  log->pos_known = true;
+  log->pos = sn;
+  memcpy(log->pos_hash, hash, MIR_OLOG_HASH_BYTES);
+  pthread_mutex_lock(&log->mu);
+  log->pos_shared = sn;
+  pthread_mutex_unlock(&log->mu);
 }
 
 /* Checks that sn is the protocol's next position; at genesis (sn 0) the position starts. */
 static mir_err olog_check_pos(mir_olog *log, uint64_t sn, const char *what) {
   if (!log->pos_known && sn == 0) {
-    log->pos_known = true;
-    log->pos = 0;
-    memset(log->pos_hash, 0, MIR_OLOG_HASH_BYTES);
+    static const uint8_t zero[MIR_OLOG_HASH_BYTES];
+    olog_set_pos(log, 0, zero);
   }
   if (!log->pos_known || sn != log->pos) {
     return mir_error_set(MIR_EINVAL, "ordered log: %s at sn %" PRIu64 ", expected %s%" PRIu64, what,
@@ -289,20 +270,15 @@ static mir_err olog_apply(void *user, uint64_t sn, uint64_t epoch, Trantor__Tx *
   if (sn < log->base_sn) {
     /* Below what is retained: nothing to store; the chain must still meet the base. */
     if (sn + 1 == log->base_sn && memcmp(h, log->base_hash, MIR_OLOG_HASH_BYTES) != 0) {
-      return mir_error_set(MIR_EIO,
-                           "ordered log: the chain at sn %" PRIu64
-                           " misses the base "
-                           "of the stored log",
-                           sn);
+      return olog_contradiction(log, "the delivery", sn, h, log->base_hash);
     }
   } else if (sn < log->head) {
-    err = olog_redeliver(log, sn, epoch, txs, n, h);
+    err = olog_redeliver(log, sn, h);
   } else {
     err = olog_append(log, sn, epoch, txs, n, h);
   }
   if (err != MIR_OK) return err;
-  log->pos = sn + 1;
-  memcpy(log->pos_hash, h, MIR_OLOG_HASH_BYTES);
+  olog_set_pos(log, sn + 1, h);
   return MIR_OK;
 }
 
@@ -319,7 +295,8 @@ static mir_err olog_snapshot(void *user, uint64_t epoch, uint64_t sn, uint8_t **
   return MIR_OK;
 }
 
-/* Adopts position sn with chain hash, checking it against what is stored where possible. */
+/* Adopts position sn with chain hash (a checkpoint's), checking it against what is stored where
+ * possible. */
 static mir_err olog_adopt(mir_olog *log, uint64_t sn, const uint8_t *hash) {
   if (sn > log->head) return olog_restart_at(log, sn, hash);
   if (sn < log->base_sn) return MIR_OK; /* older than anything kept: checked at the base */
@@ -330,18 +307,11 @@ static mir_err olog_adopt(mir_olog *log, uint64_t sn, const uint8_t *hash) {
     mir_err err = olog_stored_hash(log, sn - 1, stored);
     if (err != MIR_OK) return err;
   }
-  if (memcmp(stored, hash, MIR_OLOG_HASH_BYTES) == 0) {
-    if (sn > log->trusted) olog_set_trusted(log, sn, hash);
-    return MIR_OK;
+  if (memcmp(stored, hash, MIR_OLOG_HASH_BYTES) != 0) {
+    /* The checkpoint's chain covers sn - 1 (sn == 0 has nothing below it, so never here). */
+    return olog_contradiction(log, "the chain of a stable checkpoint", sn - 1, hash, stored);
   }
-  if (sn <= log->trusted) {
-    return mir_error_set(MIR_EIO,
-                         "ordered log: a checkpoint at sn %" PRIu64
-                         " contradicts the "
-                         "served log in %s",
-                         sn, mir_store_path(log->store));
-  }
-  return olog_restart_at(log, sn, hash); /* what was stored beyond trusted is not the log */
+  return MIR_OK;
 }
 
 static mir_err olog_restore(void *user, const uint8_t *data, size_t len, uint64_t sn) {
@@ -357,9 +327,7 @@ static mir_err olog_restore(void *user, const uint8_t *data, size_t len, uint64_
   }
   mir_err err = olog_adopt(log, sn, data + 8);
   if (err != MIR_OK) return err;
-  log->pos_known = true;
-  log->pos = sn;
-  memcpy(log->pos_hash, data + 8, MIR_OLOG_HASH_BYTES);
+  olog_set_pos(log, sn, data + 8);
   pthread_mutex_lock(&log->mu);
   log->restores++;
   pthread_mutex_unlock(&log->mu);
@@ -389,25 +357,32 @@ static mir_err olog_new_epoch(void *user, uint64_t epoch, uint64_t first_sn) {
   return MIR_OK;
 }
 
+/* Follows chkp (borrowed) as the latest stable checkpoint, unless a later one is known. */
+static void olog_follow_checkpoint(mir_olog *log, uint64_t epoch, uint64_t sn) {
+  pthread_mutex_lock(&log->mu);
+  if (!log->have_chk || epoch > log->chk_epoch) {
+    log->have_chk = true;
+    log->chk_epoch = epoch;
+    log->chk_sn = sn;
+  }
+  pthread_mutex_unlock(&log->mu);
+}
+
+/* Trantor keeps the stable checkpoint in its write-ahead log; the log only follows it. */
 static mir_err olog_checkpoint(void *user, const Trantor__StableCheckpoint *chkp) {
   mir_olog *log = user;
   if (chkp->snapshot == NULL || chkp->snapshot->epoch_config == NULL) {
     return mir_error_set(MIR_EINVAL, "ordered log: a stable checkpoint without an epoch");
   }
-  uint64_t e = chkp->snapshot->epoch_config->epoch;
-  if (log->have_chk && e <= log->chk_epoch) return MIR_OK; /* stored already, or older */
-  mir_store_batch *b = mir_store_batch_new(log->store);
-  miri_olog_put_checkpoint(log, b, chkp);
-  mir_err err = miri_olog_submit(log, b, NULL);
-  if (err != MIR_OK) return err;
-  pthread_mutex_lock(&log->mu);
-  log->have_chk = true;
-  log->chk_epoch = e;
-  log->chk_sn = chkp->sn;
-  pthread_mutex_unlock(&log->mu);
-  mir_log(MIR_LOG_DEBUG, OLOG_LOG, "stable checkpoint of epoch %" PRIu64 " at sn %" PRIu64, e,
-          chkp->sn);
+  olog_follow_checkpoint(log, chkp->snapshot->epoch_config->epoch, chkp->sn);
+  mir_log(MIR_LOG_DEBUG, OLOG_LOG, "stable checkpoint of epoch %" PRIu64 " at sn %" PRIu64,
+          chkp->snapshot->epoch_config->epoch, chkp->sn);
   return MIR_OK;
+}
+
+void mir_olog_note_checkpoint(mir_olog *log, const Trantor__StableCheckpoint *chkp) {
+  if (chkp->snapshot == NULL || chkp->snapshot->epoch_config == NULL) return;
+  olog_follow_checkpoint(log, chkp->snapshot->epoch_config->epoch, chkp->sn);
 }
 
 void mir_olog_app(mir_olog *log, trantor_app *app) {
@@ -424,15 +399,15 @@ void mir_olog_app(mir_olog *log, trantor_app *app) {
 
 mir_err mir_olog_read(mir_olog *log, uint64_t sn, uint8_t **packed, size_t *len) {
   pthread_mutex_lock(&log->mu);
-  uint64_t base = log->base_sn, trusted = log->trusted;
-  olog_entry *e = sn >= base && sn < trusted ? olog_ring_find(log, sn) : NULL;
+  uint64_t base = log->base_sn, head = log->head;
+  olog_entry *e = sn >= base && sn < head ? olog_ring_find(log, sn) : NULL;
   if (e != NULL) {
     *packed = mir_xmemdup(e->packed, e->len);
     *len = e->len;
   }
   pthread_mutex_unlock(&log->mu);
   if (e != NULL) return MIR_OK;
-  if (sn >= trusted) return MIR_EEOF;
+  if (sn >= head) return MIR_EEOF;
   mir_err err = sn >= base ? miri_olog_read_delivery(log, sn, packed, len) : MIR_ENOTFOUND;
   if (err == MIR_ENOTFOUND) {
     /* Below the base, or deleted by retention or a state transfer since the check above. */
@@ -445,17 +420,16 @@ mir_err mir_olog_read(mir_olog *log, uint64_t sn, uint8_t **packed, size_t *len)
 void mir_olog_get_status(mir_olog *log, mir_olog_status *out) {
   memset(out, 0, sizeof(*out));
   pthread_mutex_lock(&log->mu);
-  out->next_sn = log->trusted;
-  memcpy(out->log_hash, log->trusted_hash, MIR_OLOG_HASH_BYTES);
+  out->next_sn = log->head;
+  memcpy(out->log_hash, log->head_hash, MIR_OLOG_HASH_BYTES);
   out->epoch = log->epoch;
   out->retained_from_sn = log->base_sn;
-  out->stored_sn = log->head;
+  out->protocol_sn = log->pos_shared;
   out->have_checkpoint = log->have_chk;
   out->checkpoint_epoch = log->chk_epoch;
   out->checkpoint_sn = log->chk_sn;
   out->appended = log->appended;
   out->confirmed = log->confirmed;
-  out->replaced = log->replaced;
   out->restores = log->restores;
   pthread_mutex_unlock(&log->mu);
 }
@@ -495,7 +469,6 @@ mir_err mir_olog_open(const mir_olog_config *cfg, mir_olog **out) {
   log->store = cfg->store;
   log->cf_log = mir_store_cf(cfg->store, mir_olog_cfs[0]);
   log->cf_batches = mir_store_cf(cfg->store, mir_olog_cfs[1]);
-  log->cf_chk = mir_store_cf(cfg->store, mir_olog_cfs[2]);
   log->ring_cap = cfg->cache_entries;
   log->ring = mir_xcalloc(log->ring_cap, sizeof(*log->ring));
   pthread_mutex_init(&log->mu, NULL);

@@ -10,25 +10,25 @@
  *
  * where H is the length-prefixed SHA-256 of trantor_hash_fn and integers are 8 bytes big-endian.
  * The application snapshot is the position and the chain: 8 bytes next_sn then log_hash(next_sn
- * - 1). Stable checkpoints are kept in the column family "checkpoints" (keyed by epoch), so that
- * a restarted replica resumes from its last one.
+ * - 1). Stable checkpoints are Trantor's to keep (its write-ahead log); the log only follows the
+ * latest one in memory for its status.
  *
- * Positions. `next_sn` (what Status reports and Subscribe serves up to) counts the entries this
- * replica can vouch for: everything below its last stable checkpoint, and everything Trantor
- * delivered in this run. Entries stored by an earlier run beyond the last stable checkpoint are
- * kept but served only once Trantor delivers them again: a re-delivery with the same hash
- * confirms the stored entry; a different one replaces it and everything after it (logged as a
- * warning: without the write-ahead log for votes, a restart of more than f replicas may decide
- * those sns again). A mismatch below the last stable checkpoint means the stored log is corrupt
- * or diverged, and stops the node.
+ * Delivered entries are final. Trantor's votes are durable before they are sent, so an sn that
+ * was delivered is never decided otherwise, even after every replica restarted; the log therefore
+ * serves every stored entry at once after a restart and never replaces one. After a restart
+ * Trantor resumes from its last stable checkpoint and delivers the entries after it again; each
+ * re-delivery is compared with the stored entry. A re-delivery with another hash, or a checkpoint
+ * whose chain contradicts the stored entries, means the store or the cluster is not what this
+ * replica wrote (a lost or corrupt disk, a bug): the node stops with an error naming the sn, both
+ * hashes and the store, rather than rewrite history that clients may have seen committed.
  *
  * Retention. Entries older than retention_sns behind the newest are deleted in ranges; the oldest
  * kept is `retained_from_sn`. After a state transfer past the stored entries, the log restarts
  * at the checkpoint's sn (older entries are dropped, so the retained range has no gap).
  *
- * Threads. The trantor_app callbacks run on the node's dispatcher thread. mir_olog_read,
- * mir_olog_get_status and mir_olog_last_checkpoint are thread-safe. The listener is called on
- * the dispatcher thread whenever next_sn grows.
+ * Threads. The trantor_app callbacks run on the node's dispatcher thread. mir_olog_read and
+ * mir_olog_get_status are thread-safe. The listener is called on the dispatcher thread whenever
+ * next_sn grows.
  */
 #ifndef MIR_REPLICA_ORDERED_LOG_H
 #define MIR_REPLICA_ORDERED_LOG_H
@@ -49,11 +49,11 @@ extern "C" {
 #define MIR_OLOG_SNAPSHOT_BYTES (8 + MIR_OLOG_HASH_BYTES)
 #define MIR_OLOG_RETENTION_DEFAULT 1000000ull
 #define MIR_OLOG_RETENTION_MIN 16ull
-/* Largest stored record read back (a Delivery of one sn, or a stable checkpoint). */
+/* Largest stored record read back (the transactions of one sn). */
 #define MIR_OLOG_RECORD_BYTES_MAX ((size_t)64 << 20)
 
 /* The column families the ordered log uses; open the store with them. */
-#define MIR_OLOG_N_CFS 3
+#define MIR_OLOG_N_CFS 2
 extern const char *const mir_olog_cfs[MIR_OLOG_N_CFS];
 
 typedef struct mir_olog_config {
@@ -70,9 +70,9 @@ void mir_olog_config_default(mir_olog_config *cfg);
 
 typedef struct mir_olog mir_olog;
 
-/* Opens the log over cfg->store: reads its position, chain and checkpoints. MIR_EINVAL for a bad
- * config, MIR_EIO for an unreadable or inconsistent store (detail names the problem). cfg is
- * borrowed. *out is owned (free with mir_olog_free, after the node that uses it stopped). */
+/* Opens the log over cfg->store: reads its position and chain. MIR_EINVAL for a bad config, MIR_EIO
+ * for an unreadable or inconsistent store (detail names the problem). cfg is borrowed. *out is
+ * owned (free with mir_olog_free, after the node that uses it stopped). */
 mir_err mir_olog_open(const mir_olog_config *cfg, mir_olog **out);
 
 /* Frees the log (NULL is a no-op). Its queued writes belong to the store, which completes them
@@ -83,16 +83,15 @@ void mir_olog_free(mir_olog *log);
 void mir_olog_app(mir_olog *log, trantor_app *app);
 
 typedef struct mir_olog_status {
-  uint64_t next_sn;                         /* entries below are served */
+  uint64_t next_sn;                         /* entries below are stored and served */
   uint8_t log_hash[MIR_OLOG_HASH_BYTES];    /* log_hash(next_sn - 1) */
   uint64_t epoch;                           /* the protocol's current epoch */
   uint64_t retained_from_sn;                /* the oldest entry kept */
-  uint64_t stored_sn;                       /* entries below are stored (>= next_sn) */
-  bool have_checkpoint;                     /* a stable checkpoint is stored ... */
+  uint64_t protocol_sn;                     /* the next sn Trantor delivers (<= next_sn) */
+  bool have_checkpoint;                     /* a stable checkpoint is known ... */
   uint64_t checkpoint_epoch, checkpoint_sn; /* ... this one, the latest */
   uint64_t appended;                        /* entries stored in this run */
   uint64_t confirmed;                       /* stored entries confirmed by a re-delivery */
-  uint64_t replaced;                        /* stored entries replaced by a different re-delivery */
   uint64_t restores;                        /* restore calls (boot and state transfer) */
 } mir_olog_status;
 
@@ -110,9 +109,10 @@ typedef void (*mir_olog_listener)(void *user_data, uint64_t next_sn);
 /* Sets the listener (fn and user_data borrowed) before the node starts. */
 void mir_olog_set_listener(mir_olog *log, mir_olog_listener fn, void *user_data);
 
-/* The latest stored stable checkpoint. MIR_OK: *out is owned (free with
- * protobuf_c_message_free_unpacked). MIR_ENOTFOUND if none is stored; MIR_EIO. Thread-safe. */
-mir_err mir_olog_last_checkpoint(mir_olog *log, Trantor__StableCheckpoint **out);
+/* Notes chkp (borrowed) as the latest stable checkpoint for the status, unless a later one is
+ * known: the one the replica resumes from, before the node starts (later ones come through the
+ * application's checkpoint callback). Thread-safe. */
+void mir_olog_note_checkpoint(mir_olog *log, const Trantor__StableCheckpoint *chkp);
 
 /* log_hash(sn) from prev = log_hash(sn - 1) (borrowed, 32 bytes) and the entry (txs borrowed). */
 void mir_olog_hash(trantor_hash_fn hash, const uint8_t prev[MIR_OLOG_HASH_BYTES], uint64_t sn,

@@ -3,10 +3,18 @@
  * ("crypto"), the timer ("timer"), the client service ("client") and the ordered log as the
  * application, over a store in the data folder (docs/ARCHITECTURE.md, "Replica").
  *
- * Life cycle: mir_replica_new builds everything (every error names the file or component and the
- * reason), mir_replica_start resumes from the last stable checkpoint in the store and starts the
+ * Life cycle: mir_replica_new checks the data folder against the start mode, opens the store,
+ * reads Trantor's write-ahead log back and builds everything (every error names the file or
+ * component and the reason), mir_replica_start hands what the log holds to Trantor and starts the
  * node, mir_replica_run waits for a signal or a node failure while it reports what the replica is
  * doing, mir_replica_free stops and releases everything.
+ *
+ * Start modes. A replica must never vote with an empty store unless it is known never to have
+ * voted: its votes live in the store, and one that forgot them could contradict them. So a missing
+ * store is an error unless the operator says why it is missing: MIR_REPLICA_NEW (a replica of a
+ * new cluster, which has never run) or MIR_REPLICA_REJOIN (the replica lost its data: it marks
+ * its new log so that Trantor asks its peers first and votes only in epochs it cannot have voted
+ * in before, docs/PROTOCOL.md "Rejoining"). Either mode with a store present is an error too.
  */
 #ifndef MIR_REPLICA_REPLICA_H
 #define MIR_REPLICA_REPLICA_H
@@ -22,15 +30,23 @@ extern "C" {
 
 typedef struct mir_replica mir_replica;
 
-/* Builds the replica of cfg (borrowed; must outlive the replica). MIR_EIO, MIR_ECONFIG,
- * MIR_ECRYPTO, MIR_EINVAL with detail. *out is owned (free with mir_replica_free). */
-mir_err mir_replica_new(const mir_replica_config *cfg, mir_replica **out);
+typedef enum mir_replica_mode {
+  MIR_REPLICA_RESUME = 0, /* the data folder holds the store of an earlier run (the default) */
+  MIR_REPLICA_NEW,        /* no store yet: a replica of a new cluster (--new) */
+  MIR_REPLICA_REJOIN      /* no store: the replica lost its data (--rejoin) */
+} mir_replica_mode;
+
+/* Builds the replica of cfg (borrowed; must outlive the replica), started in mode. MIR_EIO,
+ * MIR_ECONFIG, MIR_ECRYPTO, MIR_EINVAL with detail: among them a data folder that does not fit
+ * the mode (MIR_ECONFIG, saying which flag to use), and a damaged write-ahead log (MIR_EIO naming
+ * the data folder, the record and the reason). *out is owned (free with mir_replica_free). */
+mir_err mir_replica_new(const mir_replica_config *cfg, mir_replica_mode mode, mir_replica **out);
 
 /* Checks what mir_replica_new would, short of opening the store and binding addresses: the
  * membership names cfg->id and the key file holds its key. Errors as mir_replica_new. */
 mir_err mir_replica_check(const mir_replica_config *cfg);
 
-/* Hands the last stable checkpoint of the store (if any) to Trantor and starts the node. */
+/* Hands what the write-ahead log holds (if anything) to Trantor and starts the node. */
 mir_err mir_replica_start(mir_replica *r);
 
 /* Runs until one of `signals` (borrowed; blocked in every thread by the caller) arrives (MIR_OK)

@@ -29,8 +29,10 @@ struct mir_replica {
   const mir_replica_config *cfg; /* borrowed: outlives the replica */
   mir_membership *m;
   Trantor__Membership *tm;
+  mir_replica_mode mode;
   mir_store *store;
   mir_olog *log;
+  Trantor__Recovered *recovered; /* what the write-ahead log held; owned until injected (or NULL) */
   mir_node *node;
   mir_net_grpc *net;          /* owned by the node */
   mir_client_service *client; /* owned by the node */

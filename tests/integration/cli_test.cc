@@ -1,7 +1,8 @@
 // Tests of the mir-replica command line as a process: --help documents the options and every
 // configuration field; configuration mistakes, a key that is not the replica's own, and a data
 // folder already in use end the process with a message naming the file, field or folder; --check
-// accepts a good configuration without starting anything.
+// accepts a good configuration without starting anything; --new and --rejoin are required exactly
+// when the data folder holds no store, and refused when it does.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -35,11 +36,46 @@ TEST(ReplicaCli, HelpDocumentsOptionsAndFields) {
   ASSERT_EQ(c.error(), "");
   std::string out;
   EXPECT_EQ(Replica({"--help"}, c.dir(), &out), 0);
-  for (const char *word : {"--config", "--check", "--status-period-ms", "client_listen",
-                           "trantor.segment_length", "store.retention_sns", "SIGTERM"}) {
+  for (const char *word :
+       {"--config", "--check", "--new", "--rejoin", "--status-period-ms", "client_listen",
+        "trantor.segment_length", "trantor.epochs_ahead_max", "store.retention_sns", "SIGTERM"}) {
     EXPECT_NE(out.find(word), std::string::npos) << word;
   }
   EXPECT_EQ(Replica({}, c.dir(), &out), 2);  // --config is required
+  EXPECT_EQ(Replica({"--config", c.ConfigPath(0), "--new", "--rejoin"}, c.dir(), &out), 2);
+  EXPECT_NE(out.find("exclude each other"), std::string::npos) << out;
+}
+
+TEST(ReplicaCli, StartModesGuardTheDataFolder) {
+  // A replica never votes with an empty store unless told it never voted: without a store it
+  // needs --new or --rejoin (the message names both and the folder); with a store both are
+  // refused, and it resumes without them.
+  Cluster c(ClusterOptions{});
+  ASSERT_EQ(c.error(), "");
+  std::string out, data = c.DataDir(0);
+  EXPECT_EQ(Replica({"--config", c.ConfigPath(0)}, c.dir(), &out), 2);
+  EXPECT_NE(out.find(data + " holds no store"), std::string::npos) << out;
+  EXPECT_NE(out.find("--new"), std::string::npos) << out;
+  EXPECT_NE(out.find("--rejoin"), std::string::npos) << out;
+  ASSERT_TRUE(c.Start(0));  // the first start: --new
+  ASSERT_TRUE(
+      mirtest::WaitFor([&] { return c.Log(0).find("client API on") != std::string::npos; }, 30000));
+  EXPECT_EQ(c.Stop(0, 30000), 0);
+  EXPECT_NE(c.Log(0).find("write-ahead log of " + data + " is empty"), std::string::npos);
+  EXPECT_EQ(Replica({"--config", c.ConfigPath(0), "--new"}, c.dir(), &out), 2);
+  EXPECT_NE(out.find("--new: data folder " + data + " already holds a store"), std::string::npos)
+      << out;
+  EXPECT_EQ(Replica({"--config", c.ConfigPath(0), "--rejoin"}, c.dir(), &out), 2);
+  EXPECT_NE(out.find("--rejoin: data folder " + data + " still holds a store"), std::string::npos)
+      << out;
+  ASSERT_TRUE(c.Start(0));  // resumes: no flag
+  ASSERT_TRUE(mirtest::WaitFor(
+      [&] {
+        return c.Log(0).find("recovered the write-ahead log of " + data) != std::string::npos;
+      },
+      30000))
+      << c.LogTail(0);
+  EXPECT_EQ(c.Stop(0, 30000), 0);
 }
 
 TEST(ReplicaCli, MistakesNameTheFileAndTheReason) {

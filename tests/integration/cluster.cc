@@ -2,6 +2,7 @@
 #include "integration/cluster.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -97,6 +98,19 @@ std::string ReadFile(const std::string &path) {
   return ss.str();
 }
 
+pid_t StartProgram(const std::vector<std::string> &argv, const std::string &out_file) {
+  return Spawn(argv, out_file);
+}
+
+int WaitProgram(pid_t pid, int timeout_ms) {
+  int st = Reap(pid, timeout_ms);
+  if (st == -1) {
+    kill(pid, SIGKILL);
+    Reap(pid, 5000);
+  }
+  return st;
+}
+
 int RunProgram(const std::vector<std::string> &argv, const std::string &out_file, int timeout_ms) {
   pid_t pid = Spawn(argv, out_file);
   if (pid < 0) return -1;
@@ -117,7 +131,7 @@ bool WaitFor(const std::function<bool()> &pred, int timeout_ms) {
   }
 }
 
-Cluster::Cluster(const ClusterOptions &o) : opts_(o), pids_(o.n, -1) {
+Cluster::Cluster(const ClusterOptions &o) : opts_(o), pids_(o.n, -1), started_(o.n, false) {
   const char *tmp = getenv("TMPDIR");
   std::string tmpl = std::string(tmp != nullptr ? tmp : "/tmp") + "/mir-cluster-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
@@ -178,9 +192,20 @@ bool Cluster::MakeConfigs() {
 
 bool Cluster::Start(size_t i) {
   if (pids_[i] > 0) return true;
-  pids_[i] =
-      Spawn({BinDir() + "/mir-replica", "--config", ConfigPath(i), "--status-period-ms", "1000"},
-            dir_ + "/replica-" + std::to_string(i) + ".log");
+  return StartWith(i, started_[i] ? std::vector<std::string>{} : std::vector<std::string>{"--new"});
+}
+
+bool Cluster::StartWith(size_t i, const std::vector<std::string> &flags,
+                        const std::vector<std::string> &prefix) {
+  if (pids_[i] > 0) return true;
+  std::vector<std::string> argv = prefix;
+  for (const auto &a : {BinDir() + "/mir-replica", std::string("--config"), ConfigPath(i),
+                        std::string("--status-period-ms"), std::string("1000")}) {
+    argv.push_back(a);
+  }
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  pids_[i] = Spawn(argv, dir_ + "/replica-" + std::to_string(i) + ".log");
+  started_[i] = started_[i] || pids_[i] > 0;
   return pids_[i] > 0;
 }
 
@@ -190,11 +215,28 @@ bool Cluster::StartAll() {
   return ok;
 }
 
-void Cluster::Kill(size_t i) {
-  if (pids_[i] <= 0) return;
-  kill(pids_[i], SIGKILL);
-  Reap(pids_[i], 10000);
+bool Cluster::Kill(size_t i) {
+  if (pids_[i] <= 0) return true;
+  pid_t pid = pids_[i];
+  kill(pid, SIGKILL);
+  bool reaped = Reap(pid, 10000) != -1;
   pids_[i] = -1;
+  return reaped && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+int Cluster::WaitExit(size_t i, int timeout_ms) {
+  if (pids_[i] <= 0) return -1;
+  int st = Reap(pids_[i], timeout_ms);
+  if (st != -1) pids_[i] = -1;
+  return st;
+}
+
+std::string Cluster::DataDir(size_t i) const {
+  return dir_ + "/data-" + std::to_string(i);
+}
+
+void Cluster::WipeData(size_t i) {
+  RemoveTree(DataDir(i));
 }
 
 int Cluster::Stop(size_t i, int timeout_ms) {

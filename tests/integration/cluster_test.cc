@@ -254,7 +254,8 @@ TEST(ReplicaCluster, FourReplicasOrderTenThousandTransactionsFromTwoClients) {
 
 TEST(ReplicaCluster, KilledReplicaCatchesUpAfterRestart) {
   // With replica 3 killed by SIGKILL the other three keep committing; restarted with its data
-  // folder, it resumes from its last stable checkpoint and catches up to the same log hash.
+  // folder, it recovers its write-ahead log (its last stable checkpoint and votes) and catches up
+  // to the same log hash.
   Cluster c(DefaultOptions());
   ASSERT_EQ(c.error(), "");
   ASSERT_TRUE(c.StartAll());
@@ -299,7 +300,8 @@ TEST(ReplicaCluster, KilledReplicaCatchesUpAfterRestart) {
       },
       60000))
       << "replica 3 at sn " << n3 << ", wanted past " << target;
-  EXPECT_NE(c.Log(3).find("resuming from the stable checkpoint"), std::string::npos);
+  EXPECT_NE(c.Log(3).find("recovered the write-ahead log of " + c.DataDir(3)), std::string::npos);
+  EXPECT_NE(c.Log(3).find("stable checkpoint epoch"), std::string::npos);
   ASSERT_GT(n3, 0u);
   EXPECT_EQ(mirtest::Hex(reinterpret_cast<const uint8_t *>(HashAt(c, 0, n3 - 1).data()), 32),
             mirtest::Hex(reinterpret_cast<const uint8_t *>(h3.data()), h3.size()));

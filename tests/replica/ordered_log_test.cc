@@ -1,6 +1,7 @@
 // Tests of the ordered log (server/replica/ordered_log.h) over a real store: the hash chain is the
-// one api.proto defines, the snapshot is the position and the chain, a reopened log resumes from
-// its last stable checkpoint and confirms or replaces what it stored beyond it, retention and
+// one api.proto defines, the snapshot is the position and the chain, a reopened log serves every
+// stored entry and confirms the re-deliveries after a restore, a re-delivery or a checkpoint that
+// contradicts a stored entry stops the log with both hashes instead of replacing it, retention and
 // state transfer keep the retained range without gaps, reads come from memory or the store alike,
 // and the listener sees the log grow.
 #include <gtest/gtest.h>
@@ -200,66 +201,98 @@ TEST(OrderedLog, SnapshotIsThePositionAndTheChain) {
   EXPECT_NE(fresh.Apply(4, 0, e), MIR_OK);  // no position: neither genesis nor a restore
 }
 
-TEST(OrderedLog, RestartResumesAtTheCheckpointAndConfirmsWhatFollows) {
-  // Ten entries and a checkpoint at sn 8: after a restart the log serves below 8, keeps 8 and 9,
-  // and serves them again once they are delivered with the same content after the restore.
-  reptest::TempDir d;
-  Log l(d.sub("db"));
-  auto h = Fill(l, 0, 10, kZero);
+// A stable checkpoint of epoch at sn (owned: free with trantor__stable_checkpoint__free_unpacked).
+Trantor__StableCheckpoint *Checkpoint(uint64_t epoch, uint64_t sn) {
   Trantor__StableCheckpoint *c =
       static_cast<Trantor__StableCheckpoint *>(mir_xcalloc(1, sizeof(Trantor__StableCheckpoint)));
   trantor__stable_checkpoint__init(c);
-  c->sn = 8;
+  c->sn = sn;
   c->snapshot =
       static_cast<Trantor__StateSnapshot *>(mir_xcalloc(1, sizeof(Trantor__StateSnapshot)));
   trantor__state_snapshot__init(c->snapshot);
   c->snapshot->epoch_config =
       static_cast<Trantor__EpochConfig *>(mir_xcalloc(1, sizeof(Trantor__EpochConfig)));
   trantor__epoch_config__init(c->snapshot->epoch_config);
-  c->snapshot->epoch_config->epoch = 2;
+  c->snapshot->epoch_config->epoch = epoch;
+  return c;
+}
+
+std::string HexPrefix(const std::string &h) {
+  static const char *digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < 8 && i < h.size(); i++) {
+    out += digits[static_cast<uint8_t>(h[i]) >> 4];
+    out += digits[static_cast<uint8_t>(h[i]) & 15];
+  }
+  return out;
+}
+
+TEST(OrderedLog, RestartServesWhatIsStoredAndConfirmsReDeliveries) {
+  // Ten entries and a checkpoint at sn 8: after a restart every stored entry is served at once
+  // (delivered entries are final), the status takes the checkpoint Trantor resumes from, and the
+  // entries Trantor delivers again after the restore are confirmed, not stored twice.
+  reptest::TempDir d;
+  Log l(d.sub("db"));
+  auto h = Fill(l, 0, 10, kZero);
+  Trantor__StableCheckpoint *c = Checkpoint(2, 8);
   ASSERT_EQ(l.app.checkpoint(l.app.user_data, c), MIR_OK);
-  trantor__stable_checkpoint__free_unpacked(c, nullptr);
-  l.Reopen();
   mir_olog_status st = l.Status();
-  EXPECT_EQ(st.next_sn, 8u);
-  EXPECT_EQ(st.stored_sn, 10u);
+  EXPECT_TRUE(st.have_checkpoint);
+  EXPECT_EQ(st.checkpoint_sn, 8u);
+  l.Reopen();
+  st = l.Status();
+  EXPECT_EQ(st.next_sn, 10u);
+  EXPECT_EQ(std::string(reinterpret_cast<char *>(st.log_hash), 32), h[9]);
+  EXPECT_FALSE(st.have_checkpoint);  // the write-ahead log keeps checkpoints, not the log
+  mir_olog_note_checkpoint(l.log, c);
+  trantor__stable_checkpoint__free_unpacked(c, nullptr);
+  st = l.Status();
   EXPECT_TRUE(st.have_checkpoint);
   EXPECT_EQ(st.checkpoint_epoch, 2u);
-  EXPECT_EQ(std::string(reinterpret_cast<char *>(st.log_hash), 32), h[7]);
-  Trantor__StableCheckpoint *back = nullptr;
-  ASSERT_EQ(mir_olog_last_checkpoint(l.log, &back), MIR_OK);
-  EXPECT_EQ(back->sn, 8u);
-  trantor__stable_checkpoint__free_unpacked(back, nullptr);
-  mir_err err = MIR_OK;
-  EXPECT_EQ(l.Read(8, &err), nullptr);
-  EXPECT_EQ(err, MIR_EEOF);  // stored, but not served before Trantor delivers it again
+  EXPECT_EQ(st.checkpoint_sn, 8u);
+  EXPECT_EQ(l.HashAt(9), h[9]);  // served before Trantor delivers it again
   ASSERT_EQ(l.Restore(8, h[7]), MIR_OK) << mir_error_detail();
+  EXPECT_EQ(l.Status().protocol_sn, 8u);
   auto again = Fill(l, 8, 3, h[7]);
   EXPECT_EQ(again[1], h[9]);
   st = l.Status();
   EXPECT_EQ(st.confirmed, 2u);
   EXPECT_EQ(st.appended, 1u);
   EXPECT_EQ(st.next_sn, 11u);
+  EXPECT_EQ(st.protocol_sn, 11u);
   EXPECT_EQ(l.HashAt(10), again[2]);
 }
 
-TEST(OrderedLog, OtherContentReplacesOnlyWhatWasNotServed) {
-  // After a restart, an sn decided again with other content replaces the stored entry and the
-  // ones after it; a checkpoint that contradicts what was served is an error.
+TEST(OrderedLog, ContradictionsStopTheLogAndReplaceNothing) {
+  // After a restart, an sn delivered again with other content, or a checkpoint whose chain differs
+  // from the stored entries, is an error naming the sn, both hashes and the store; the stored
+  // entries stay as they were.
   reptest::TempDir d;
   Log l(d.sub("db"));
   auto h = Fill(l, 0, 6, kZero);
-  l.Reopen();  // no checkpoint: nothing is final, everything waits for a re-delivery
-  EXPECT_EQ(l.Status().next_sn, 0u);
+  l.Reopen();
+  EXPECT_EQ(l.Status().next_sn, 6u);
   Fill(l, 0, 3, kZero);  // sns 0..2 confirmed
   Entry other({"other"});
-  ASSERT_EQ(l.Apply(3, 1, other), MIR_OK) << mir_error_detail();
+  std::string got = Expected(h[2], 3, 1, other);
+  ASSERT_EQ(l.Apply(3, 1, other), MIR_EIO);
+  std::string detail = mir_error_detail();
+  EXPECT_NE(detail.find("sn 3: the delivery"), std::string::npos) << detail;
+  EXPECT_NE(detail.find(HexPrefix(got)), std::string::npos) << detail;
+  EXPECT_NE(detail.find(HexPrefix(h[3])), std::string::npos) << detail;
+  EXPECT_NE(detail.find(l.path), std::string::npos) << detail;
   mir_olog_status st = l.Status();
   EXPECT_EQ(st.confirmed, 3u);
-  EXPECT_EQ(st.replaced, 3u);  // sns 3, 4 and 5
-  EXPECT_EQ(st.stored_sn, 4u);
-  EXPECT_EQ(l.HashAt(3), Expected(h[2], 3, 1, other));
-  EXPECT_NE(l.Restore(2, std::string(32, 'x')), MIR_OK);  // sn 1's hash was served
+  EXPECT_EQ(st.next_sn, 6u);
+  EXPECT_EQ(l.HashAt(3), h[3]);
+  l.Reopen();
+  std::string bad(32, 'x');
+  ASSERT_EQ(l.Restore(2, bad), MIR_EIO);  // the chain up to sn 1 is stored
+  detail = mir_error_detail();
+  EXPECT_NE(detail.find("sn 1: the chain of a stable checkpoint"), std::string::npos) << detail;
+  EXPECT_NE(detail.find(HexPrefix(h[1])), std::string::npos) << detail;
+  EXPECT_NE(detail.find(HexPrefix(bad)), std::string::npos) << detail;
+  EXPECT_EQ(l.HashAt(5), h[5]);
 }
 
 TEST(OrderedLog, RetentionAndStateTransferKeepTheRangeWithoutGaps) {

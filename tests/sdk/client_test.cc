@@ -539,6 +539,41 @@ TEST(SdkClient, ReconnectsAfterEveryReplicaRestarts) {
   mir_client_close(c);
 }
 
+TEST(SdkClient, AcceptedTransactionsAreSentAgainWhenEveryReplicaForgotThem) {
+  // Every replica accepted the transactions, then all of them crashed before ordering them and
+  // came back with empty mempools: the reopened streams carry every unresolved transaction
+  // again, so all of them commit, each once.
+  Cluster cl(4);
+  mir_client_options o = cl.Options("olga");
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  fake_set_hold(cl.fc, true);
+  std::vector<mir_client_ticket> ts;
+  for (int i = 0; i < 20; i++) ts.push_back(Submit(c, "accepted " + std::to_string(i)));
+  ASSERT_TRUE(WaitUntil([&] {
+    for (uint32_t i = 0; i < 4; i++) {
+      if (fake_submitted(cl.fc, i) < ts.size()) return false;
+    }
+    return true;
+  }));
+  uint64_t log_before = fake_log_size(cl.fc);
+  for (uint32_t i = 0; i < 4; i++) fake_stop(cl.fc, i);
+  fake_drop_pending(cl.fc);
+  fake_set_hold(cl.fc, false);
+  EXPECT_EQ(fake_log_size(cl.fc), log_before);  // nothing was ordered: all of it is gone
+  for (uint32_t i = 0; i < 4; i++) ASSERT_EQ(0, fake_start(cl.fc, i));
+  for (auto t : ts) {
+    mir_client_result r;
+    EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, &r));
+    EXPECT_GE(r.sn, log_before);
+  }
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_GE(st.resent, ts.size());
+  EXPECT_EQ(st.committed, ts.size());
+  mir_client_close(c);
+}
+
 TEST(SdkClient, FailsOverWhenTheSubmitReplicasStayDown) {
   // With a submit set of f+1 = 2, when both of its replicas stay down, others join the submit
   // and follow sets and the transactions commit through them.

@@ -698,6 +698,14 @@ void fake_set_hold(fake_cluster *fc, bool hold) {
   pthread_mutex_unlock(&fc->mu);
 }
 
+void fake_drop_pending(fake_cluster *fc) {
+  pthread_mutex_lock(&fc->mu);
+  fk_free_txs(fc->pending, fc->n_pending);
+  fc->pending = NULL;
+  fc->n_pending = fc->cap_pending = 0;
+  pthread_mutex_unlock(&fc->mu);
+}
+
 void fake_set_full_budget(fake_cluster *fc, uint32_t count) {
   pthread_mutex_lock(&fc->mu);
   fc->full_budget = count;

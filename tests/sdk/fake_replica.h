@@ -42,6 +42,9 @@ const char *fake_addr(fake_cluster *fc, uint32_t i);
 void fake_set_mode(fake_cluster *fc, uint32_t i, fake_mode mode);
 /* While held, accepted transactions stay pending (no new entries); releasing orders them. */
 void fake_set_hold(fake_cluster *fc, bool hold);
+/* Forgets every pending transaction, as real replicas do when they all crash (their mempools are
+ * not durable); the log stays. */
+void fake_drop_pending(fake_cluster *fc);
 /* The next `count` transactions any honest replica receives are answered MEMPOOL_FULL. */
 void fake_set_full_budget(fake_cluster *fc, uint32_t count);
 /* Subscribe with from_sn below sn ends with OUT_OF_RANGE (0: never). */

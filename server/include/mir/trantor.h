@@ -29,9 +29,13 @@ typedef void (*trantor_hash_fn)(const uint8_t *const *parts, const size_t *lens,
 
 typedef struct trantor_params {
   /* ISS */
-  uint32_t segment_length;     /* sns per segment (default 16) */
-  uint32_t num_buckets;        /* transaction buckets (default 64) */
-  uint32_t retained_epochs;    /* epochs kept below the last stable checkpoint (default 2) */
+  uint32_t segment_length;  /* sns per segment (default 16) */
+  uint32_t num_buckets;     /* transaction buckets (default 64) */
+  uint32_t retained_epochs; /* epochs kept below the last stable checkpoint (default 2) */
+  /* An epoch e starts only once the stable checkpoint of epoch e - epochs_ahead_max or later is
+   * durable (default 4): bounds how far a replica runs ahead of its checkpoints, and with it
+   * the epochs a replica that lost its data may have voted in (docs/PROTOCOL.md, "Rejoining"). */
+  uint32_t epochs_ahead_max;
   int leader_policy_blacklist; /* 0: simple (default), 1: blacklist */
   /* PBFT (milliseconds) */
   uint64_t view_change_sn_timeout_ms;      /* default 500 */

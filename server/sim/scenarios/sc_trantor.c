@@ -67,6 +67,10 @@ static const sct_shape sct_shapes[SCT_V_COUNT] = {
     [SCT_V_WEIGHT_MAJORITY] = {4, true, 8, 400, 2000, 4, 2, 50, 2000, 2000},
     [SCT_V_SWARM] = {4, false, 8, 400, 2000, 4, 2, 50, 0, 15000},
     [SCT_V_LONG] = {4, false, 8, 1000, 6000, 2, 2, 10, 0, 20000},
+    [SCT_V_4_RESTART] = {4, false, 8, 400, 3000, 4, 2, 50, 3000, 20000},
+    [SCT_V_7_RESTART] = {7, false, 12, 280, 3000, 4, 2, 50, 3000, 20000},
+    [SCT_V_SWARM_RESTART] = {4, false, 8, 400, 3000, 4, 2, 50, 3000, 20000},
+    [SCT_V_BUG_UNSYNCED] = {4, false, 8, 400, 3000, 4, 2, 50, 3000, 5000},
 };
 
 static const uint64_t sct_weights_3221[4] = {3, 2, 2, 1};
@@ -113,12 +117,27 @@ static void sct_params(const sct_shape *sh, trantor_params *p) {
   p->checkpoint_resend_ms = 200;
 }
 
-/* The fault classes of the row, as the profile turns them into settings. Trantor keeps nothing
- * on disk yet, so a restart forgets everything: for it every crash-restart is a wipe. */
+/* The fault classes of the row, as the profile turns them into settings. A crash keeps the
+ * store (Trantor's write-ahead log); a wipe loses it, and the replica rejoins. */
 static void sct_apply_profile(const mir_sim_scenario *sc, sct_run *run, mir_sim_config *cfg) {
   run->classes = mir_sim_profile_apply(cfg, sc->faults, cfg->seed);
-  if (run->classes & MIR_SIM_FAULT_CRASH) {
-    run->classes = (run->classes & ~(unsigned)MIR_SIM_FAULT_CRASH) | MIR_SIM_FAULT_WIPE;
+  switch (sc->variant) {
+    case SCT_V_4_RESTART:
+    case SCT_V_7_RESTART:
+    case SCT_V_SWARM_RESTART:
+      /* Disks whose syncs sometimes take as long as a whole round of votes: many writes are in
+       * flight when a crash hits. */
+      cfg->store.sync_max_ns = 10 * MS;
+      break;
+    case SCT_V_BUG_UNSYNCED:
+      /* The planted bug: votes leave when written, not when durable, on a slow disk, so that
+       * whole slots are decided on writes a crash then loses. */
+      cfg->store.release_early = true;
+      cfg->store.sync_min_ns = 5 * MS;
+      cfg->store.sync_max_ns = 40 * MS;
+      break;
+    default:
+      break;
   }
 }
 
@@ -169,6 +188,40 @@ static mir_err sct_crash_for_good(sct_run *run, mir_sim *sim, uint64_t mask, uin
     err = mir_sim_schedule_fault(sim, &c);
   }
   run->crashed = mask;
+  return err;
+}
+
+/* Crash waves: several times before heal, a random set of replicas (any size, all of them about
+ * one wave in three) crashes at one instant and each restarts with its store after its own
+ * downtime; the next wave comes after the last restart of the previous one. */
+#define SCT_WAVES_MIN 2
+#define SCT_WAVES_MAX 6
+#define SCT_DOWN_MAX_MS 400
+
+static mir_err sct_crash_waves(sct_run *run, mir_sim *sim, uint64_t from_ms) {
+  mir_sim_rng *r = mir_sim_scenario_rng(sim);
+  uint64_t all = (1ull << run->nodes) - 1, heal = mir_sim_heal_ns(sim);
+  uint64_t t = from_ms * MS;
+  size_t waves = (size_t)mir_sim_rng_range(r, SCT_WAVES_MIN, SCT_WAVES_MAX);
+  mir_err err = MIR_OK;
+  for (size_t w = 0; w < waves && err == MIR_OK; w++) {
+    uint64_t gap = (heal - t) / (waves - w + 1);
+    if (gap < 2 * MS) break;
+    t += mir_sim_rng_range(r, gap / 4, gap);
+    uint64_t mask = mir_sim_rng_below(r, 3) == 0 ? all : mir_sim_rng_range(r, 1, all);
+    uint64_t last = t;
+    for (size_t i = 0; i < run->nodes && err == MIR_OK; i++) {
+      if (!((mask >> i) & 1)) continue;
+      mir_sim_fault c = {.kind = MIR_SIM_CRASH, .node = i, .at_ns = t};
+      mir_sim_fault up = {.kind = MIR_SIM_RESTART, .node = i};
+      up.at_ns = t + mir_sim_rng_range(r, 1 * MS, SCT_DOWN_MAX_MS * MS);
+      if (up.at_ns > last) last = up.at_ns;
+      err = mir_sim_schedule_fault(sim, &c);
+      if (err == MIR_OK) err = mir_sim_schedule_fault(sim, &up);
+    }
+    run->waves++;
+    t = last;
+  }
   return err;
 }
 
@@ -241,6 +294,14 @@ static mir_err sct_plan(sct_run *run, mir_sim *sim) {
     case SCT_V_PARTITION:
     case SCT_V_PARTITION_LONG:
       return sct_partition(run, sim, run->variant == SCT_V_PARTITION_LONG);
+    case SCT_V_4_RESTART:
+    case SCT_V_7_RESTART:
+    case SCT_V_BUG_UNSYNCED:
+      return sct_crash_waves(run, sim, 100);
+    case SCT_V_SWARM_RESTART: {
+      mir_err err = mir_sim_plan_faults(sim, run->classes, f);
+      return err == MIR_OK ? sct_crash_waves(run, sim, 100) : err;
+    }
     case SCT_V_LONG: {
       /* Keeps the run going until the epochs are done: a run stops early only after its last
        * scheduled fault, and healing nothing is harmless. */

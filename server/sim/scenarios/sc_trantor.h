@@ -46,6 +46,10 @@ enum {
   SCT_V_WEIGHT_MAJORITY, /* weights 3,2,2,1: replicas holding more than a third crash */
   SCT_V_SWARM,           /* four replicas, the seed picks the faults */
   SCT_V_LONG,            /* four replicas for 100+ epochs, memory bounds checked throughout */
+  SCT_V_4_RESTART,       /* four replicas, any set of them (all at times) crash and restart */
+  SCT_V_7_RESTART,       /* seven replicas, the same */
+  SCT_V_SWARM_RESTART,   /* four replicas, the seed picks the faults; crash waves, torn writes */
+  SCT_V_BUG_UNSYNCED,    /* planted bug: the store releases votes before they are durable */
   SCT_V_COUNT
 };
 
@@ -108,6 +112,7 @@ typedef struct sct_app {
   sct_run *run;
   size_t node;
   uint64_t txs;      /* transactions applied: the next position */
+  uint64_t reached;  /* the most transactions applied by any incarnation since the last wipe */
   uint8_t state[32]; /* running hash of every applied transaction */
   uint64_t epoch;    /* last epoch started */
   uint64_t restores; /* state transfers restored */
@@ -150,6 +155,7 @@ struct sct_run {
 
   /* faults planned for the checks */
   uint64_t crashed;                 /* nodes crashed for good (bit mask) */
+  uint64_t waves;                   /* crash waves planned (restart variants) */
   uint64_t crash_ns[SCT_NODES_MAX]; /* ... and when */
   size_t special;                   /* the slow, equivocating, corrupting or cut-off replica */
   uint64_t epochs_min;              /* required at the end (long runs) */

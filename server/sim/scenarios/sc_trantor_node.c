@@ -12,8 +12,11 @@
  * The application's state is a running hash of the applied transactions and their count; each
  * transaction is reported to the simulator at its position in the transaction log (the count
  * before it), so the simulator checks agreement per position, no duplicate (client, tx_no) and
- * validity on the values the clients submitted. Trantor keeps nothing on disk yet, so every
- * incarnation of a replica starts from genesis with a fresh application.
+ * validity on the values the clients submitted. A replica restarted with its store gets what its
+ * write-ahead log holds (sct_recover) and resumes from its last durable stable checkpoint; its
+ * application restarts from that checkpoint and applies the log after it again (the simulator
+ * accepts the same value at a position delivered before the restart, and fails a different one).
+ * A wiped replica rejoins: it marks its empty log, as an operator does.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@
 #include "sc_trantor.h"
 #include "trantor_common.h"
 #include "trantor_system.h"
+#include "wal.h"
 
 #define SCT_ISS "iss"
 #define SCT_ORDERING "ordering"
@@ -71,6 +75,7 @@ static mir_err sct_app_apply(void *user, uint64_t sn, uint64_t epoch, Trantor__T
       a->chain[a->txs] = sct_prefix(a->state);
     }
     a->txs++;
+    if (a->txs > a->reached) a->reached = a->txs;
   }
   return MIR_OK;
 }
@@ -95,7 +100,9 @@ static int sct_app_witness(const sct_app *a, uint64_t count) {
   const sct_run *run = a->run;
   for (size_t j = 0; j < run->nodes; j++) {
     const sct_app *b = &run->apps[j];
-    if (j == a->node || !mir_sim_node_correct(run->sim, j) || b->chain == NULL || b->txs < count ||
+    /* The replica itself qualifies when an earlier incarnation reached the state (a restart
+     * with its store resumes from its own last stable checkpoint). */
+    if (!mir_sim_node_correct(run->sim, j) || b->chain == NULL || b->reached < count ||
         b->chain[count - 1] != sct_prefix(a->state)) {
       continue;
     }
@@ -154,13 +161,18 @@ static mir_err sct_app_new_epoch(void *user, uint64_t epoch, uint64_t first_sn) 
   return MIR_OK;
 }
 
-/* A fresh application for a new incarnation of node (its fingerprints included). */
-static void sct_app_reset(sct_run *run, size_t node) {
+/* A fresh application for a new incarnation of node. Its history (fingerprints, chain and how
+ * far it got) survives a restart with the store, as a replica's delivered log does; a wipe or the
+ * first start clears it. */
+static void sct_app_reset(sct_run *run, size_t node, bool keep_history) {
   sct_app *a = &run->apps[node];
   if (a->fp == NULL) a->fp = mir_xcalloc(SCT_TXS_MAX, sizeof *a->fp);
   if (a->chain == NULL) a->chain = mir_xcalloc(SCT_TXS_MAX, sizeof *a->chain);
-  memset(a->fp, 0, SCT_TXS_MAX * sizeof *a->fp);
-  memset(a->chain, 0, SCT_TXS_MAX * sizeof *a->chain);
+  if (!keep_history) {
+    memset(a->fp, 0, SCT_TXS_MAX * sizeof *a->fp);
+    memset(a->chain, 0, SCT_TXS_MAX * sizeof *a->chain);
+    a->reached = 0;
+  }
   a->run = run;
   a->node = node;
   a->txs = 0;
@@ -301,7 +313,8 @@ static mir_err sct_add_ordering(mir_node *mn, const char *self, sct_obs *obs) {
                                  .availability = TRANTOR_AVAILABILITY_ID,
                                  .crypto = "crypto",
                                  .timer = "timer",
-                                 .net = "net"};
+                                 .net = "net",
+                                 .store = "store"};
   mir_factory_params fp;
   mir_factory_params_default(&fp, sct_ordering_create, o);
   fp.id_depth = 2;
@@ -394,6 +407,7 @@ static mir_err sct_add_iss(sct_run *run, mir_node *mn, const char *self, sct_obs
   ic.timer_id = "timer";
   ic.net_id = "net";
   ic.crypto_id = "crypto";
+  ic.store_id = "store";
   ic.max_cert_bytes = trantor_availability_batchcert.cert_bytes_max(&run->params);
   const mir_module_ops *ops = NULL;
   void *state = NULL;
@@ -446,15 +460,48 @@ static mir_err sct_add_system(sct_run *run, mir_node *mn, const char *self, sct_
   return trantor_system_add_modules(mn, &cfg);
 }
 
+/* Queues what node's write-ahead log holds for iss, as mir-replica does before its node starts: a
+ * wiped node (its store was cleared) first marks its log "rejoin", as an operator does for a
+ * replica that lost its data. A node whose log is empty starts fresh: it never released a vote,
+ * since every vote waits for the log's first records. */
+static mir_err sct_recover(mir_sim *sim, size_t node, mir_node *mn, bool wiped) {
+  mir_sim_store *st = mir_sim_node_store(sim, node);
+  uint8_t key[TRANTOR_WAL_KEY_MAX];
+  if (wiped) {
+    Trantor__WalFloor marker = TRANTOR__WAL_FLOOR__INIT;
+    size_t vlen = 0;
+    uint8_t *val = trantor_wal_encode(&marker.base, &vlen);
+    mir_err err = mir_sim_store_put(st, key, trantor_wal_rejoin_key(key), val, vlen);
+    free(val);
+    if (err != MIR_OK) return err;
+  }
+  size_t n = mir_sim_store_count(st);
+  if (n == 0) return MIR_OK;
+  trantor_wal_kv *kvs = mir_xcalloc(n, sizeof *kvs);
+  for (size_t i = 0; i < n; i++) {
+    mir_sim_store_at(st, i, &kvs[i].key, &kvs[i].klen, &kvs[i].val, &kvs[i].vlen);
+  }
+  Trantor__Recovered *rec = NULL;
+  mir_err err = trantor_wal_recover(kvs, n, &rec);
+  free(kvs);
+  if (err != MIR_OK) return err;
+  mir_event_list evs = MIR_EVENT_LIST_INIT;
+  mir_event_list_push(&evs, mir_event_new(SCT_ISS, "sim", &rec->base));
+  return mir_node_inject(mn, &evs);
+}
+
 mir_err sct_build(void *user, mir_sim *sim, size_t node, mir_node *mn, bool restart) {
-  (void)restart; /* nothing survives a crash: every incarnation starts from genesis */
   sct_run *run = user;
   run->sim = sim;
-  sct_app_reset(run, node);
+  /* Trantor's scenarios restart only crashed or wiped nodes, never Byzantine ones. */
+  bool wiped = restart && !mir_sim_node_correct(sim, node);
+  sct_app_reset(run, node, restart && !wiped);
   const char *self = mir_sim_node_id(sim, node);
   mir_err err = mir_sim_add_transport(sim, node, mn, "net");
   if (err == MIR_OK) err = mir_sim_add_timer(sim, node, mn, "timer");
   if (err == MIR_OK) err = mir_sim_add_crypto(sim, node, mn, "crypto");
+  if (err == MIR_OK) err = mir_sim_add_store(sim, node, mn, "store");
+  if (err == MIR_OK && restart) err = sct_recover(sim, node, mn, wiped);
   if (err != MIR_OK) return err;
   if (run->system_wiring) return sct_add_system(run, mn, self, &run->apps[node]);
   sct_obs *obs = &run->obs[node];

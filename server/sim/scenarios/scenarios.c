@@ -121,6 +121,19 @@ static const mir_sim_scenario sc_table[] = {
                 F_DELAY_REORDER, SCT_V_COLLUDE),
     TRANTOR("trantor-4-long", "Trantor, 4 replicas, 100+ epochs with memory bounds checked", 0,
             SCT_V_LONG),
+    TRANTOR("trantor-4-crash-restart",
+            "Trantor, 4 replicas, any set of them (up to all) crash and restart with their store; "
+            "delays",
+            MIR_SIM_FAULT_DELAY, SCT_V_4_RESTART),
+    TRANTOR("trantor-7-crash-restart",
+            "Trantor, 7 replicas, any set of them (up to all) crash and restart with their store",
+            0, SCT_V_7_RESTART),
+    TRANTOR("trantor-4-swarm-restart",
+            "Trantor, 4 replicas, the seed picks the faults; crash waves and torn unsynced writes",
+            F_SWARM | MIR_SIM_FAULT_TORN, SCT_V_SWARM_RESTART),
+    TRANTOR_BUG("trantor-4-bug-unsynced",
+                "PLANTED BUG: votes leave before their write is durable; crash waves (must fail)",
+                0, SCT_V_BUG_UNSYNCED),
 };
 
 const mir_sim_scenario *mir_sim_scenarios(size_t *n) {

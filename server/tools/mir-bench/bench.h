@@ -36,6 +36,8 @@ typedef struct bench_opts {
   uint32_t size;
   double duration_s, warmup_s, drain_s;
   const char *json_path;
+  const char *record_path;   /* every ticket's outcome, for mir-logcheck (NULL: none) */
+  const char *client_prefix; /* client ids <prefix>-<i> (NULL: bench-<pid>) */
   int trust_one;
   uint32_t window, batch_delay_us, submit_replicas;
   uint32_t connect_timeout_ms;
@@ -65,6 +67,14 @@ typedef struct bench {
 } bench;
 
 double bench_now(void);
+
+/* What became of one ticket (the record file). */
+typedef enum bench_outcome {
+  BENCH_PENDING = 0, /* no outcome yet */
+  BENCH_COMMITTED,
+  BENCH_REJECTED, /* rejected, or its tx number committed with other data */
+  BENCH_STOPPED   /* still pending when the client closed: not committed */
+} bench_outcome;
 
 /* ---- report.c ---- */
 void bench_print_summary(const bench *b, double elapsed_s);

@@ -4,6 +4,7 @@
  *   mir-bench --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]
  *             [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]
  *             [--window N] [--batch-delay-us US] [--submit-replicas K] [--connect-timeout-ms MS]
+ *             [--client-prefix NAME] [--record FILE]
  *
  * Open loop: each client has a schedule of submit times (rate / clients per second, the clients
  * staggered evenly) and submits on time whatever the cluster does; a submission the SDK refuses
@@ -16,6 +17,12 @@
  * --drain seconds for outstanding transactions; then the clients close, which completes what is
  * left as not committed. A line of progress is printed every second; the summary and the optional
  * JSON report come last. Every phase is bounded, so the run is bounded in time.
+ *
+ * --record FILE writes, after the clients closed, one line per ticket the SDK took:
+ * "<client id> <tx no> committed <sn>", "... rejected" or "... not-committed" (still pending at
+ * the end: the SDK had it and it never committed); mir-logcheck compares it with the log.
+ * --client-prefix names the clients <prefix>-0, <prefix>-1, ... (default bench-<pid>), so that a
+ * checker can tell them apart; a client id must not be used by two runs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,8 +44,12 @@ struct bench_client {
   int thread_started;
   double rate, offset;
   double *intended; /* scheduled submit time per ticket */
+  uint8_t *outcome; /* per ticket: bench_outcome (written by on_done) */
+  uint64_t *sn;     /* per ticket: the committed entry's sn */
   size_t cap;
+  atomic_size_t tickets; /* tickets taken */
   uint8_t *payload;
+  char id[MIR_CLIENT_ID_MAX + 1];
 };
 
 double bench_now(void) {
@@ -58,7 +69,7 @@ static void usage(const char *argv0) {
           "usage: %s --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]\n"
           "          [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]\n"
           "          [--window N] [--batch-delay-us US] [--submit-replicas K]\n"
-          "          [--connect-timeout-ms MS]\n",
+          "          [--connect-timeout-ms MS] [--client-prefix NAME] [--record FILE]\n",
           argv0);
 }
 
@@ -93,6 +104,15 @@ static int parse_option(bench_opts *o, const char *name, char *val) {
   if (strcmp(name, "--replicas") == 0) return parse_replicas(o, val);
   if (strcmp(name, "--json") == 0) {
     o->json_path = val;
+  } else if (strcmp(name, "--record") == 0) {
+    o->record_path = val;
+  } else if (strcmp(name, "--client-prefix") == 0) {
+    if (val[0] == '\0' || strlen(val) > MIR_CLIENT_ID_MAX - 8 || strchr(val, ' ') != NULL) {
+      fprintf(stderr, "mir-bench: --client-prefix: 1..%d bytes without spaces\n",
+              MIR_CLIENT_ID_MAX - 8);
+      return -1;
+    }
+    o->client_prefix = val;
   } else if (strcmp(name, "--trust") == 0) {
     o->trust_one = strcmp(val, "one") == 0;
     if (!o->trust_one && strcmp(val, "quorum") != 0) return -1;
@@ -141,18 +161,28 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
 
 /* ---- the clients ---- */
 
+/* Records the outcome of ticket t (its slot is the client's alone: tickets count from 0). */
+static void record_outcome(bench_client *bc, mir_client_ticket t, bench_outcome o, uint64_t sn) {
+  if (t >= bc->cap) return;
+  bc->outcome[t] = (uint8_t)o;
+  bc->sn[t] = sn;
+}
+
 static void on_done(mir_client *c, const mir_client_result *r, void *ud) {
   bench_client *bc = ud;
   bench *b = bc->b;
   (void)c;
   if (r->status == MIR_CLIENT_ESTOPPED) {
     atomic_fetch_add(&b->stopped, 1);
+    record_outcome(bc, r->ticket, BENCH_STOPPED, 0);
     return;
   }
   if (r->status != MIR_CLIENT_OK) {
     atomic_fetch_add(&b->rejected, 1);
+    record_outcome(bc, r->ticket, BENCH_REJECTED, 0);
     return;
   }
+  record_outcome(bc, r->ticket, BENCH_COMMITTED, r->sn);
   double now = bench_now();
   atomic_fetch_add(&b->committed, 1);
   if (now >= b->measure_from && now < b->measure_to) atomic_fetch_add(&b->committed_in_window, 1);
@@ -181,6 +211,7 @@ static void *client_main(void *arg) {
     int err = mir_client_submit(bc->c, bc->payload, b->o.size, on_done, bc, &t);
     if (err == MIR_CLIENT_OK) {
       tickets++;
+      atomic_store(&bc->tickets, tickets);
       atomic_fetch_add(&b->submitted, 1);
     } else if (err == MIR_CLIENT_EFULL) {
       atomic_fetch_add(&b->refused, 1);
@@ -193,13 +224,16 @@ static void *client_main(void *arg) {
 }
 
 static int open_client(bench *b, bench_client *bc, uint32_t i) {
-  char id[64];
-  snprintf(id, sizeof(id), "bench-%d-%u", (int)getpid(), i);
+  if (b->o.client_prefix != NULL) {
+    snprintf(bc->id, sizeof(bc->id), "%s-%u", b->o.client_prefix, i);
+  } else {
+    snprintf(bc->id, sizeof(bc->id), "bench-%d-%u", (int)getpid(), i);
+  }
   mir_client_options opts;
   mir_client_options_init(&opts);
   opts.replicas = b->o.replicas;
   opts.n_replicas = b->o.n_replicas;
-  opts.client_id = id;
+  opts.client_id = bc->id;
   opts.trust = b->o.trust_one ? MIR_CLIENT_TRUST_ONE : MIR_CLIENT_TRUST_QUORUM;
   opts.window = b->o.window;
   opts.batch_delay_us = b->o.batch_delay_us;
@@ -212,8 +246,10 @@ static int open_client(bench *b, bench_client *bc, uint32_t i) {
   bc->offset = (double)i / b->o.rate;
   bc->cap = (size_t)(bc->rate * (b->o.warmup_s + b->o.duration_s)) + 2;
   bc->intended = calloc(bc->cap, sizeof(double));
+  bc->outcome = calloc(bc->cap, 1);
+  bc->sn = calloc(bc->cap, sizeof(uint64_t));
   bc->payload = calloc(1, b->o.size + 8);
-  if (bc->intended == NULL || bc->payload == NULL) {
+  if (bc->intended == NULL || bc->outcome == NULL || bc->sn == NULL || bc->payload == NULL) {
     fprintf(stderr, "mir-bench: out of memory\n");
     return -1;
   }
@@ -225,6 +261,28 @@ static int open_client(bench *b, bench_client *bc, uint32_t i) {
     return -1;
   }
   return 0;
+}
+
+/* Writes the record file: every ticket of every client with its outcome. Returns 0, or -1 with
+ * errno. Runs after every client closed, so no callback writes the outcomes any more. */
+static int write_record(const bench *b, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) return -1;
+  static const char *const names[] = {"not-committed", "committed", "rejected", "not-committed"};
+  for (uint32_t i = 0; i < b->o.clients; i++) {
+    const bench_client *bc = &b->cl[i];
+    size_t n = atomic_load(&bc->tickets);
+    for (size_t t = 0; t < n && t < bc->cap; t++) {
+      if (bc->outcome[t] == BENCH_COMMITTED) {
+        fprintf(f, "%s %zu committed %" PRIu64 "\n", bc->id, t, bc->sn[t]);
+      } else {
+        fprintf(f, "%s %zu %s\n", bc->id, t, names[bc->outcome[t] & 3]);
+      }
+    }
+  }
+  int rc = ferror(f) ? -1 : 0;
+  if (fclose(f) != 0) rc = -1;
+  return rc;
 }
 
 /* ---- progress ---- */
@@ -316,8 +374,6 @@ int main(int argc, char **argv) {
       b->sdk.conflicting_votes += st.conflicting_votes;
       mir_client_close(bc->c); /* completes what is left with ESTOPPED */
     }
-    free(bc->intended);
-    free(bc->payload);
   }
   if (rc == 0) {
     bench_print_summary(b, b->o.duration_s);
@@ -325,6 +381,16 @@ int main(int argc, char **argv) {
       fprintf(stderr, "mir-bench: %s: %s\n", b->o.json_path, strerror(errno));
       rc = 1;
     }
+    if (b->o.record_path != NULL && write_record(b, b->o.record_path) != 0) {
+      fprintf(stderr, "mir-bench: %s: %s\n", b->o.record_path, strerror(errno));
+      rc = 1;
+    }
+  }
+  for (uint32_t i = 0; b->cl != NULL && i < b->o.clients; i++) {
+    free(b->cl[i].intended);
+    free(b->cl[i].outcome);
+    free(b->cl[i].sn);
+    free(b->cl[i].payload);
   }
   free(b->cl);
   free(b->seconds);

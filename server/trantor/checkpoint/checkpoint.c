@@ -27,6 +27,7 @@
 #include "mir/registry.h"
 #include "mir/timer.h"
 #include "trantor_common.h"
+#include "wal.h"
 
 #define CHKP_LOG "checkpoint"
 
@@ -60,6 +61,9 @@ typedef struct chkp {
   Trantor__StateSnapshot *snapshot; /* owned, once the Snapshot arrived */
   uint8_t snap_hash[32], digest[32];
   bool own_signed, stable;
+  bool own_durable; /* the own signature is in the log: it may be sent (again) directly */
+  bool passive;     /* a rejoining replica's instance: collects, never signs */
+  char store[MIR_MODULE_ID_MAX];
   uint64_t weight;
   trantor_checkpoint_stats stats;
 } chkp;
@@ -88,13 +92,14 @@ static mir_err chkp_drop(chkp *c, const char *from, const char *why) {
 
 /* ---- sending ---- */
 
-/* Sends the own CheckpointMsg to every other signer. */
-static void chkp_broadcast(mir_dsl *dsl, chkp *c) {
+/* The SendMessage of the own CheckpointMsg to every other signer (to = -1), or as an answer to
+ * signer `to`, or NULL when there is nobody to send it to. Returns owned. */
+static mir_event *chkp_own_msg_event(chkp *c, long to) {
   const Trantor__Membership *s = chkp_signers(c);
   const char **dests = mir_xmalloc(s->n_members * sizeof(*dests));
   size_t n = 0;
   for (size_t i = 0; i < s->n_members; i++) {
-    if ((long)i != c->self_index) dests[n++] = s->members[i]->id;
+    if ((long)i != c->self_index && (to < 0 || (long)i == to)) dests[n++] = s->members[i]->id;
   }
   Trantor__CheckpointMsg msg = TRANTOR__CHECKPOINT_MSG__INIT;
   msg.epoch = c->epoch;
@@ -102,8 +107,16 @@ static void chkp_broadcast(mir_dsl *dsl, chkp *c) {
   msg.snapshot_hash.data = c->snap_hash;
   msg.snapshot_hash.len = 32;
   msg.signature = c->peers[c->self_index].sig;
-  if (n > 0) mir_dsl_send(dsl, c->net, dests, n, c->id, &msg.base);
+  msg.answer = to >= 0;
+  mir_event *ev = n > 0 ? mir_event_send_message(c->net, c->id, dests, n, c->id, &msg.base) : NULL;
   free(dests);
+  return ev;
+}
+
+/* Sends the own CheckpointMsg (durable) to every other signer, or to signer `to`. */
+static void chkp_broadcast(mir_dsl *dsl, chkp *c, long to) {
+  mir_event *ev = chkp_own_msg_event(c, to);
+  if (ev != NULL) mir_dsl_emit(dsl, ev);
 }
 
 /* Builds the certificate of every accepted signature, sorted by signer (signers are sorted). */
@@ -181,6 +194,8 @@ static mir_err chkp_examine(mir_dsl *dsl, chkp *c, size_t i) {
 
 /* ---- handlers ---- */
 
+static void chkp_take_own(mir_dsl *dsl, chkp *c, const ProtobufCBinaryData *sig, bool durable);
+
 /* Copies what the snapshot of this epoch holds: the application's data and client progress from
  * the Snapshot event, the epoch configuration and leader policy from the parameters. */
 static Trantor__StateSnapshot *chkp_build_snapshot(const chkp *c, const Trantor__Snapshot *s) {
@@ -228,7 +243,21 @@ static mir_err chkp_on_snapshot(mir_dsl *dsl, const mir_event *ev, void *user) {
   trantor_snapshot_hash(c->snapshot, c->hash, c->snap_hash);
   trantor_checkpoint_digest(c->epoch, c->sn, c->snap_hash, c->hash, c->digest);
   mir_err err = MIR_OK;
-  if (c->epoch != 0 && c->self_index >= 0) err = chkp_request_sign(dsl, c);
+  if (c->epoch != 0 && c->self_index >= 0 && !c->passive) {
+    const Trantor__WalCheckpointSig *old = c->params->recovered;
+    if (old == NULL) {
+      err = chkp_request_sign(dsl, c);
+    } else if (old->snapshot_hash.len != 32 || memcmp(old->snapshot_hash.data, c->snap_hash, 32)) {
+      /* The log is the same after a restart, so the state must be: a correct replica never signs
+       * two states for one epoch. */
+      return mir_error_set(MIR_EIO,
+                           "%s: the state at sn %llu differs from the one this replica signed "
+                           "before its restart: its log or its application state diverged",
+                           c->id, (unsigned long long)c->sn);
+    } else {
+      chkp_take_own(dsl, c, &old->signature, true);
+    }
+  }
   for (size_t i = 0; err == MIR_OK && i < chkp_signers(c)->n_members; i++) {
     if (c->peers[i].state == PEER_PARKED) err = chkp_examine(dsl, c, i);
   }
@@ -245,13 +274,38 @@ static mir_err chkp_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user
     return MIR_OK;
   }
   mir_dsl_dispose_context(dsl, res->origin->context_id);
+  chkp_take_own(dsl, c, &res->signature, false);
+  return MIR_OK;
+}
+
+/* Counts the own signature (borrowed) and sends it: recorded first unless it comes from the log
+ * (durable), so that a restarted replica finds what it signed. */
+static void chkp_take_own(mir_dsl *dsl, chkp *c, const ProtobufCBinaryData *sig, bool durable) {
   c->own_signed = true;
   chkp_peer *own = &c->peers[c->self_index];
   own->state = PEER_ACCEPTED;
-  own->sig.len = res->signature.len;
-  own->sig.data = mir_xmemdup(res->signature.data, res->signature.len);
+  own->sig.len = sig->len;
+  own->sig.data = mir_xmemdup(sig->data, sig->len);
   c->weight += chkp_signers(c)->members[c->self_index]->weight;
-  chkp_broadcast(dsl, c);
+  c->own_durable = durable;
+  if (durable) {
+    chkp_broadcast(dsl, c, -1);
+  } else {
+    Trantor__WalCheckpointSig rec = TRANTOR__WAL_CHECKPOINT_SIG__INIT;
+    rec.snapshot_hash = (ProtobufCBinaryData){32, c->snap_hash};
+    rec.signature = own->sig;
+    uint8_t key[TRANTOR_WAL_KEY_MAX];
+    size_t klen = trantor_wal_instance_key(key, c->epoch, TRANTOR_WAL_CHECKPOINT_SEGMENT,
+                                           TRANTOR_WAL_CHECKPOINT_SIG, 0, NULL);
+    Mir__StoreWrite *w = mir_storage_write_new();
+    trantor_wal_put(w, key, klen, &rec.base);
+    mir_event *send = chkp_own_msg_event(c, -1);
+    if (send != NULL) mir_storage_then(w, send);
+    Trantor__CheckpointPersisted *done = mir_xmalloc(sizeof(*done));
+    trantor__checkpoint_persisted__init(done);
+    mir_storage_then(w, mir_event_new(c->id, c->store, &done->base));
+    mir_dsl_emit(dsl, mir_event_store_write(c->store, c->id, w));
+  }
   chkp_check_stable(dsl, c);
   if (!c->stable) {
     /* Messages can be lost while a peer is unreachable; re-send until stable (the repeat dies
@@ -263,6 +317,13 @@ static mir_err chkp_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user
     mir_dsl_emit(dsl,
                  mir_event_timer_repeat(c->timer, c->id, &evs, c->params->resend_ms, c->epoch));
   }
+}
+
+static mir_err chkp_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user) {
+  (void)dsl;
+  (void)ev;
+  chkp *c = user;
+  c->own_durable = true;
   return MIR_OK;
 }
 
@@ -296,7 +357,7 @@ static mir_err chkp_on_verify_result(mir_dsl *dsl, const mir_event *ev, void *us
 static mir_err chkp_on_tick(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)ev;
   chkp *c = user;
-  if (!c->stable && c->own_signed) chkp_broadcast(dsl, c);
+  if (!c->stable && c->own_signed && c->own_durable) chkp_broadcast(dsl, c, -1);
   return MIR_OK;
 }
 
@@ -327,11 +388,21 @@ static mir_err chkp_on_msg(mir_dsl *dsl, const char *from, const ProtobufCMessag
   chkp_peer *p = &c->peers[i];
   if (p->state != PEER_NONE) {
     c->stats.duplicates++;
+    /* A signer that keeps sending is not stable yet (it restarted, or lost the own message):
+     * it gets the own signature again, once per message it resends (answers are not answered,
+     * and a stable instance does not resend, so two stable instances never ping-pong). */
+    if (c->stable && c->own_durable && !m->answer &&
+        memcmp(m->snapshot_hash.data, c->snap_hash, 32) == 0) {
+      chkp_broadcast(dsl, c, i);
+    }
     return MIR_OK;
   }
   chkp_epoch_progress(dsl, c, from);
   if (c->stable) {
-    p->state = PEER_LATE; /* nothing left to collect */
+    p->state = PEER_LATE; /* nothing left to collect, but the sender may need ours */
+    if (c->own_durable && !m->answer && memcmp(m->snapshot_hash.data, c->snap_hash, 32) == 0) {
+      chkp_broadcast(dsl, c, i);
+    }
     return MIR_OK;
   }
   p->state = PEER_PARKED;
@@ -362,6 +433,9 @@ static mir_err chkp_check_params(const char *module_id, const Trantor__Checkpoin
   if (p->resend_ms == 0 || p->resend_ms > MIR_TIMER_DURATION_MS_MAX) {
     return mir_error_set(MIR_EINVAL, "%s: resend_ms out of range", module_id);
   }
+  if (p->store == NULL || !mir_module_id_valid(p->store)) {
+    return mir_error_set(MIR_EINVAL, "%s: no valid store module id", module_id);
+  }
   return MIR_OK;
 }
 
@@ -389,6 +463,9 @@ static mir_dsl *chkp_dsl_new(const char *module_id, chkp *c) {
   if (err == MIR_OK) {
     err = mir_dsl_upon_message(dsl, &trantor__checkpoint_msg__descriptor, chkp_on_msg);
   }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__checkpoint_persisted__descriptor, chkp_on_persisted);
+  }
   MIR_ASSERT(err == MIR_OK); /* a handful of registrations, far below the table bound */
   return dsl;
 }
@@ -408,6 +485,8 @@ mir_err trantor_checkpoint_new(const char *module_id, const Trantor__CheckpointP
   chkp_copy_id(c->timer, cfg->timer_id, "timer");
   c->hash = cfg->hash;
   c->params = (Trantor__CheckpointParams *)mir_message_clone(&params->base);
+  chkp_copy_id(c->store, params->store, "store");
+  c->passive = params->passive;
   c->epoch = params->epoch_config->epoch;
   c->sn = params->epoch_config->first_sn;
   trantor_quorum_of(params->signers, &c->q);
@@ -428,6 +507,7 @@ void trantor_checkpoint_register_types(void) {
       &trantor__checkpoint_params__descriptor,
       &trantor__checkpoint_tick__descriptor,
       &trantor__checkpoint_msg__descriptor,
+      &trantor__checkpoint_persisted__descriptor,
   };
   mir_err err = mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
   MIR_ASSERT(err == MIR_OK); /* a few types, far below the registry's bound */

@@ -105,6 +105,7 @@ void trantor_params_default(trantor_params *p) {
   p->segment_length = 16;
   p->num_buckets = 64;
   p->retained_epochs = 2;
+  p->epochs_ahead_max = 4;
   p->leader_policy_blacklist = 0;
   p->view_change_sn_timeout_ms = 500;
   p->view_change_segment_timeout_ms = 4000;
@@ -129,6 +130,7 @@ mir_err trantor_params_check(const trantor_params *p) {
   CHECK(p->segment_length >= 1 && p->segment_length <= 4096, "segment_length", "must be 1..4096");
   CHECK(p->num_buckets >= 1 && p->num_buckets <= 65536, "num_buckets", "must be 1..65536");
   CHECK(p->retained_epochs >= 1 && p->retained_epochs <= 64, "retained_epochs", "must be 1..64");
+  CHECK(p->epochs_ahead_max >= 1 && p->epochs_ahead_max <= 64, "epochs_ahead_max", "must be 1..64");
   CHECK(p->leader_policy_blacklist == 0 || p->leader_policy_blacklist == 1,
         "leader_policy_blacklist", "must be 0 or 1");
   CHECK(p->view_change_sn_timeout_ms >= 1, "view_change_sn_timeout_ms", "must be > 0");

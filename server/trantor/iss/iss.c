@@ -36,6 +36,7 @@
 #include "mir/registry.h"
 #include "mir/timer.h"
 #include "trantor_common.h"
+#include "wal.h"
 
 /* ---- lifecycle ---- */
 
@@ -52,6 +53,10 @@ static void iss_free(void *p) {
   iss *s = p;
   if (s == NULL) return;
   miri_iss_epoch_clear(s);
+  if (s->recovered != NULL) protobuf_c_message_free_unpacked(&s->recovered->base, NULL);
+  if (s->rejoin_best != NULL) protobuf_c_message_free_unpacked(&s->rejoin_best->base, NULL);
+  free(s->rejoin_epoch);
+  free(s->rejoin_asked);
   free(s->hist);
   free(s->node_epoch);
   free(s->transfer_pending);
@@ -62,6 +67,40 @@ static void iss_free(void *p) {
 }
 
 /* ---- starting an epoch ---- */
+
+/* The records the log held for PBFT instance (epoch, segment), or NULL (borrowed from s). */
+static Trantor__PbftRecovered *iss_recovered_pbft(const iss *s, uint64_t epoch, size_t segment) {
+  const Trantor__Recovered *r = s->recovered;
+  for (size_t i = 0; r != NULL && i < r->n_instances; i++) {
+    if (r->instances[i]->epoch == epoch && r->instances[i]->segment == segment) {
+      return r->instances[i]->pbft;
+    }
+  }
+  return NULL;
+}
+
+/* The own checkpoint signature the log held for epoch, or NULL (borrowed from s). */
+static Trantor__WalCheckpointSig *iss_recovered_sig(const iss *s, uint64_t epoch) {
+  const Trantor__Recovered *r = s->recovered;
+  for (size_t i = 0; r != NULL && i < r->n_checkpoint_sigs; i++) {
+    if (r->checkpoint_sigs[i]->epoch == epoch) return r->checkpoint_sigs[i]->sig;
+  }
+  return NULL;
+}
+
+/* Frees the recovered records once no epoch they belong to can start any more. */
+static void iss_recovered_release(iss *s) {
+  const Trantor__Recovered *r = s->recovered;
+  if (r == NULL) return;
+  for (size_t i = 0; i < r->n_instances; i++) {
+    if (r->instances[i]->epoch > s->cur.nr) return;
+  }
+  for (size_t i = 0; i < r->n_checkpoint_sigs; i++) {
+    if (r->checkpoint_sigs[i]->epoch > s->cur.nr) return;
+  }
+  protobuf_c_message_free_unpacked(&s->recovered->base, NULL);
+  s->recovered = NULL;
+}
 
 /* Emits NewSubmodule for checkpoint/<nr>: signed by the previous epoch's members (with a static
  * membership, the same members; for the genesis, the epoch's own). */
@@ -76,6 +115,9 @@ static void iss_create_checkpoint(mir_dsl *dsl, iss *s) {
   cp.signers = s->membership;
   trantor_lp_to_bytes(s->policy, &cp.leader_policy.data, &cp.leader_policy.len);
   cp.resend_ms = s->params.checkpoint_resend_ms;
+  cp.store = s->store;
+  cp.recovered = iss_recovered_sig(s, s->cur.nr);
+  cp.passive = s->cur.nr < s->vote_floor;
   char sub[MIR_MODULE_ID_MAX];
   snprintf(sub, sizeof(sub), "%s/%" PRIu64, s->checkpoint, s->cur.nr);
   mir_dsl_emit(dsl, mir_event_new_submodule(s->checkpoint, s->id, sub, &cp.base, s->cur.nr));
@@ -129,6 +171,10 @@ static void iss_create_segment(mir_dsl *dsl, iss *s, size_t i) {
   p.view_change_resend_ms = pp->view_change_resend_ms;
   p.msg_buf_bytes = pp->msg_buf_bytes;
   p.max_cert_bytes = s->max_cert_bytes;
+  p.store = s->store;
+  p.recovered = iss_recovered_pbft(s, s->cur.nr, i);
+  p.passive = s->cur.nr < s->vote_floor;
+  if (p.recovered != NULL) s->stats.recovered_instances++;
   char sub[MIR_MODULE_ID_MAX];
   snprintf(sub, sizeof(sub), "%s/%" PRIu64 "/%zu", s->ordering, s->cur.nr, i);
   mir_dsl_emit(dsl, mir_event_new_submodule(s->ordering, s->id, sub, &p.base, s->cur.nr));
@@ -158,9 +204,25 @@ mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_s
   iss_create_checkpoint(dsl, s);
   iss_announce_epoch(dsl, s);
   for (size_t i = 0; i < k; i++) iss_create_segment(dsl, s, i);
-  mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: epoch %" PRIu64 " starts at sn %" PRIu64 ", %zu leaders",
-          s->self, nr, first_sn, k);
+  iss_recovered_release(s);
+  mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: epoch %" PRIu64 " starts at sn %" PRIu64 ", %zu leaders%s",
+          s->self, nr, first_sn, k, nr < s->vote_floor ? " (passive: rejoining)" : "");
   return MIR_OK;
+}
+
+mir_err miri_iss_start_or_block(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_sn) {
+  if (nr > s->durable_epoch + s->params.epochs_ahead_max) {
+    s->start_blocked = true;
+    s->blocked_nr = nr;
+    s->blocked_first = first_sn;
+    s->stats.blocked_starts++;
+    mir_log(MIR_LOG_DEBUG, ISS_LOG,
+            "%s: epoch %" PRIu64 " waits for a durable checkpoint (latest: epoch %" PRIu64 ")",
+            s->self, nr, s->durable_epoch);
+    return MIR_OK;
+  }
+  s->start_blocked = false;
+  return miri_iss_start_epoch(dsl, s, nr, first_sn);
 }
 
 /* Ends the current epoch (every sn delivered) and starts the next one right away. */
@@ -178,7 +240,7 @@ static mir_err iss_advance(mir_dsl *dsl, iss *s) {
    * keeps every member. */
   mir_err err = trantor_lp_reconfigure(s->policy, s->membership);
   if (err != MIR_OK) return err;
-  return miri_iss_start_epoch(dsl, s, nr, first);
+  return miri_iss_start_or_block(dsl, s, nr, first);
 }
 
 /* ---- the commit log ---- */
@@ -334,24 +396,59 @@ static mir_err iss_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
   return MIR_OK;
 }
 
-/* A checkpoint from the embedding application (a local event, never a peer's message): this
- * replica's last stable checkpoint, read back from its store after a restart. It is taken only
- * before the first epoch starts; if it does not fit, the replica starts at the genesis and catches
- * up from its peers. */
-static mir_err iss_on_restore_state(mir_dsl *dsl, const mir_event *ev, void *user) {
+/* Writes the fingerprint of the membership and parameters into the log, once. */
+static void iss_write_params(mir_dsl *dsl, iss *s) {
+  if (s->params_written) return;
+  s->params_written = true;
+  uint8_t h[32];
+  trantor_wal_params_hash(s->hash, s->membership, &s->params, h);
+  Trantor__WalParams wp = TRANTOR__WAL_PARAMS__INIT;
+  wp.hash = (ProtobufCBinaryData){sizeof h, h};
+  uint8_t key[TRANTOR_WAL_KEY_MAX];
+  size_t klen = trantor_wal_params_key(key);
+  Mir__StoreWrite *w = mir_storage_write_new();
+  trantor_wal_put(w, key, klen, &wp.base);
+  mir_dsl_emit(dsl, mir_event_store_write(s->store, s->id, w));
+}
+
+/* What the replica's write-ahead log held at start-up (a local event from the embedding
+ * application, never a peer's message), in the batch of Init: the votes of every instance are
+ * kept for when ISS creates it again, the stable checkpoint replaces the genesis. */
+static mir_err iss_on_recovered(mir_dsl *dsl, const mir_event *ev, void *user) {
   iss *s = user;
-  const Trantor__RestoreState *rs = (const Trantor__RestoreState *)ev->payload;
-  if (!s->genesis_pending) {
-    s->stats.local_restores_rejected++;
-    mir_log(MIR_LOG_WARN, ISS_LOG, "%s: RestoreState from %s ignored: an epoch already started",
-            s->self, ev->src);
-    return MIR_OK;
+  if (!s->genesis_pending || s->recovered != NULL) {
+    return mir_error_set(MIR_EINVAL,
+                         "%s: Recovered from %s after the start: it must be queued "
+                         "before the node starts",
+                         s->id, ev->src);
   }
+  Trantor__Recovered *r = (Trantor__Recovered *)ev->payload;
+  uint8_t h[32];
+  trantor_wal_params_hash(s->hash, s->membership, &s->params, h);
+  if (r->params_hash.len != 0) {
+    if (r->params_hash.len != sizeof h || memcmp(r->params_hash.data, h, sizeof h) != 0) {
+      return mir_error_set(MIR_ECONFIG,
+                           "%s: the write-ahead log was written under another membership or "
+                           "other Trantor parameters: a replica restarts with the ones it voted "
+                           "with (or rejoins with its data removed)",
+                           s->id);
+    }
+    s->params_written = true;
+  }
+  s->vote_floor = r->vote_floor;
+  s->stats.vote_floor = r->vote_floor;
+  /* Keep the records: the instances take them when they are created. */
+  s->recovered = (Trantor__Recovered *)mir_message_clone(&r->base);
+  if (r->rejoin) return miri_iss_rejoin_start(dsl, s);
+  if (r->checkpoint == NULL) return MIR_OK;
   mir_error_clear();
-  if (miri_iss_install_local(dsl, s, rs->checkpoint) != MIR_OK) {
+  if (miri_iss_install_local(dsl, s, r->checkpoint) != MIR_OK) {
+    /* Only stable, verified checkpoints are written: one that does not fit means the log was not
+     * written by this replica's configuration. */
     s->stats.local_restores_rejected++;
-    mir_log(MIR_LOG_WARN, ISS_LOG, "%s: the stored checkpoint does not fit (%s): genesis", s->self,
-            mir_error_detail());
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s", mir_error_detail());
+    return mir_error_set(MIR_EIO, "%s: the stored checkpoint does not fit: %s", s->id, detail);
   }
   return MIR_OK;
 }
@@ -359,8 +456,11 @@ static mir_err iss_on_restore_state(mir_dsl *dsl, const mir_event *ev, void *use
 /* Genesis: epoch 0 starts at sn 0 with the initial membership, unless a checkpoint replaced it. */
 static mir_err iss_after_batch(mir_dsl *dsl, void *user) {
   iss *s = user;
+  if (!s->started) return MIR_OK;
+  iss_write_params(dsl, s); /* once: the log's first record */
   if (!s->genesis_pending) return MIR_OK;
   s->genesis_pending = false;
+  if (s->rejoining) return MIR_OK; /* iss_rejoin.c starts the first epoch */
   return miri_iss_start_epoch(dsl, s, 0, 0);
 }
 
@@ -380,6 +480,8 @@ void trantor_iss_register_types(void) {
       &trantor__epoch_progress__descriptor,  &trantor__deliver_cert__descriptor,
       &trantor__new_epoch__descriptor,       &trantor__snapshot_request__descriptor,
       &trantor__restore_state__descriptor,   &trantor__checkpoint_notice__descriptor,
+      &trantor__recovered__descriptor,       &trantor__checkpoint_durable__descriptor,
+      &trantor__rejoin_request__descriptor,  &trantor__rejoin_answer__descriptor,
   };
   mir_err err = mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
   MIR_ASSERT(err == MIR_OK); /* a few types, far below the registry's bound */
@@ -414,6 +516,7 @@ static mir_err iss_copy_ids(iss *s, const trantor_iss_config *cfg) {
   if (err == MIR_OK) {
     err = iss_copy_id(s->availability, cfg->availability_id, "availability", MIR_MODULE_ID_MAX);
   }
+  if (err == MIR_OK) err = iss_copy_id(s->store, cfg->store_id, "store", MIR_MODULE_ID_MAX);
   return err;
 }
 
@@ -461,7 +564,18 @@ static mir_dsl *iss_dsl_new(iss *s, size_t msg_bytes_max) {
                                miri_iss_on_stable_checkpoint_msg);
   }
   if (err == MIR_OK) {
-    err = mir_dsl_upon_event(dsl, &trantor__restore_state__descriptor, iss_on_restore_state);
+    err = mir_dsl_upon_event(dsl, &trantor__recovered__descriptor, iss_on_recovered);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_event(dsl, &trantor__checkpoint_durable__descriptor,
+                             miri_iss_on_checkpoint_durable);
+  }
+  if (err == MIR_OK) {
+    err =
+        mir_dsl_upon_message(dsl, &trantor__rejoin_request__descriptor, miri_iss_on_rejoin_request);
+  }
+  if (err == MIR_OK) {
+    err = mir_dsl_upon_message(dsl, &trantor__rejoin_answer__descriptor, miri_iss_on_rejoin_answer);
   }
   if (err == MIR_OK) err = mir_dsl_after_batch(dsl, iss_after_batch);
   MIR_ASSERT(err == MIR_OK); /* a handful of registrations, far below the table bound */
@@ -493,6 +607,8 @@ mir_err trantor_iss_new(const trantor_iss_config *cfg, const mir_module_ops **op
   s->hist = mir_xcalloc(s->params.retained_epochs, sizeof(*s->hist));
   s->node_epoch = mir_xcalloc(s->membership->n_members, sizeof(*s->node_epoch));
   s->transfer_pending = mir_xcalloc(s->membership->n_members, sizeof(*s->transfer_pending));
+  s->rejoin_epoch = mir_xcalloc(s->membership->n_members, sizeof(*s->rejoin_epoch));
+  s->rejoin_asked = mir_xcalloc(s->membership->n_members, sizeof(*s->rejoin_asked));
   *ops_out = &mir_dsl_ops;
   *state_out = iss_dsl_new(s, cfg->checkpoint_msg_bytes_max);
   return MIR_OK;
@@ -501,4 +617,7 @@ mir_err trantor_iss_new(const trantor_iss_config *cfg, const mir_module_ops **op
 void trantor_iss_get_stats(const mir_dsl *state, trantor_iss_stats *out) {
   const iss *s = mir_dsl_user(state);
   *out = s->stats;
+  out->durable_epoch = s->durable_epoch;
+  out->vote_floor = s->vote_floor;
+  out->rejoining = s->rejoining;
 }

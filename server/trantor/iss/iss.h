@@ -5,25 +5,31 @@
  * The module (id "iss") is a passive DSL module. Events in: mir.Init, trantor.SbDeliver (from
  * ordering/<e>/<i>), trantor.CertVerified (availability), trantor.CheckpointStable and
  * trantor.EpochProgress (from checkpoint/<e>), trantor.PushCheckpoint (its own timer tick),
- * mir.VerifyManyResult (crypto), the message trantor.StableCheckpointMsg (from other nodes'
- * iss), and trantor.RestoreState from the embedding application (below). Events out: VerifyCert to
+ * mir.VerifyManyResult (crypto), trantor.CheckpointDurable (the store), the messages
+ * trantor.StableCheckpointMsg, RejoinRequest and RejoinAnswer (from other nodes' iss), and
+ * trantor.Recovered from the embedding application (below). Events out: VerifyCert to
  * availability for every committed certificate; DeliverCert, NewEpoch, SnapshotRequest,
  * RestoreState and CheckpointNotice to the batch fetcher (which keeps them in log order and
  * forwards what the application needs); NewSubmodule and GarbageCollect to the ordering and
  * checkpoint factories; GarbageCollect and TimerRepeat to the timer; SendMessage to the transport;
- * VerifyManyRequest to crypto.
+ * VerifyManyRequest to crypto; StoreWrite to the store.
  *
- * Starting from a stored checkpoint. The genesis epoch starts at the end of the batch holding
- * mir.Init, not in the Init handler, so that a replica restarted with its data can queue a
- * trantor.RestoreState{its last stable checkpoint} to "iss" before starting the node (with
+ * Restart (docs/PROTOCOL.md "Durability"). The genesis epoch starts at the end of the batch
+ * holding mir.Init, not in the Init handler, so that a restarted replica can queue a
+ * trantor.Recovered{what its write-ahead log holds} to "iss" before starting the node (with
  * mir_node_inject: injected events are routed right after Init, into the same batch). ISS then
- * starts the checkpoint's epoch at the checkpoint's sn instead of epoch 0, exactly as after a
- * state transfer (RestoreState to the batch fetcher, which the application and the mempool
- * follow), without verifying the signatures again (the checkpoint comes from the replica's own
- * store, where only stable, verified checkpoints are written); structure, configuration and the
- * quorum of signers are checked, and a checkpoint that does not fit is ignored with a warning (the
- * replica then starts at the genesis and catches up from its peers). A RestoreState after the
- * first epoch started is ignored and counted.
+ * checks that the log was written under the same membership and parameters, starts from the
+ * log's stable checkpoint instead of the genesis (as after a state transfer, without verifying
+ * the signatures again: only stable, verified checkpoints are written), and hands every PBFT and
+ * checkpoint instance its own records when it creates it again. A log marked "rejoin" (the
+ * replica lost its data) starts no epoch until its peers answered (iss_rejoin.c). A Recovered
+ * event after the first epoch started is an error.
+ *
+ * Durability. A stable checkpoint is written through the store module with the deletion of every
+ * record of the epochs below it; the store answers CheckpointDurable. Epoch e starts only once the
+ * stable checkpoint of epoch e - epochs_ahead_max or later is durable, which bounds how far a
+ * replica runs ahead of its checkpoints, and with it what a replica that lost its data may have
+ * voted in before.
  */
 #ifndef TRANTOR_ISS_H
 #define TRANTOR_ISS_H
@@ -59,6 +65,7 @@ typedef struct trantor_iss_config {
   const char *net_id;                    /* NULL: "net" */
   const char *crypto_id;                 /* NULL: "crypto" */
   const char *availability_id;           /* answers VerifyCert (NULL: "availability") */
+  const char *store_id;                  /* store module of the write-ahead log (NULL: "store") */
   uint64_t push_period_ms; /* state-transfer push period (0: params->checkpoint_resend_ms) */
   uint64_t max_cert_bytes; /* per certificate, passed to PBFT (0: derived from the params) */
   size_t checkpoint_msg_bytes_max; /* largest StableCheckpointMsg decoded (0: the DSL default) */
@@ -80,12 +87,18 @@ typedef struct trantor_iss_stats {
   uint64_t gc_index;                /* highest GarbageCollect index sent */
   uint64_t pushes;                  /* StableCheckpointMsg sent */
   uint64_t transfer_dropped;        /* StableCheckpointMsg failing ingress or structure checks */
-  uint64_t transfer_stale;          /* StableCheckpointMsg not at least 2 epochs ahead */
+  uint64_t transfer_stale;          /* StableCheckpointMsg not ahead of the current epoch */
   uint64_t transfer_busy;           /* dropped: a verification for that sender is in flight */
   uint64_t transfer_bad_sig;        /* rejected by signature verification */
   uint64_t transfers;               /* checkpoints installed by state transfer */
-  uint64_t local_restores;          /* stored checkpoints installed at start-up (RestoreState) */
-  uint64_t local_restores_rejected; /* RestoreState events ignored: late, or did not fit */
+  uint64_t local_restores;          /* stored checkpoints installed at start-up (Recovered) */
+  uint64_t local_restores_rejected; /* stored checkpoints that did not fit: genesis instead */
+  uint64_t recovered_instances;     /* PBFT instances created with their records after a restart */
+  uint64_t blocked_starts;          /* epochs that waited for a durable checkpoint */
+  uint64_t durable_epoch;           /* epoch of the latest stable checkpoint known durable */
+  uint64_t vote_floor;              /* no votes below this epoch (a rejoined replica) */
+  bool rejoining;                   /* waiting for the peers' checkpoints */
+  uint64_t rejoin_answers;          /* RejoinAnswers counted */
 } trantor_iss_stats;
 
 /* Creates the ISS module from cfg (borrowed; everything is copied). MIR_EINVAL with detail for a

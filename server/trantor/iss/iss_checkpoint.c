@@ -8,8 +8,8 @@
  * whose last known epoch (EpochProgress, fed by the checkpoint instances) lags more than
  * retained_epochs behind it.
  *
- * A node that receives a stable checkpoint at least two epochs ahead of its current epoch (one
- * epoch behind is left to PBFT's own catch-up) checks it strictly before installing it:
+ * A node that receives a stable checkpoint ahead of its current epoch (peers push only to
+ * members that PBFT's catch-up cannot bring along) checks it strictly before installing it:
  * structure; the epoch configuration is ours (the membership is static) with a leader policy
  * that decodes and gives exactly the epoch's length; signers are members of the epoch before,
  * unique, sorted, and hold a strong quorum of weight; the snapshot hash is recomputed from the
@@ -33,10 +33,12 @@
 #include "mir/crypto.pb-c.h"
 #include "mir/log.h"
 #include "trantor_common.h"
+#include "wal.h"
 
 /* A state transfer whose signatures are at the crypto module. */
 typedef struct iss_transfer {
   size_t member;                   /* index of the sender */
+  bool rejoin;                     /* an answer to this replica's RejoinRequest */
   Trantor__StableCheckpoint *chkp; /* owned until installed */
 } iss_transfer;
 
@@ -93,6 +95,33 @@ static uint64_t iss_stable_epoch(const iss *s) {
   return s->stable->snapshot->epoch_config->epoch;
 }
 
+void miri_iss_persist_stable(mir_dsl *dsl, iss *s, const Trantor__StableCheckpoint *chkp) {
+  uint64_t e = chkp->snapshot->epoch_config->epoch;
+  uint8_t key[TRANTOR_WAL_KEY_MAX];
+  size_t klen = trantor_wal_stable_key(key);
+  Mir__StoreWrite *w = mir_storage_write_new();
+  trantor_wal_put(w, key, klen, &chkp->base);
+  /* A restart starts at this checkpoint: nothing of the epochs below is needed any more, and
+   * deleting it in the same atomic write never leaves a log with neither. */
+  trantor_wal_delete_epochs_below(w, e);
+  Trantor__CheckpointDurable *d = mir_xmalloc(sizeof(*d));
+  trantor__checkpoint_durable__init(d);
+  d->epoch = e;
+  mir_storage_then(w, mir_event_new(s->id, s->store, &d->base));
+  mir_dsl_emit(dsl, mir_event_store_write(s->store, s->id, w));
+}
+
+mir_err miri_iss_on_checkpoint_durable(mir_dsl *dsl, const mir_event *ev, void *user) {
+  iss *s = user;
+  const Trantor__CheckpointDurable *d = (const Trantor__CheckpointDurable *)ev->payload;
+  if (d->epoch > s->durable_epoch) s->durable_epoch = d->epoch;
+  s->stats.durable_epoch = s->durable_epoch;
+  if (s->start_blocked && s->blocked_nr <= s->durable_epoch + s->params.epochs_ahead_max) {
+    return miri_iss_start_or_block(dsl, s, s->blocked_nr, s->blocked_first);
+  }
+  return MIR_OK;
+}
+
 mir_err miri_iss_on_checkpoint_stable(mir_dsl *dsl, const mir_event *ev, void *user) {
   iss *s = user;
   const Trantor__CheckpointStable *cs = (const Trantor__CheckpointStable *)ev->payload;
@@ -103,6 +132,8 @@ mir_err miri_iss_on_checkpoint_stable(mir_dsl *dsl, const mir_event *ev, void *u
   uint64_t e = chkp->snapshot->epoch_config->epoch;
   if (s->stable != NULL && e <= iss_stable_epoch(s)) return MIR_OK; /* superseded */
   iss_set_stable(s, (Trantor__StableCheckpoint *)mir_message_clone(&chkp->base));
+  /* The genesis is every replica's starting point anyway: nothing to write. */
+  if (e > 0) miri_iss_persist_stable(dsl, s, s->stable);
   iss_emit_notice(dsl, s, s->stable);
   if (e > s->params.retained_epochs) iss_gc(dsl, s, e - s->params.retained_epochs);
   return MIR_OK;
@@ -122,6 +153,7 @@ mir_err miri_iss_on_epoch_progress(mir_dsl *dsl, const mir_event *ev, void *user
 mir_err miri_iss_on_push(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)ev;
   iss *s = user;
+  miri_iss_rejoin_tick(dsl, s);
   if (s->stable == NULL) return MIR_OK;
   uint64_t e = iss_stable_epoch(s);
   const Trantor__Membership *m = s->membership;
@@ -129,9 +161,12 @@ mir_err miri_iss_on_push(mir_dsl *dsl, const mir_event *ev, void *user) {
   size_t n = 0;
   for (size_t i = 0; i < m->n_members; i++) {
     /* Lagging by one or two epochs is PBFT catch-up's job; beyond the retained epochs the
-     * instances the node needs are gone, so only a checkpoint can help it. */
+     * instances the node needs are gone, so only a checkpoint can help it. The same holds for any
+     * lag below this node's own garbage-collection index: after a restart from its checkpoint (or
+     * a state transfer) this node keeps no instance below it, and a laggard that only some peers
+     * can still serve might never find the weak quorum of Done it needs. */
     if (strcmp(m->members[i]->id, s->self) != 0 &&
-        s->node_epoch[i] + s->params.retained_epochs < e) {
+        (s->node_epoch[i] + s->params.retained_epochs < e || s->node_epoch[i] < s->gc_index)) {
       dests[n++] = m->members[i]->id;
     }
   }
@@ -216,6 +251,37 @@ static mir_err iss_transfer_drop(iss *s, const char *from, const char *why) {
   return MIR_OK;
 }
 
+mir_err miri_iss_check_foreign(const iss *s, const Trantor__StableCheckpoint *chkp,
+                               uint8_t digest[32]) {
+  if (chkp == NULL || chkp->snapshot == NULL || chkp->snapshot->epoch_config == NULL) {
+    return mir_error_set(MIR_EPROTO, "no epoch config");
+  }
+  /* The signers of epoch e's checkpoint are the members of epoch e - 1: with a static membership,
+   * ours. Never the checkpoint's own claim, which would let it certify itself. */
+  if (trantor_stable_checkpoint_check(chkp, s->membership, s->hash, digest) != MIR_OK ||
+      iss_transfer_check_config(s, chkp) != MIR_OK) {
+    return MIR_EPROTO;
+  }
+  return MIR_OK;
+}
+
+mir_err miri_iss_verify_foreign(mir_dsl *dsl, iss *s, size_t member,
+                                Trantor__StableCheckpoint *chkp, const uint8_t digest[32],
+                                bool rejoin) {
+  iss_transfer *t = mir_xcalloc(1, sizeof(*t));
+  t->member = member;
+  t->rejoin = rejoin;
+  t->chkp = chkp;
+  uint64_t ctx;
+  mir_err err = mir_dsl_store_context(dsl, t, iss_transfer_free, &ctx);
+  if (err != MIR_OK) return err; /* bounded by the membership through transfer_pending */
+  Mir__VerifyManyRequest *req = iss_verify_request(chkp, digest);
+  req->origin = mir_dsl_origin_new(dsl, ctx);
+  mir_dsl_emit_new(dsl, s->crypto, &req->base);
+  s->transfer_pending[member] = true;
+  return MIR_OK;
+}
+
 mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
                                           const ProtobufCMessage *msg, void *user) {
   iss *s = user;
@@ -223,12 +289,14 @@ mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
   int i = trantor_member_index(s->membership, from);
   if (i < 0 || strcmp(from, s->self) == 0) return iss_transfer_drop(s, from, "not a peer");
   if (!s->started) return iss_transfer_drop(s, from, "not started");
+  /* A rejoining replica must learn its vote floor first: it takes checkpoints as answers only. */
+  if (s->rejoining) return iss_transfer_drop(s, from, "rejoining");
   if (chkp == NULL || chkp->snapshot == NULL || chkp->snapshot->epoch_config == NULL) {
     return iss_transfer_drop(s, from, "no epoch config");
   }
   uint64_t e = chkp->snapshot->epoch_config->epoch;
-  if (e < 2 || e - 2 < s->cur.nr) {
-    s->stats.transfer_stale++; /* one epoch behind is left to PBFT catch-up */
+  if (e <= s->cur.nr) {
+    s->stats.transfer_stale++; /* not ahead of this node */
     return MIR_OK;
   }
   if (s->transfer_pending[i]) {
@@ -236,23 +304,11 @@ mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
     return MIR_OK;
   }
   uint8_t digest[32];
-  /* The signers of epoch e's checkpoint are the members of epoch e - 1: with a static membership,
-   * ours. Never the checkpoint's own claim, which would let it certify itself. */
-  if (trantor_stable_checkpoint_check(chkp, s->membership, s->hash, digest) != MIR_OK ||
-      iss_transfer_check_config(s, chkp) != MIR_OK) {
+  if (miri_iss_check_foreign(s, chkp, digest) != MIR_OK) {
     return iss_transfer_drop(s, from, mir_error_detail());
   }
-  iss_transfer *t = mir_xcalloc(1, sizeof(*t));
-  t->member = (size_t)i;
-  t->chkp = (Trantor__StableCheckpoint *)mir_message_clone(&chkp->base);
-  uint64_t ctx;
-  mir_err err = mir_dsl_store_context(dsl, t, iss_transfer_free, &ctx);
-  if (err != MIR_OK) return err; /* bounded by the membership through transfer_pending */
-  Mir__VerifyManyRequest *req = iss_verify_request(chkp, digest);
-  req->origin = mir_dsl_origin_new(dsl, ctx);
-  mir_dsl_emit_new(dsl, s->crypto, &req->base);
-  s->transfer_pending[i] = true;
-  return MIR_OK;
+  Trantor__StableCheckpoint *copy = (Trantor__StableCheckpoint *)mir_message_clone(&chkp->base);
+  return miri_iss_verify_foreign(dsl, s, (size_t)i, copy, digest, false);
 }
 
 /* Installs a verified checkpoint (takes ownership): the application restores it, the commit log
@@ -268,8 +324,15 @@ static mir_err iss_install(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp
   miri_iss_epoch_clear(s);
   s->n_hist = 0;
   s->genesis_pending = false; /* this epoch replaces the genesis */
+  s->start_blocked = false;
   uint64_t e = snap->epoch_config->epoch;
   iss_set_stable(s, chkp);
+  if (local) {
+    /* Read back from the log: durable already. */
+    if (e > s->durable_epoch) s->durable_epoch = e;
+  } else {
+    miri_iss_persist_stable(dsl, s, chkp);
+  }
   Trantor__RestoreState *rs = mir_xmalloc(sizeof(*rs));
   trantor__restore_state__init(rs);
   rs->checkpoint = (Trantor__StableCheckpoint *)mir_message_clone(&chkp->base);
@@ -305,6 +368,10 @@ mir_err miri_iss_install_local(mir_dsl *dsl, iss *s, const Trantor__StableCheckp
   return iss_install(dsl, s, copy, true);
 }
 
+mir_err miri_iss_install_foreign(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp) {
+  return iss_install(dsl, s, chkp, false);
+}
+
 mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user) {
   iss *s = user;
   const Mir__VerifyManyResult *res = (const Mir__VerifyManyResult *)ev->payload;
@@ -314,12 +381,15 @@ mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user) {
   s->transfer_pending[t->member] = false;
   bool ok = res->all_ok && res->n_ok == t->chkp->n_cert;
   for (size_t i = 0; ok && i < res->n_ok; i++) ok = res->ok[i];
-  if (!ok) {
-    s->stats.transfer_bad_sig++;
-    return MIR_OK;
+  if (!ok) s->stats.transfer_bad_sig++;
+  if (t->rejoin) {
+    Trantor__StableCheckpoint *chkp = ok ? t->chkp : NULL;
+    if (ok) t->chkp = NULL;
+    return miri_iss_rejoin_verified(dsl, s, t->member, chkp);
   }
+  if (!ok || s->rejoining) return MIR_OK;
   uint64_t e = t->chkp->snapshot->epoch_config->epoch;
-  if (e - 2 < s->cur.nr) {
+  if (e <= s->cur.nr) {
     s->stats.transfer_stale++; /* this node got there meanwhile */
     return MIR_OK;
   }

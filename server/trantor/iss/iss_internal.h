@@ -45,6 +45,7 @@ typedef struct iss {
   char batchfetcher[MIR_MODULE_ID_MAX], timer[MIR_MODULE_ID_MAX];
   char net[MIR_MODULE_ID_MAX], crypto[MIR_MODULE_ID_MAX];
   char availability[MIR_MODULE_ID_MAX];
+  char store[MIR_MODULE_ID_MAX];
   trantor_params params;
   trantor_hash_fn hash;
   uint64_t push_period_ms;
@@ -72,6 +73,20 @@ typedef struct iss {
   uint64_t *node_epoch;              /* per member: highest epoch it signed a checkpoint of */
   bool *transfer_pending;            /* per member: a checkpoint of its is being verified */
 
+  /* Durability (docs/PROTOCOL.md "Durability"). */
+  uint64_t durable_epoch; /* epoch of the latest stable checkpoint known durable (genesis: 0) */
+  bool start_blocked;     /* the next epoch waits for a durable checkpoint (epochs_ahead_max) */
+  uint64_t blocked_nr, blocked_first;
+  uint64_t vote_floor;           /* instances of epochs below are passive (a rejoined replica) */
+  Trantor__Recovered *recovered; /* owned: what the log held at start-up, until consumed */
+  bool params_written;           /* the parameters' fingerprint is in the log */
+
+  /* Rejoining after the loss of the data (iss_rejoin.c). */
+  bool rejoining;         /* waiting for the peers' checkpoints: no epoch runs */
+  uint64_t *rejoin_epoch; /* per member: the epoch it answered, or ISS_NONE */
+  bool *rejoin_asked;     /* per member: answer its RejoinRequest at the next tick */
+  Trantor__StableCheckpoint *rejoin_best; /* owned: the highest verified answer, or NULL */
+
   trantor_iss_stats stats;
 } iss;
 
@@ -86,7 +101,18 @@ void miri_iss_epoch_clear(iss *s);
  * MIR_EINVAL if the sn space would overflow. */
 mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_sn);
 
+#define ISS_NONE UINT64_MAX
+
+/* iss.c */
+/* Starts epoch nr at first_sn now, or as soon as the stable checkpoint of epoch
+ * nr - epochs_ahead_max or later is durable. */
+mir_err miri_iss_start_or_block(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_sn);
+
 /* iss_checkpoint.c */
+/* Writes chkp (borrowed) as the last stable checkpoint, with the deletion of every log record of
+ * the epochs below it; the store answers with CheckpointDurable. */
+void miri_iss_persist_stable(mir_dsl *dsl, iss *s, const Trantor__StableCheckpoint *chkp);
+mir_err miri_iss_on_checkpoint_durable(mir_dsl *dsl, const mir_event *ev, void *user);
 mir_err miri_iss_on_checkpoint_stable(mir_dsl *dsl, const mir_event *ev, void *user);
 mir_err miri_iss_on_epoch_progress(mir_dsl *dsl, const mir_event *ev, void *user);
 mir_err miri_iss_on_push(mir_dsl *dsl, const mir_event *ev, void *user);
@@ -100,5 +126,33 @@ void miri_iss_arm_push(mir_dsl *dsl, iss *s);
  * signers) except for the signatures, which were verified before it was stored. MIR_EPROTO with
  * detail if it does not fit; nothing changes then. */
 mir_err miri_iss_install_local(mir_dsl *dsl, iss *s, const Trantor__StableCheckpoint *chkp);
+/* Checks chkp (borrowed; received from a peer) like a state transfer before its signatures are
+ * verified: structure, the configuration, a strong quorum of signers. digest receives what the
+ * signatures cover. MIR_EPROTO with detail. */
+mir_err miri_iss_check_foreign(const iss *s, const Trantor__StableCheckpoint *chkp,
+                               uint8_t digest[32]);
+/* Asks crypto to verify every signature of chkp (takes ownership) from member; the answer comes
+ * to miri_iss_on_verify_many, which installs it (rejoin: hands it to the rejoin count).
+ * MIR_OK also when it cannot be asked (counted). */
+mir_err miri_iss_verify_foreign(mir_dsl *dsl, iss *s, size_t member,
+                                Trantor__StableCheckpoint *chkp, const uint8_t digest[32],
+                                bool rejoin);
+/* Installs chkp (takes ownership), verified, received from a peer. */
+mir_err miri_iss_install_foreign(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp);
+
+/* iss_rejoin.c */
+/* Starts rejoining: no epoch runs until peers holding a strong quorum of weight answered with
+ * their stable checkpoints (docs/PROTOCOL.md "Rejoining"). MIR_EINVAL if the replica has no peers.
+ */
+mir_err miri_iss_rejoin_start(mir_dsl *dsl, iss *s);
+mir_err miri_iss_on_rejoin_request(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                   void *user);
+mir_err miri_iss_on_rejoin_answer(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
+                                  void *user);
+/* A RejoinAnswer's checkpoint of member verified (takes ownership of chkp; NULL: rejected). */
+mir_err miri_iss_rejoin_verified(mir_dsl *dsl, iss *s, size_t member,
+                                 Trantor__StableCheckpoint *chkp);
+/* Push tick: answers the RejoinRequests of the last period; while rejoining, asks again. */
+void miri_iss_rejoin_tick(mir_dsl *dsl, iss *s);
 
 #endif

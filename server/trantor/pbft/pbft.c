@@ -33,7 +33,7 @@
 static const char *const pbft_drop_names[TRANTOR_PBFT_DROP_KINDS] = {
     "not_member", "bad_sn",      "view_ahead", "old_view",     "bad_digest",    "cert_too_large",
     "duplicate",  "not_primary", "malformed",  "bad_new_view", "bad_signature", "unsolicited",
-    "conflict",   "buffer",      "busy",       "undecodable"};
+    "conflict",   "buffer",      "busy",       "undecodable",  "passive"};
 
 const char *trantor_pbft_drop_name(trantor_pbft_drop reason) {
   return (unsigned)reason < TRANTOR_PBFT_DROP_KINDS ? pbft_drop_names[reason] : "?";
@@ -137,12 +137,25 @@ void miri_pbft_ensure_resend_tick(pbft *p) {
 
 /* ---- local events ---- */
 
+/* Starts the instance: takes back what it persisted before a restart, then, unless it is
+ * passive, runs the timeouts of its view (a view change it was in resumes: its own view change
+ * is signed, recorded and sent again) and proposes if it is the primary. */
 static mir_err pbft_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   (void)ev;
   pbft *p = user;
+  mir_err err = miri_pbft_recover(p);
+  if (err != MIR_OK || p->passive) return err;
+  if (p->in_vc) {
+    miri_pbft_resume_view_change(p);
+    /* A primary that sent its NewView (durable) but had not adopted it yet: the same NewView
+     * again, to everyone and to itself, which adopts it as the others did. */
+    if (p->nvb.sent && p->nvb.view == p->view) miri_pbft_send_all(p, &p->nvb.nv->base);
+    return MIR_OK;
+  }
   p->view_timers_armed = true;
   miri_pbft_arm_view_timers(p);
+  miri_pbft_ensure_resend_tick(p); /* retransmissions of votes that wait too long */
   miri_pbft_propose(p);
   return MIR_OK;
 }
@@ -151,7 +164,7 @@ static mir_err pbft_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
  * node that committed every sn does not start one itself (its own log is complete; lagging
  * nodes catch up through Done), but still joins one that a weak quorum started. */
 static void pbft_timeout_fired(pbft *p) {
-  if (p->stable || p->done) {
+  if (p->stable || p->done || p->passive) {
     p->st.stale_answers++;
     return;
   }
@@ -195,6 +208,7 @@ static mir_err pbft_on_tick(mir_dsl *dsl, const mir_event *ev, void *user) {
   if (t->kind == TRANTOR_PBFT_TICK_RESEND) {
     miri_pbft_view_change_tick(p);
     miri_pbft_new_view_tick(p);
+    miri_pbft_retransmit(p);
   } else if (t->kind == TRANTOR_PBFT_TICK_CATCH_UP) {
     miri_pbft_catch_up_tick(p);
   } else {
@@ -268,10 +282,10 @@ static mir_err pbft_check_args(const char *module_id, const Trantor__PbftParams 
     return mir_error_set(MIR_EINVAL, "pbft config: hash and self needed");
   }
   if (!pbft_id_ok(cfg->iss) || !pbft_id_ok(cfg->availability) || !pbft_id_ok(cfg->crypto) ||
-      !pbft_id_ok(cfg->timer) || !pbft_id_ok(cfg->net)) {
+      !pbft_id_ok(cfg->timer) || !pbft_id_ok(cfg->net) || !pbft_id_ok(cfg->store)) {
     return mir_error_set(MIR_EINVAL,
                          "pbft config: invalid module id of iss, availability, "
-                         "crypto, timer or net");
+                         "crypto, timer, net or store");
   }
   return pbft_check_params(pp, cfg->self);
 }
@@ -290,6 +304,7 @@ static void pbft_free(void *ptr) {
     if (p->peers[i].vc != NULL) protobuf_c_message_free_unpacked(&p->peers[i].vc->base, NULL);
   }
   if (p->my_vc != NULL) protobuf_c_message_free_unpacked(&p->my_vc->base, NULL);
+  if (p->adopted_nv != NULL) protobuf_c_message_free_unpacked(&p->adopted_nv->base, NULL);
   miri_pbft_done_clear(p);
   miri_pbft_nvb_clear(&p->nvb);
   free(p->spare.data);
@@ -328,6 +343,8 @@ static pbft *pbft_state_new(const char *module_id, const Trantor__PbftParams *pp
   pbft_copy_id(p->crypto, cfg->crypto);
   pbft_copy_id(p->timer, cfg->timer);
   pbft_copy_id(p->net, cfg->net);
+  pbft_copy_id(p->store, cfg->store);
+  p->passive = p->params->passive;
   const Trantor__Membership *m = p->params->membership;
   p->n = m->n_members;
   p->self = (size_t)trantor_member_index(m, cfg->self);
@@ -358,7 +375,8 @@ static mir_err pbft_register_types(void) {
       &trantor__sb_deliver__descriptor,
       &trantor__request_cert__descriptor,
       &trantor__new_cert__descriptor,
-      &trantor__pbft_params__descriptor};
+      &trantor__pbft_params__descriptor,
+      &trantor__pbft_persisted__descriptor};
   return mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
 }
 
@@ -373,7 +391,8 @@ static mir_err pbft_register_events(mir_dsl *dsl) {
             {&mir__verify_many_result__descriptor, miri_pbft_on_verify_many_result},
             {&trantor__view_change_sn_timeout__descriptor, pbft_on_sn_timeout},
             {&trantor__view_change_seg_timeout__descriptor, pbft_on_seg_timeout},
-            {&trantor__pbft_tick__descriptor, pbft_on_tick}};
+            {&trantor__pbft_tick__descriptor, pbft_on_tick},
+            {&trantor__pbft_persisted__descriptor, miri_pbft_on_persisted}};
   mir_err err = MIR_OK;
   for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]) && err == MIR_OK; i++) {
     err = mir_dsl_upon_event(dsl, ev[i].d, ev[i].fn);

@@ -10,7 +10,18 @@
  * trantor.ViewChangeSnTimeout, trantor.ViewChangeSegTimeout and trantor.PbftTick.
  * Events out: mir.SendMessage to the transport, trantor.RequestCert to availability,
  * mir.SignRequest / mir.VerifyRequest / mir.VerifyManyRequest to crypto, mir.TimerDelay and
- * mir.TimerRepeat (retention index = epoch) to the timer, trantor.SbDeliver to iss.
+ * mir.TimerRepeat (retention index = epoch) to the timer, trantor.SbDeliver to iss, and
+ * mir.StoreWrite to the store, which carries every vote's SendMessage until it is durable.
+ *
+ * Persist, then send (docs/PROTOCOL.md "Durability"): the batch behind a Prepare and the Q-set
+ * entry it creates, the P-set entry behind a Commit, a primary's proposal, the view entered
+ * before its ViewChange and when a NewView is adopted, and the NewView a primary sends are
+ * written through the store module, and the message leaves only once the store releases it.
+ * Commits are recorded too (without holding anything back), so a restarted replica re-delivers
+ * them at once. params->recovered hands all of it back after a restart; the instance resumes in
+ * its view and resends its durable votes, never one that contradicts them. A passive instance
+ * (params->passive: a replica rejoining after losing its data, in an epoch it may have voted in
+ * before) never votes: it delivers through Done and catch-up only.
  *
  * The instance is pure: no I/O, clock, randomness or threads; hashing goes through the injected
  * trantor_hash_fn and signatures through crypto events. Every peer message is validated at
@@ -63,7 +74,7 @@ extern "C" {
 #define TRANTOR_PBFT_MSG_OVERHEAD 64              /* bookkeeping charged per buffered message */
 
 /* PbftTick kinds. */
-#define TRANTOR_PBFT_TICK_RESEND 0   /* resend the view change, NewView, PreprepareRequests */
+#define TRANTOR_PBFT_TICK_RESEND 0   /* resend view change, NewView, requests, waiting votes */
 #define TRANTOR_PBFT_TICK_CATCH_UP 1 /* send catch-up requests */
 
 /* What an instance needs besides its PbftParams. Every string is borrowed and copied. */
@@ -75,6 +86,7 @@ typedef struct trantor_pbft_config {
   const char *crypto;       /* SignRequest, VerifyRequest, VerifyManyRequest */
   const char *timer;        /* TimerDelay, TimerRepeat */
   const char *net;          /* SendMessage */
+  const char *store;        /* mir.StoreWrite: votes are persisted before they are sent */
 } trantor_pbft_config;
 
 /* Kinds of peer messages, for the statistics. */
@@ -110,6 +122,7 @@ typedef enum trantor_pbft_drop {
   TRANTOR_PBFT_DROP_BUFFER,         /* future-view message evicted or too big for the buffer */
   TRANTOR_PBFT_DROP_BUSY,           /* too many checks in flight */
   TRANTOR_PBFT_DROP_UNDECODABLE,    /* the runtime could not decode it (or no handler) */
+  TRANTOR_PBFT_DROP_PASSIVE,        /* a vote or view change for an instance that does not vote */
   TRANTOR_PBFT_DROP_KINDS
 } trantor_pbft_drop;
 

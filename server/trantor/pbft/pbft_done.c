@@ -194,7 +194,7 @@ mir_err miri_pbft_on_catch_up_response(mir_dsl *dsl, const char *from, const Pro
   if (memcmp(d, s->cu_digest, PBFT_DIGEST) != 0) { /* not what the Done quorum committed */
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_UNSOLICITED, what);
   }
-  if (miri_pbft_known_add(p, i, d, pp->aborted, &pp->cert) == NULL) {
+  if (miri_pbft_known_add(p, i, d, pp->aborted, &pp->cert, NULL) == NULL) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_BUSY, what);
   }
   p->st.caught_up++;

@@ -18,6 +18,7 @@
 #include "mir/crypto.pb-c.h"
 #include "mir/dsl.h"
 #include "mir/event.h"
+#include "mir/storage.h"
 #include "pbft.h"
 #include "trantor_common.h"
 
@@ -40,6 +41,7 @@ typedef struct pbft_known {
   uint64_t view; /* latest view this node preprepared it in (0 if never) */
   bool aborted;
   bool in_qset;             /* this node preprepared it (so it belongs to the Q-set) */
+  bool persisted;           /* its batch record is written (or queued) in the log */
   ProtobufCBinaryData cert; /* owned */
 } pbft_known;
 
@@ -63,7 +65,8 @@ typedef struct pbft_slot {
   bool committed;
   pbft_vote *prepares; /* n entries, allocated at the first vote of the view */
   pbft_vote *commits;
-  bool nv_requested; /* primary: asked the holders for the preprepare the NewView needs */
+  bool nv_requested;  /* primary: asked the holders for the preprepare the NewView needs */
+  uint64_t vote_tick; /* resend tick at which the own vote of this view last changed */
 } pbft_slot;
 
 /* A message for a future view, kept until that view starts. */
@@ -131,6 +134,8 @@ typedef struct pbft {
   char crypto[MIR_MODULE_ID_MAX];
   char timer[MIR_MODULE_ID_MAX];
   char net[MIR_MODULE_ID_MAX];
+  char store[MIR_MODULE_ID_MAX];
+  bool passive; /* a rejoining replica's instance: follows through Done and catch-up, never votes */
   size_t n, self, leader;
   const char **member_ids; /* n, borrowed from params */
   trantor_quorum q;
@@ -145,6 +150,7 @@ typedef struct pbft {
    * view changes of a strong quorum for the view (pbft_vc.c). */
   bool view_timers_armed;
   Trantor__SignedViewChange *my_vc; /* own signed view change for `view` (owned) or NULL */
+  bool vc_durable;                  /* my_vc's view is in the log: it may be resent directly */
   bool sign_pending; /* a signature of the own view change is in flight (sign_ctx, sign_tick) */
   uint64_t sign_ctx, sign_tick;
   bool resend_started;
@@ -163,6 +169,10 @@ typedef struct pbft {
   size_t cu_group; /* the first group with a weak quorum, or PBFT_NONE */
 
   pbft_nv_build nvb;
+  bool nv_durable; /* nvb.nv is in the log: it may be resent directly */
+  /* The NewView this node adopted for `view` (owned) or NULL: relayed to peers that still send
+   * view changes for the view, in case its primary can no longer (crashed, or rejoining). */
+  Trantor__NewView *adopted_nv;
   bool nv_dirty; /* primary: a view change verified since the last decision */
   pbft_check nv_checks[TRANTOR_PBFT_NEW_VIEW_CHECKS_MAX];
   trantor_pbft_stats st;
@@ -218,6 +228,36 @@ size_t miri_pbft_primary(const pbft *p, uint64_t v);
 /* Starts the resend tick (once): view changes, NewViews and lost crypto answers need it. */
 void miri_pbft_ensure_resend_tick(pbft *p);
 
+/* ---- pbft_wal.c: persist, then send (docs/PROTOCOL.md "Durability") ---- */
+
+/* The SendMessage of msg (borrowed) to every member, or to member `to`, as an owned event: to hand
+ * to mir_storage_then, so that it leaves only once what it says is durable. */
+mir_event *miri_pbft_send_all_event(pbft *p, const ProtobufCMessage *msg);
+mir_event *miri_pbft_send_to_event(pbft *p, size_t to, const ProtobufCMessage *msg);
+/* Adds to w the records of this instance. The batch record of k (slot i) is written once: a
+ * no-op when k->persisted, which it sets. */
+void miri_pbft_wal_batch(pbft *p, Mir__StoreWrite *w, size_t i, pbft_known *k);
+/* The Q-set record of k (its view): k must be persisted (same write or earlier). */
+void miri_pbft_wal_known(pbft *p, Mir__StoreWrite *w, size_t i, const pbft_known *k);
+/* Deletes the batch and Q-set records of (slot i, digest). */
+void miri_pbft_wal_forget(pbft *p, Mir__StoreWrite *w, size_t i, const uint8_t *digest);
+/* A P-set, proposal or commit record (TRANTOR_WAL_PREPARED, _PROPOSED, _COMMITTED) of slot i. */
+void miri_pbft_wal_slot(pbft *p, Mir__StoreWrite *w, char kind, size_t i, uint64_t view,
+                        const uint8_t *digest);
+/* The view record: view and in_vc as they are now. */
+void miri_pbft_wal_view(pbft *p, Mir__StoreWrite *w);
+/* The NewView nv (borrowed) sent as primary. */
+void miri_pbft_wal_new_view(pbft *p, Mir__StoreWrite *w, const Trantor__NewView *nv);
+/* Emits w (takes ownership) to the store module. */
+void miri_pbft_wal_emit(pbft *p, Mir__StoreWrite *w);
+/* Writes the records in w (takes ownership), then sends msg (borrowed) to every member. */
+void miri_pbft_persist_send_all(pbft *p, Mir__StoreWrite *w, const ProtobufCMessage *msg);
+/* At Init: takes back what the instance persisted before a restart (params->recovered), checked
+ * against the segment and the hash; resends its durable votes of the current view. MIR_EIO with
+ * detail for records that contradict each other or the segment: a damaged log. */
+mir_err miri_pbft_recover(pbft *p);
+mir_err miri_pbft_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user);
+
 /* ---- pbft_msg.c: encodings and ingress checks (pure) ---- */
 
 /* Slot index of sn, or PBFT_NONE if sn is not in the segment. */
@@ -263,9 +303,11 @@ void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest);
 /* Primary: proposes what it can for empty slots of the current view, or asks for a cert. */
 void miri_pbft_propose(pbft *p);
 /* Stores a preprepare for slot i unless one with that digest is held (digest and cert borrowed,
- * copied). Returns its entry (borrowed from p) or NULL if every entry is pinned. */
+ * copied). Returns its entry (borrowed from p) or NULL if every entry is pinned. An entry it
+ * evicts to make room loses its log records too: their deletion is added to w (borrowed), or
+ * written on its own when w is NULL. */
 pbft_known *miri_pbft_known_add(pbft *p, size_t i, const uint8_t *digest, bool aborted,
-                                const ProtobufCBinaryData *cert);
+                                const ProtobufCBinaryData *cert, Mir__StoreWrite *w);
 /* The held preprepare of s (borrowed) with digest (borrowed), borrowed from s, or NULL. */
 pbft_known *miri_pbft_known_find(pbft_slot *s, const uint8_t *digest);
 /* The Preprepare of sn that k describes, for resending: *pp borrows k's certificate, so it is
@@ -282,6 +324,9 @@ void miri_pbft_buffer_clear(pbft *p, size_t i);
 
 /* Moves to view v (> current) and asks for the signature of the view change. */
 void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join);
+/* After a restart in a view change (view and in_vc recovered): signs, records and sends the own
+ * view change for the view again, as miri_pbft_start_view_change does after moving. */
+void miri_pbft_resume_view_change(pbft *p);
 /* In a view change: starts the view's timeouts once view changes of a strong quorum (the own
  * one included) are there for it, once per view. */
 void miri_pbft_arm_on_vc_quorum(pbft *p);
@@ -301,6 +346,10 @@ bool miri_pbft_decide(const pbft *p, Trantor__SignedViewChange *const *vcs, size
 void miri_pbft_new_view_progress(pbft *p);
 /* Resend tick: own view change, missing preprepare requests, NewView to laggards. */
 void miri_pbft_view_change_tick(pbft *p);
+/* Resend tick: the own Preprepares, Prepares and Commits of the current view for slots that have
+ * waited two ticks since the vote changed (a peer that restarted or lost messages needs them).
+ * They go as one store barrier, released once every earlier write is durable. */
+void miri_pbft_retransmit(pbft *p);
 /* Frees what b (borrowed) owns and clears it. */
 void miri_pbft_nvb_clear(pbft_nv_build *b);
 

@@ -25,6 +25,7 @@
 #include "mir/assert.h"
 #include "mir/log.h"
 #include "pbft_internal.h"
+#include "wal.h"
 
 typedef enum pbft_when { PBFT_NOW = 0, PBFT_LATER, PBFT_OLD, PBFT_FAR } pbft_when;
 
@@ -82,7 +83,7 @@ static size_t pbft_known_victim(const pbft *p, size_t i) {
 }
 
 pbft_known *miri_pbft_known_add(pbft *p, size_t i, const uint8_t *digest, bool aborted,
-                                const ProtobufCBinaryData *cert) {
+                                const ProtobufCBinaryData *cert, Mir__StoreWrite *w) {
   pbft_slot *s = &p->slots[i];
   pbft_known *k = miri_pbft_known_find(s, digest);
   if (k != NULL) return k;
@@ -92,6 +93,11 @@ pbft_known *miri_pbft_known_add(pbft *p, size_t i, const uint8_t *digest, bool a
     size_t v = pbft_known_victim(p, i);
     if (v == PBFT_NONE) return NULL;
     k = &s->known[v];
+    if (k->persisted) { /* a restart must not find more batches than the slot holds */
+      Mir__StoreWrite *own = w != NULL ? w : mir_storage_write_new();
+      miri_pbft_wal_forget(p, own, i, k->digest);
+      if (own != w) miri_pbft_wal_emit(p, own);
+    }
     free(k->cert.data);
   }
   memset(k, 0, sizeof(*k));
@@ -118,20 +124,22 @@ static uint64_t pbft_vote_weight(const pbft *p, const pbft_vote *v, const uint8_
   return w;
 }
 
-static void pbft_send_vote(pbft *p, const pbft_slot *s, bool commit) {
+/* Writes w (takes ownership), then sends the node's Prepare or Commit for slot s's preprepare
+ * of the current view: the vote leaves only once what it commits the node to is durable. */
+static void pbft_persist_vote(pbft *p, Mir__StoreWrite *w, const pbft_slot *s, bool commit) {
   ProtobufCBinaryData d = {PBFT_DIGEST, (uint8_t *)s->pp_digest};
   if (commit) {
     Trantor__Commit c = TRANTOR__COMMIT__INIT;
     c.sn = s->sn;
     c.view = p->view;
     c.digest = d;
-    miri_pbft_send_all(p, &c.base);
+    miri_pbft_persist_send_all(p, w, &c.base);
   } else {
     Trantor__Prepare pr = TRANTOR__PREPARE__INIT;
     pr.sn = s->sn;
     pr.view = p->view;
     pr.digest = d;
-    miri_pbft_send_all(p, &pr.base);
+    miri_pbft_persist_send_all(p, w, &pr.base);
   }
 }
 
@@ -144,14 +152,18 @@ static void pbft_advance(pbft *p, size_t i) {
   if (!s->has_pp) return;
   if (!s->prepared && pbft_vote_weight(p, s->prepares, s->pp_digest) >= p->q.strong) {
     s->prepared = true;
+    s->vote_tick = p->ticks;
     s->has_p = true;
     s->p_view = p->view;
     memcpy(s->p_digest, s->pp_digest, PBFT_DIGEST);
-    pbft_send_vote(p, s, true);
+    Mir__StoreWrite *w = mir_storage_write_new(); /* the P-set entry, then the Commit */
+    miri_pbft_wal_slot(p, w, TRANTOR_WAL_PREPARED, i, s->p_view, s->p_digest);
+    pbft_persist_vote(p, w, s, true);
   }
   if (s->prepared && !s->committed &&
       pbft_vote_weight(p, s->commits, s->pp_digest) >= p->q.strong) {
     s->committed = true;
+    s->vote_tick = p->ticks;
     if (!s->delivered) miri_pbft_deliver(p, i, s->pp_digest);
   }
 }
@@ -161,8 +173,13 @@ void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest) {
   MIR_ASSERT(!s->delivered);
   s->delivered = true;
   memcpy(s->c_digest, digest, PBFT_DIGEST);
-  const pbft_known *k = miri_pbft_known_find(s, digest);
+  pbft_known *k = miri_pbft_known_find(s, digest);
   MIR_ASSERT(k != NULL); /* callers hold the preprepare of what they deliver */
+  /* Recorded so that a restart re-delivers it at once; nothing waits for this write. */
+  Mir__StoreWrite *w = mir_storage_write_new();
+  miri_pbft_wal_batch(p, w, i, k);
+  miri_pbft_wal_slot(p, w, TRANTOR_WAL_COMMITTED, i, p->view, digest);
+  miri_pbft_wal_emit(p, w);
   p->n_delivered++;
   p->st.committed++;
   Trantor__SbDeliver *d = mir_xmalloc(sizeof(*d));
@@ -187,13 +204,65 @@ void miri_pbft_accept_preprepare(pbft *p, size_t i, const ProtobufCBinaryData *c
   pbft_slot *s = &p->slots[i];
   MIR_ASSERT(!s->has_pp);
   s->has_pp = true;
+  s->vote_tick = p->ticks;
   memcpy(s->pp_digest, digest, PBFT_DIGEST);
-  pbft_known *k = miri_pbft_known_add(p, i, digest, aborted, cert);
+  Mir__StoreWrite *w =
+      mir_storage_write_new(); /* the batch and the Q-set entry, then the Prepare */
+  pbft_known *k = miri_pbft_known_add(p, i, digest, aborted, cert, w);
   MIR_ASSERT(k != NULL); /* at most four pinned digests, so an entry is always free */
   k->in_qset = true;     /* Q-set: preprepared in this view (TOCS 2002, section 4.4) */
   if (k->view < p->view) k->view = p->view;
-  pbft_send_vote(p, s, false);
+  miri_pbft_wal_batch(p, w, i, k);
+  miri_pbft_wal_known(p, w, i, k);
+  pbft_persist_vote(p, w, s, false);
   pbft_advance(p, i);
+}
+
+/* ---- retransmission ---- */
+
+/* Adds to w the vote of slot s of kind (Prepare or Commit) for the current view. */
+static void pbft_then_vote(pbft *p, Mir__StoreWrite *w, const pbft_slot *s, bool commit) {
+  ProtobufCBinaryData d = {PBFT_DIGEST, (uint8_t *)s->pp_digest};
+  if (commit) {
+    Trantor__Commit c = TRANTOR__COMMIT__INIT;
+    c.sn = s->sn;
+    c.view = p->view;
+    c.digest = d;
+    mir_storage_then(w, miri_pbft_send_all_event(p, &c.base));
+  } else {
+    Trantor__Prepare pr = TRANTOR__PREPARE__INIT;
+    pr.sn = s->sn;
+    pr.view = p->view;
+    pr.digest = d;
+    mir_storage_then(w, miri_pbft_send_all_event(p, &pr.base));
+  }
+}
+
+void miri_pbft_retransmit(pbft *p) {
+  if (p->passive || p->in_vc) return;
+  bool primary = p->self == miri_pbft_primary(p, p->view);
+  Mir__StoreWrite *w = NULL;
+  for (size_t i = 0; i < p->L; i++) {
+    pbft_slot *s = &p->slots[i];
+    if (!s->has_pp || p->ticks < s->vote_tick + 2) continue;
+    /* A committed slot still helps peers that missed Commits, until the segment checkpoint is
+     * stable: from then on a strong quorum sent Done, and catch-up brings any laggard along. */
+    if (s->committed && p->stable) continue;
+    if (w == NULL) w = mir_storage_write_new();
+    if (primary && !s->committed) {
+      const pbft_known *k = miri_pbft_known_find(s, s->pp_digest);
+      if (k != NULL) {
+        Trantor__Preprepare pp;
+        miri_pbft_known_preprepare(k, s->sn, &pp);
+        pp.view = p->view;
+        mir_storage_then(w, miri_pbft_send_all_event(p, &pp.base));
+      }
+    }
+    if (!s->committed) pbft_then_vote(p, w, s, false);
+    if (s->prepared) pbft_then_vote(p, w, s, true);
+    s->vote_tick = p->ticks;
+  }
+  if (w != NULL) miri_pbft_wal_emit(p, w);
 }
 
 /* ---- the future-view buffer ---- */
@@ -271,6 +340,7 @@ mir_err miri_pbft_on_preprepare(mir_dsl *dsl, const char *from, const ProtobufCM
   pbft *p = user;
   const Trantor__Preprepare *pp = (const Trantor__Preprepare *)msg;
   p->st.received[TRANTOR_PBFT_MSG_PREPREPARE]++;
+  if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, "Preprepare");
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "Preprepare");
   size_t i;
@@ -304,6 +374,7 @@ static void pbft_vote_now(pbft *p, size_t from, size_t i, const uint8_t *digest,
 static mir_err pbft_on_vote(pbft *p, const char *from, const ProtobufCMessage *msg, uint64_t sn,
                             uint64_t view, const ProtobufCBinaryData *digest, bool commit) {
   const char *what = commit ? "Commit" : "Prepare";
+  if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, what);
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);
   size_t i = miri_pbft_slot_of(p, sn);
@@ -385,14 +456,23 @@ void miri_pbft_reset_view_state(pbft *p) {
 
 /* ---- proposals ---- */
 
+/* Proposes cert (borrowed) for slot i in the current view: the batch and the proposal are
+ * recorded first, so that a restarted primary sends this Preprepare again, never another. */
 static void pbft_send_proposal(pbft *p, size_t i, const ProtobufCBinaryData *cert, bool aborted) {
   pbft_slot *s = &p->slots[i];
+  uint8_t digest[PBFT_DIGEST];
+  trantor_pbft_preprepare_digest(p->hash, s->sn, aborted, cert->data, cert->len, digest);
+  Mir__StoreWrite *w = mir_storage_write_new();
+  pbft_known *k = miri_pbft_known_add(p, i, digest, aborted, cert, w);
+  MIR_ASSERT(k != NULL); /* a slot without a preprepare in this view pins at most three entries */
+  miri_pbft_wal_batch(p, w, i, k);
+  miri_pbft_wal_slot(p, w, TRANTOR_WAL_PROPOSED, i, p->view, digest);
   Trantor__Preprepare pp = TRANTOR__PREPREPARE__INIT;
   pp.sn = s->sn;
   pp.view = p->view;
-  pp.cert = *cert;
+  pp.cert = k->cert;
   pp.aborted = aborted;
-  miri_pbft_send_all(p, &pp.base);
+  miri_pbft_persist_send_all(p, w, &pp.base);
   s->proposed = true;
   p->st.proposals++;
 }
@@ -427,7 +507,7 @@ static void pbft_request_cert(pbft *p) {
 }
 
 void miri_pbft_propose(pbft *p) {
-  if (p->in_vc || p->self != miri_pbft_primary(p, p->view)) return;
+  if (p->passive || p->in_vc || p->self != miri_pbft_primary(p, p->view)) return;
   for (size_t i = 0; i < p->L; i++) {
     pbft_slot *s = &p->slots[i];
     if (s->has_pp || s->proposed) continue;

@@ -2,7 +2,7 @@
  * PBFT segment orderer: checking and adopting a NewView.
  *
  * A NewView(v) is adopted only after every check passed (Castro and Liskov, TOCS 2002, section
- * 4.4, and the gaps of the reference closed, its item 15): it comes from the primary of v, v is
+ * 4.4, and the gaps of the reference closed, its item 15): v is
  * above the own view (or equal to it while waiting for that NewView) and within the bounded
  * distance; it carries view changes of distinct members, each for exactly v, well formed, with
  * a strong quorum of weight; deciding every sn from exactly those view changes leaves none
@@ -10,6 +10,16 @@
  * with the decided digest; and every signature verifies (one VerifyManyRequest). Only then does
  * the node enter v, take the re-proposals as preprepares of the primary, and replay the messages
  * of v it buffered. Free sns get fresh proposals from the primary afterwards.
+ *
+ * Any member may deliver a NewView: its content is a function of the signed view changes it
+ * carries (the re-proposals are exactly what they decide, with certificates that hash to the
+ * decided digests), so who relays it does not matter, and a correct node adopts one NewView per
+ * view, so prepares only one digest per sn and view whichever it got. Members that adopted a
+ * NewView relay it to peers that keep sending view changes for its view: a node that restarted in
+ * the view change, or missed the NewView, gets it even when the primary is gone (crashed, or a
+ * rejoining replica that does not vote); waiting for that primary would otherwise leave it stuck,
+ * since the others, done with the view change, no longer send the view changes that would let it
+ * time out.
  *
  * At most TRANTOR_PBFT_NEW_VIEW_CHECKS_MAX signature checks are in flight, so a primary that
  * floods NewViews only delays itself; a check whose answer is lost is forgotten after a few
@@ -135,6 +145,7 @@ mir_err miri_pbft_on_new_view(mir_dsl *dsl, const char *from, const ProtobufCMes
   pbft *p = user;
   const Trantor__NewView *nv = (const Trantor__NewView *)msg;
   p->st.received[TRANTOR_PBFT_MSG_NEW_VIEW]++;
+  if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, "NewView");
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "NewView");
   uint64_t v = nv->view;
@@ -143,9 +154,6 @@ mir_err miri_pbft_on_new_view(mir_dsl *dsl, const char *from, const ProtobufCMes
   }
   if (v > TRANTOR_PBFT_VIEW_MAX || v - p->view > TRANTOR_PBFT_VIEWS_AHEAD_MAX) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_VIEW_AHEAD, "NewView");
-  }
-  if ((size_t)m != miri_pbft_primary(p, v)) {
-    return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_PRIMARY, "NewView");
   }
   if (!pbft_nv_view_changes_ok(p, nv) || !pbft_nv_reproposals_ok(p, nv)) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_BAD_NEW_VIEW, "NewView");
@@ -161,9 +169,11 @@ static void pbft_adopt(pbft *p, const Trantor__NewView *nv) {
     p->view = nv->view;
     if (p->my_vc != NULL) protobuf_c_message_free_unpacked(&p->my_vc->base, NULL);
     p->my_vc = NULL;
+    p->vc_durable = false;
     if (p->sign_pending) mir_dsl_dispose_context(p->dsl, p->sign_ctx);
     p->sign_pending = false;
     miri_pbft_nvb_clear(&p->nvb);
+    p->nv_durable = false;
     for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = false;
     p->view_timers_armed = false;
   }
@@ -175,6 +185,15 @@ static void pbft_adopt(pbft *p, const Trantor__NewView *nv) {
   }
   p->in_vc = false;
   p->st.new_views++;
+  if (p->adopted_nv != NULL) protobuf_c_message_free_unpacked(&p->adopted_nv->base, NULL);
+  p->adopted_nv = (Trantor__NewView *)mir_message_clone(&nv->base);
+  /* The view is adopted before any Prepare of it leaves: a restarted node neither goes back to a
+   * lower view nor adopts a second NewView for this one. The NewView is kept with it, so that a
+   * restarted node can still relay it (the primary recorded its own before sending it). */
+  Mir__StoreWrite *w = mir_storage_write_new();
+  miri_pbft_wal_view(p, w);
+  if (!(p->nvb.sent && p->nvb.view == nv->view)) miri_pbft_wal_new_view(p, w, nv);
+  miri_pbft_wal_emit(p, w);
   const char *primary = p->member_ids[miri_pbft_primary(p, p->view)];
   for (size_t j = 0; j < nv->n_preprepares; j++) {
     const Trantor__Preprepare *pp = nv->preprepares[j];

@@ -128,11 +128,23 @@ void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join) {
   p->in_vc = true;
   if (p->my_vc != NULL) protobuf_c_message_free_unpacked(&p->my_vc->base, NULL);
   p->my_vc = NULL;
+  p->vc_durable = false;
   miri_pbft_nvb_clear(&p->nvb);
+  p->nv_durable = false;
+  if (p->adopted_nv != NULL) protobuf_c_message_free_unpacked(&p->adopted_nv->base, NULL);
+  p->adopted_nv = NULL;
   p->nv_dirty = true;
   for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = false;
   p->view_timers_armed = false;
   pbft_request_signature(p); /* disposes of the request of an older view */
+  miri_pbft_ensure_resend_tick(p);
+  miri_pbft_arm_on_vc_quorum(p);
+}
+
+void miri_pbft_resume_view_change(pbft *p) {
+  MIR_ASSERT(p->in_vc);
+  p->view_timers_armed = false;
+  pbft_request_signature(p);
   miri_pbft_ensure_resend_tick(p);
   miri_pbft_arm_on_vc_quorum(p);
 }
@@ -163,6 +175,16 @@ void miri_pbft_arm_on_vc_quorum(pbft *p) {
   miri_pbft_arm_view_timers(p);
 }
 
+/* The event the store gives back once the record of `kind` (0: view change, 1: NewView) of the
+ * current view is durable. Returns owned. */
+static mir_event *pbft_persisted_event(pbft *p, uint32_t kind) {
+  Trantor__PbftPersisted *m = mir_xmalloc(sizeof(*m));
+  trantor__pbft_persisted__init(m);
+  m->kind = kind;
+  m->view = p->view;
+  return mir_event_new(p->mod_id, p->store, &m->base);
+}
+
 mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   pbft *p = user;
@@ -186,7 +208,13 @@ mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user) 
   svc->signature.len = res->signature.len;
   svc->signature.data = mir_xmemdup(res->signature.data, res->signature.len);
   p->my_vc = svc;
-  miri_pbft_send_all(p, &svc->base);
+  /* The view entered, then the ViewChange: a restarted node never acts in a lower view again.
+   * Resends wait until the store says the record is durable. */
+  Mir__StoreWrite *w = mir_storage_write_new();
+  miri_pbft_wal_view(p, w);
+  mir_storage_then(w, miri_pbft_send_all_event(p, &svc->base));
+  mir_storage_then(w, pbft_persisted_event(p, 0));
+  miri_pbft_wal_emit(p, w);
   return MIR_OK;
 }
 
@@ -253,6 +281,7 @@ mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMe
   pbft *p = user;
   const Trantor__SignedViewChange *svc = (const Trantor__SignedViewChange *)msg;
   p->st.received[TRANTOR_PBFT_MSG_VIEW_CHANGE]++;
+  if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, "SignedViewChange");
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "SignedViewChange");
   size_t signer;
@@ -265,7 +294,7 @@ mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMe
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_VIEW_AHEAD, "SignedViewChange");
   }
   pbft_peer *pe = &p->peers[m];
-  if (v == p->view && !p->in_vc && p->nvb.sent && p->nvb.view == v) {
+  if (v == p->view && !p->in_vc && p->adopted_nv != NULL) {
     pe->nv_resend = true; /* it missed the NewView of the view it asks for */
   }
   if (pe->vc != NULL && pe->vc->view_change->view >= v) {
@@ -459,7 +488,12 @@ static void pbft_send_new_view(pbft *p) {
   }
   b->nv = nv;
   b->sent = true;
-  miri_pbft_send_all(p, &nv->base);
+  /* Recorded before it leaves: a restarted primary resends this NewView, never another. */
+  Mir__StoreWrite *w = mir_storage_write_new();
+  miri_pbft_wal_new_view(p, w, nv);
+  mir_storage_then(w, miri_pbft_send_all_event(p, &nv->base));
+  mir_storage_then(w, pbft_persisted_event(p, 1));
+  miri_pbft_wal_emit(p, w);
 }
 
 void miri_pbft_new_view_progress(pbft *p) {
@@ -490,7 +524,7 @@ static void pbft_verify_lost(pbft *p) {
 }
 
 void miri_pbft_view_change_tick(pbft *p) {
-  if (p->in_vc && p->my_vc != NULL) miri_pbft_send_all(p, &p->my_vc->base);
+  if (p->in_vc && p->my_vc != NULL && p->vc_durable) miri_pbft_send_all(p, &p->my_vc->base);
   if (p->in_vc && p->my_vc == NULL &&
       (!p->sign_pending || p->ticks - p->sign_tick >= PBFT_ANSWER_TICKS)) {
     pbft_request_signature(p);
@@ -498,12 +532,15 @@ void miri_pbft_view_change_tick(pbft *p) {
   pbft_verify_lost(p);
   pbft_nv_build *b = &p->nvb;
   if (p->in_vc && b->view == p->view && b->decided && !b->sent) pbft_fetch_missing(p, true);
-  if (b->sent && b->view == p->view) {
-    for (size_t i = 0; i < p->n; i++) {
-      if (!p->peers[i].nv_resend) continue;
-      p->peers[i].nv_resend = false;
-      miri_pbft_send_to(p, i, &b->nv->base);
-    }
+  /* The NewView to peers that missed it: the primary's own once it is durable, or the one this
+   * node adopted (a relay needs no record: it says nothing of its own). */
+  const Trantor__NewView *nv = NULL;
+  if (b->sent && b->view == p->view && p->nv_durable) nv = b->nv;
+  if (nv == NULL && !p->in_vc && p->adopted_nv != NULL) nv = p->adopted_nv;
+  for (size_t i = 0; nv != NULL && i < p->n; i++) {
+    if (!p->peers[i].nv_resend) continue;
+    p->peers[i].nv_resend = false;
+    miri_pbft_send_to(p, i, &nv->base);
   }
 }
 
@@ -516,6 +553,7 @@ mir_err miri_pbft_on_preprepare_request(mir_dsl *dsl, const char *from, const Pr
   const Trantor__PreprepareRequest *r = (const Trantor__PreprepareRequest *)msg;
   const char *what = "PreprepareRequest";
   p->st.received[TRANTOR_PBFT_MSG_PREPREPARE_REQUEST]++;
+  if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, what);
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);
   size_t i = miri_pbft_slot_of(p, r->sn);
@@ -544,6 +582,7 @@ mir_err miri_pbft_on_missing_preprepare(mir_dsl *dsl, const char *from, const Pr
   const Trantor__MissingPreprepare *mp = (const Trantor__MissingPreprepare *)msg;
   const char *what = "MissingPreprepare";
   p->st.received[TRANTOR_PBFT_MSG_MISSING_PREPREPARE]++;
+  if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, what);
   if (trantor_member_index(p->params->membership, from) < 0) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);
   }
@@ -566,7 +605,7 @@ mir_err miri_pbft_on_missing_preprepare(mir_dsl *dsl, const char *from, const Pr
   if (memcmp(d, b->dec[i].digest, PBFT_DIGEST) != 0) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_UNSOLICITED, what);
   }
-  if (miri_pbft_known_add(p, i, d, pp->aborted, &pp->cert) == NULL) {
+  if (miri_pbft_known_add(p, i, d, pp->aborted, &pp->cert, NULL) == NULL) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_BUSY, what);
   }
   return MIR_OK;

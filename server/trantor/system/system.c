@@ -34,10 +34,16 @@
  * PBFT instances are ordering/<epoch>/<segment> (docs/PROTOCOL.md): a factory whose submodule ids
  * have two components below it. */
 
+/* The ids of the edge modules the caller provides. */
+typedef struct sys_edges {
+  const char *net, *crypto, *timer, *store;
+} sys_edges;
+
 typedef struct sys_ordering {
   trantor_pbft_config cfg; /* strings point into the arrays below */
   char self[MIR_MODULE_ID_MAX], iss[MIR_MODULE_ID_MAX], availability[MIR_MODULE_ID_MAX];
   char crypto[MIR_MODULE_ID_MAX], timer[MIR_MODULE_ID_MAX], net[MIR_MODULE_ID_MAX];
+  char store[MIR_MODULE_ID_MAX];
 } sys_ordering;
 
 static mir_err sys_ordering_create(void *user_data, const char *submodule_id,
@@ -83,17 +89,18 @@ static const char *sys_copy(char *dst, const char *src) {
   return dst;
 }
 
-static mir_err sys_add_ordering(mir_node *node, const trantor_system_config *cfg, const char *net,
-                                const char *crypto, const char *timer) {
+static mir_err sys_add_ordering(mir_node *node, const trantor_system_config *cfg,
+                                const sys_edges *e) {
   sys_ordering_module *m = mir_xcalloc(1, sizeof(*m));
   sys_ordering *so = &m->ctx;
   so->cfg.self = sys_copy(so->self, cfg->self_id);
   so->cfg.hash = cfg->hash;
   so->cfg.iss = sys_copy(so->iss, SYS_ISS);
   so->cfg.availability = sys_copy(so->availability, TRANTOR_AVAILABILITY_ID);
-  so->cfg.crypto = sys_copy(so->crypto, crypto);
-  so->cfg.timer = sys_copy(so->timer, timer);
-  so->cfg.net = sys_copy(so->net, net);
+  so->cfg.crypto = sys_copy(so->crypto, e->crypto);
+  so->cfg.timer = sys_copy(so->timer, e->timer);
+  so->cfg.net = sys_copy(so->net, e->net);
+  so->cfg.store = sys_copy(so->store, e->store);
   mir_factory_params fp;
   mir_factory_params_default(&fp, sys_ordering_create, so);
   fp.id_depth = 2;
@@ -108,8 +115,8 @@ static mir_err sys_add_ordering(mir_node *node, const trantor_system_config *cfg
 
 /* ---- the other modules ---- */
 
-static mir_err sys_add_iss(mir_node *node, const trantor_system_config *cfg, const char *net,
-                           const char *crypto, const char *timer, uint64_t cert_bytes_max) {
+static mir_err sys_add_iss(mir_node *node, const trantor_system_config *cfg, const sys_edges *e,
+                           uint64_t cert_bytes_max) {
   trantor_iss_config ic = {0};
   ic.self_id = cfg->self_id;
   ic.membership = cfg->membership;
@@ -120,9 +127,10 @@ static mir_err sys_add_iss(mir_node *node, const trantor_system_config *cfg, con
   ic.checkpoint_id = SYS_CHECKPOINT;
   ic.batchfetcher_id = TRANTOR_BATCHFETCHER_ID;
   ic.availability_id = TRANTOR_AVAILABILITY_ID;
-  ic.timer_id = timer;
-  ic.net_id = net;
-  ic.crypto_id = crypto;
+  ic.timer_id = e->timer;
+  ic.net_id = e->net;
+  ic.crypto_id = e->crypto;
+  ic.store_id = e->store;
   ic.max_cert_bytes = cert_bytes_max;
   ic.checkpoint_msg_bytes_max = cfg->checkpoint_msg_bytes_max;
   const mir_module_ops *ops;
@@ -132,15 +140,15 @@ static mir_err sys_add_iss(mir_node *node, const trantor_system_config *cfg, con
   return mir_node_add_module(node, SYS_ISS, ops, state);
 }
 
-static mir_err sys_add_checkpoint(mir_node *node, const trantor_system_config *cfg, const char *net,
-                                  const char *crypto, const char *timer) {
+static mir_err sys_add_checkpoint(mir_node *node, const trantor_system_config *cfg,
+                                  const sys_edges *e) {
   trantor_checkpoint_config cc = {0};
   cc.self_id = cfg->self_id;
   cc.hash = cfg->hash;
   cc.iss_id = SYS_ISS;
-  cc.crypto_id = crypto;
-  cc.net_id = net;
-  cc.timer_id = timer;
+  cc.crypto_id = e->crypto;
+  cc.net_id = e->net;
+  cc.timer_id = e->timer;
   const mir_module_ops *ops;
   void *state;
   mir_err err =
@@ -189,7 +197,7 @@ static mir_err sys_check(const trantor_system_config *cfg) {
     return mir_error_set(MIR_EINVAL,
                          "trantor system: self_id, membership, params, hash and app are required");
   }
-  const char *ids[] = {cfg->self_id, cfg->net_id, cfg->crypto_id, cfg->timer_id};
+  const char *ids[] = {cfg->self_id, cfg->net_id, cfg->crypto_id, cfg->timer_id, cfg->store_id};
   for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
     if (ids[i] != NULL && !mir_module_id_valid(ids[i])) {
       return mir_error_set(MIR_EINVAL, "trantor system: invalid id '%.64s'", ids[i]);
@@ -263,6 +271,20 @@ void trantor_system_register_types(void) {
       &trantor__checkpoint_params__descriptor,
       &trantor__push_checkpoint__descriptor,
       &trantor__checkpoint_tick__descriptor,
+      &trantor__wal_view__descriptor,
+      &trantor__wal_cert__descriptor,
+      &trantor__wal_known__descriptor,
+      &trantor__wal_slot__descriptor,
+      &trantor__wal_checkpoint_sig__descriptor,
+      &trantor__wal_floor__descriptor,
+      &trantor__wal_params__descriptor,
+      &trantor__pbft_recovered__descriptor,
+      &trantor__recovered__descriptor,
+      &trantor__checkpoint_durable__descriptor,
+      &trantor__rejoin_request__descriptor,
+      &trantor__rejoin_answer__descriptor,
+      &trantor__pbft_persisted__descriptor,
+      &trantor__checkpoint_persisted__descriptor,
   };
   mir_err err = mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
   MIR_ASSERT(err == MIR_OK); /* a fixed list far below the registry's bound */
@@ -272,15 +294,16 @@ mir_err trantor_system_add_modules(mir_node *node, const trantor_system_config *
   mir_err err = sys_check(cfg);
   if (err != MIR_OK) return err;
   trantor_system_register_types();
-  const char *net = cfg->net_id != NULL ? cfg->net_id : "net";
-  const char *crypto = cfg->crypto_id != NULL ? cfg->crypto_id : "crypto";
-  const char *timer = cfg->timer_id != NULL ? cfg->timer_id : "timer";
+  sys_edges e = {cfg->net_id != NULL ? cfg->net_id : "net",
+                 cfg->crypto_id != NULL ? cfg->crypto_id : "crypto",
+                 cfg->timer_id != NULL ? cfg->timer_id : "timer",
+                 cfg->store_id != NULL ? cfg->store_id : "store"};
   const trantor_availability_impl *av =
       cfg->availability != NULL ? cfg->availability : &trantor_availability_batchcert;
   uint64_t cert_bytes_max = av->cert_bytes_max(cfg->params);
-  err = sys_add_iss(node, cfg, net, crypto, timer, cert_bytes_max);
-  if (err == MIR_OK) err = sys_add_ordering(node, cfg, net, crypto, timer);
-  if (err == MIR_OK) err = sys_add_checkpoint(node, cfg, net, crypto, timer);
-  if (err == MIR_OK) err = sys_add_data_path(node, cfg, av, timer);
+  err = sys_add_iss(node, cfg, &e, cert_bytes_max);
+  if (err == MIR_OK) err = sys_add_ordering(node, cfg, &e);
+  if (err == MIR_OK) err = sys_add_checkpoint(node, cfg, &e);
+  if (err == MIR_OK) err = sys_add_data_path(node, cfg, av, e.timer);
   return err;
 }

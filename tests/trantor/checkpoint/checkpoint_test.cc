@@ -6,6 +6,7 @@
 // every field; the factory builds instances from CheckpointParams.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -18,6 +19,7 @@ extern "C" {
 #include "checkpoint.h"
 #include "mir/factory.h"
 #include "mir/registry.h"
+#include "wal.h"
 }
 
 namespace {
@@ -37,6 +39,7 @@ Trantor__CheckpointParams *make_params(const Trantor__Membership *m, uint64_t ep
   p.signers = const_cast<Trantor__Membership *>(m);
   p.leader_policy = tt::bytes("policy-bytes");
   p.resend_ms = kResendMs;
+  p.store = const_cast<char *>("store");
   return reinterpret_cast<Trantor__CheckpointParams *>(mir_message_clone(&p.base));
 }
 
@@ -102,7 +105,9 @@ struct Net {
     }
     mir_event_list l = out.take();
     while (mir_event *ev = mir_event_list_pop(&l)) {
-      if (strcmp(ev->dest, "iss") == 0) {
+      if (strcmp(ev->dest, kModule) == 0) {
+        mir_event_list_push(&n.inbox, ev); /* released by the store: back to the instance */
+      } else if (strcmp(ev->dest, "iss") == 0) {
         mir_event_list_push(&n.to_iss.list, ev);
       } else if (strcmp(ev->dest, "timer") == 0) {
         mir_event_list_push(&n.to_timer.list, ev);
@@ -230,8 +235,10 @@ struct Single {
   tt::Module mod;
   std::string digest, hash;
 
-  Single() {
+  // tweak changes the parameters before the instance is made (a recovered signature, passive).
+  explicit Single(const std::function<void(Trantor__CheckpointParams *)> &tweak = nullptr) {
     Trantor__CheckpointParams *p = make_params(m);
+    if (tweak) tweak(p);
     trantor_checkpoint_config cfg = config("a");
     EXPECT_EQ(trantor_checkpoint_new(kModule, p, &cfg, &mod.ops, &mod.state), MIR_OK);
     tt::free_msg(p);
@@ -248,6 +255,14 @@ struct Single {
     mir_event_list in = MIR_EVENT_LIST_INIT;
     tt::answer_crypto("a", first, &in);
     ASSERT_EQ(mod.apply(&in, out), MIR_OK);
+    /* The store released the own message with its CheckpointPersisted: hand that back. */
+    auto persisted = out.of(&trantor__checkpoint_persisted__descriptor, kModule);
+    ASSERT_EQ(persisted.size(), 1u);
+    tt::Events ignored;
+    ASSERT_EQ(
+        mod.apply_one(mir_event_new(kModule, "store", mir_message_clone(persisted[0]->payload)),
+                      ignored),
+        MIR_OK);
     auto sent = out.of(&mir__send_message__descriptor, "net");
     ASSERT_EQ(sent.size(), 1u);
     ProtobufCMessage *msg = tt::sent_message(sent[0]);
@@ -424,6 +439,139 @@ TEST(CheckpointIngress, SnapshotOfAnotherEpochIsAnError) {
   Single s;
   tt::Events out;
   EXPECT_EQ(s.mod.apply_one(snapshot_event(kModule, kEpoch + 1, "x"), out), MIR_EINVAL);
+}
+
+// ---- durability ----
+
+TEST(CheckpointDurability, OwnSignatureIsWrittenBeforeItLeaves) {
+  // The own CheckpointMsg is a then event of the store write of the own signature: a restarted
+  // replica finds what it signed before it could have sent it.
+  Single s;
+  tt::Events first;
+  ASSERT_EQ(s.mod.apply_one(snapshot_event(kModule, kEpoch, "state"), first), MIR_OK);
+  mir_event_list in = MIR_EVENT_LIST_INIT;
+  tt::answer_crypto("a", first, &in);
+  mir_event_list raw = MIR_EVENT_LIST_INIT;
+  ASSERT_EQ(s.mod.ops->apply(s.mod.state, &in, &raw), MIR_OK);
+  mir_event_list_free(&in);
+  size_t writes = 0, direct_sends = 0;
+  MIR_EVENT_LIST_FOREACH(&raw, ev) {
+    if (mir_event_is(ev, &mir__send_message__descriptor)) direct_sends++;
+    if (!mir_event_is(ev, &mir__store_write__descriptor)) continue;
+    writes++;
+    auto *w = tt::payload<Mir__StoreWrite>(ev);
+    ASSERT_EQ(w->n_ops, 1u);
+    uint8_t key[TRANTOR_WAL_KEY_MAX];
+    size_t klen = trantor_wal_instance_key(key, kEpoch, TRANTOR_WAL_CHECKPOINT_SEGMENT,
+                                           TRANTOR_WAL_CHECKPOINT_SIG, 0, nullptr);
+    EXPECT_EQ(tt::str(w->ops[0]->key), std::string(reinterpret_cast<char *>(key), klen));
+    ASSERT_EQ(w->n_then, 2u);
+    EXPECT_STREQ(w->then[0]->type, "mir.SendMessage");
+    EXPECT_STREQ(w->then[1]->type, "trantor.CheckpointPersisted");
+  }
+  EXPECT_EQ(writes, 1u);
+  EXPECT_EQ(direct_sends, 0u);
+  mir_event_list_free(&raw);
+}
+
+TEST(CheckpointDurability, RestartWithTheSameStateReusesTheSignature) {
+  // After a restart the instance finds its own signature over the same snapshot hash: it sends
+  // that one, without signing again and without writing it again.
+  std::string hash, sig;
+  {
+    Single s;
+    tt::Events out;
+    s.start(out);
+    hash = s.hash;
+    auto sent = out.of(&mir__send_message__descriptor, "net");
+    ProtobufCMessage *msg = tt::sent_message(sent[0]);
+    sig = tt::str(reinterpret_cast<Trantor__CheckpointMsg *>(msg)->signature);
+    protobuf_c_message_free_unpacked(msg, nullptr);
+  }
+  Single s([&](Trantor__CheckpointParams *p) {
+    p->recovered =
+        static_cast<Trantor__WalCheckpointSig *>(mir_xmalloc(sizeof(Trantor__WalCheckpointSig)));
+    trantor__wal_checkpoint_sig__init(p->recovered);
+    p->recovered->snapshot_hash = tt::dup_bytes(hash);
+    p->recovered->signature = tt::dup_bytes(sig);
+  });
+  tt::Events out;
+  ASSERT_EQ(s.mod.apply_one(snapshot_event(kModule, kEpoch, "state"), out), MIR_OK);
+  EXPECT_EQ(out.count(&mir__sign_request__descriptor), 0u);
+  EXPECT_EQ(out.writes, 0u);
+  auto sent = out.of(&mir__send_message__descriptor, "net");
+  ASSERT_EQ(sent.size(), 1u);
+  ProtobufCMessage *msg = tt::sent_message(sent[0]);
+  EXPECT_EQ(tt::str(reinterpret_cast<Trantor__CheckpointMsg *>(msg)->signature), sig);
+  protobuf_c_message_free_unpacked(msg, nullptr);
+}
+
+TEST(CheckpointDurability, RestartWithAnotherStateStops) {
+  // The same log gives the same state: a different one after a restart means a diverged log or
+  // application, and the replica stops rather than sign a second state for the epoch.
+  Single s([](Trantor__CheckpointParams *p) {
+    p->recovered =
+        static_cast<Trantor__WalCheckpointSig *>(mir_xmalloc(sizeof(Trantor__WalCheckpointSig)));
+    trantor__wal_checkpoint_sig__init(p->recovered);
+    p->recovered->snapshot_hash = tt::dup_bytes(std::string(32, 'h'));
+    p->recovered->signature = tt::dup_bytes("sig");
+  });
+  tt::Events out;
+  EXPECT_EQ(s.mod.apply_one(snapshot_event(kModule, kEpoch, "state"), out), MIR_EIO);
+  EXPECT_NE(std::string(mir_error_detail()).find("differs from the one this replica signed"),
+            std::string::npos)
+      << mir_error_detail();
+}
+
+TEST(CheckpointDurability, PassiveInstanceCollectsButDoesNotSign) {
+  // A rejoining replica's instance signs nothing, and still becomes stable with the signatures
+  // of a strong quorum of others.
+  Single s([](Trantor__CheckpointParams *p) { p->passive = true; });
+  tt::Events out;
+  ASSERT_EQ(s.mod.apply_one(snapshot_event(kModule, kEpoch, "state"), out), MIR_OK);
+  EXPECT_EQ(out.count(&mir__sign_request__descriptor), 0u);
+  EXPECT_EQ(out.count(&mir__send_message__descriptor), 0u);
+  Single ref;  // the same state at a correct member, for the hash and the digest
+  tt::Events ref_out;
+  ref.start(ref_out);
+  s.digest = ref.digest;
+  s.feed(s.msg_from("b", ref.hash, "b"), out);
+  s.feed(s.msg_from("c", ref.hash, "c"), out);
+  EXPECT_FALSE(s.stats().stable);
+  s.feed(s.msg_from("d", ref.hash, "d"), out);
+  EXPECT_TRUE(s.stats().stable);
+  EXPECT_EQ(out.count(&mir__send_message__descriptor), 0u);
+}
+
+TEST(CheckpointDurability, StableInstanceAnswersASignerThatAsksAgain) {
+  // A signer that keeps sending (it restarted and lost what it collected) gets the own signature
+  // back as an answer, once per message; answers are never answered.
+  Single s;
+  tt::Events out;
+  s.start(out);
+  s.feed(s.msg_from("b", s.hash, "b"), out);
+  s.feed(s.msg_from("c", s.hash, "c"), out);
+  ASSERT_TRUE(s.stats().stable);
+  tt::Events again;
+  s.feed(s.msg_from("b", s.hash, "b"), again);
+  auto sent = again.of(&mir__send_message__descriptor, "net");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(tt::destinations(sent[0]), (std::vector<std::string>{"b"}));
+  ProtobufCMessage *msg = tt::sent_message(sent[0]);
+  EXPECT_TRUE(reinterpret_cast<Trantor__CheckpointMsg *>(msg)->answer);
+  protobuf_c_message_free_unpacked(msg, nullptr);
+  tt::Events none;
+  ProtobufCBinaryData part = tt::bytes(s.digest);
+  Trantor__CheckpointMsg ans = TRANTOR__CHECKPOINT_MSG__INIT;
+  ans.epoch = kEpoch;
+  ans.sn = kFirstSn;
+  ans.snapshot_hash = tt::bytes(s.hash);
+  std::string dsig = tt::fake_sig("d", &part, 1);
+  ans.signature = tt::bytes(dsig);
+  ans.answer = true;
+  s.feed(tt::received(kModule, "d", &ans.base), none);
+  s.feed(tt::received(kModule, "d", &ans.base), none);
+  EXPECT_EQ(none.count(&mir__send_message__descriptor), 0u);
 }
 
 TEST(CheckpointEncoding, SnapshotHashCoversEveryField) {

@@ -17,6 +17,8 @@ extern "C" {
 #include "mir/crypto.pb-c.h"
 #include "mir/event.h"
 #include "mir/module.h"
+#include "mir/registry.h"
+#include "mir/storage.h"
 #include "trantor/trantor.pb-c.h"
 #include "trantor_common.h"
 }
@@ -75,12 +77,19 @@ inline std::string str(const ProtobufCBinaryData &b) {
 // Owns a list of events: what a module emitted.
 struct Events {
   mir_event_list list = MIR_EVENT_LIST_INIT;
+  // Keys the module wrote through its store (sync_store), in order, and how many writes.
+  std::vector<std::string> stored;
+  size_t writes = 0;
   Events() = default;
   Events(const Events &) = delete;
   Events &operator=(const Events &) = delete;
   ~Events() { mir_event_list_free(&list); }
 
-  void clear() { mir_event_list_free(&list); }
+  void clear() {
+    mir_event_list_free(&list);
+    stored.clear();
+    writes = 0;
+  }
   size_t size() const { return list.len; }
 
   // Events whose payload has type desc and, if dest is given, whose destination is dest.
@@ -118,6 +127,26 @@ const T *payload(const mir_event *ev) {
   return reinterpret_cast<const T *>(ev->payload);
 }
 
+// The store as a disk that is durable at once: every mir.StoreWrite of out is replaced, where it
+// stands, by the events it releases; its keys are recorded in out.stored.
+inline void sync_store(Events &out) {
+  mir_registry_add_framework(); /* the released events are framework types, e.g. SendMessage */
+  mir_event_list in = out.take(), kept = MIR_EVENT_LIST_INIT;
+  while (mir_event *ev = mir_event_list_pop(&in)) {
+    if (!mir_event_is(ev, &mir__store_write__descriptor)) {
+      mir_event_list_push(&kept, ev);
+      continue;
+    }
+    auto *w = payload<Mir__StoreWrite>(ev);
+    EXPECT_EQ(mir_storage_check(w), MIR_OK) << mir_error_detail();
+    for (size_t i = 0; i < w->n_ops; i++) out.stored.push_back(str(w->ops[i]->key));
+    out.writes++;
+    EXPECT_EQ(mir_storage_release(w, &kept), MIR_OK) << mir_error_detail();
+    mir_event_free(ev);
+  }
+  out.list = kept;
+}
+
 // A module under test: ops and state, destroyed at the end.
 struct Module {
   const mir_module_ops *ops = nullptr;
@@ -128,10 +157,12 @@ struct Module {
   ~Module() {
     if (state != nullptr && ops->destroy != nullptr) ops->destroy(state);
   }
-  // Applies in (takes ownership) and appends the output to out; returns apply's result.
+  // Applies in (takes ownership) and appends the output to out, with the store's writes made
+  // durable at once (sync_store); returns apply's result.
   mir_err apply(mir_event_list *in, Events &out) {
     mir_err err = ops->apply(state, in, &out.list);
     mir_event_list_free(in);
+    sync_store(out);
     return err;
   }
   mir_err apply_one(mir_event *ev, Events &out) {

@@ -156,6 +156,7 @@ static mir_err fz_build(void *user, mir_sim *sim, size_t node, mir_node *mn, boo
   mir_err err = mir_sim_add_transport(sim, node, mn, "net");
   if (err == MIR_OK) err = mir_sim_add_timer(sim, node, mn, "timer");
   if (err == MIR_OK) err = mir_sim_add_crypto(sim, node, mn, "crypto");
+  if (err == MIR_OK) err = mir_sim_add_store(sim, node, mn, "store");
   if (err != MIR_OK) return err;
   trantor_app app = {0};
   app.apply_batch = fz_apply;
@@ -594,6 +595,13 @@ static const struct {
     {"trantor.PushCheckpoint", FZ_RAW_ONLY},
     {"trantor.CheckpointTick", FZ_RAW_ONLY},
     {"trantor.PbftParams", FZ_RAW_ONLY},
+    {"trantor.RejoinRequest", FZ_RAW_ONLY},
+    {"trantor.RejoinAnswer", FZ_RAW_ONLY},
+    {"trantor.Recovered", FZ_RAW_ONLY},
+    {"trantor.CheckpointDurable", FZ_RAW_ONLY},
+    {"trantor.PbftPersisted", FZ_RAW_ONLY},
+    {"trantor.CheckpointPersisted", FZ_RAW_ONLY},
+    {"mir.StoreWrite", FZ_RAW_ONLY},
     {"mir.Init", FZ_RAW_ONLY},
     {"mir.MessageReceived", FZ_RAW_ONLY},
     {"mir.TimerDelay", FZ_RAW_ONLY},

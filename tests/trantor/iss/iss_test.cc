@@ -2,8 +2,10 @@
 // the commit log delivers out-of-order decisions in sn order and ignores duplicates and reports
 // that do not fit; epochs advance with rotated buckets and the blacklist policy reacts to aborted
 // slots; a stable checkpoint leads to a notice and garbage collection; lagging members get the
-// checkpoint pushed; a valid checkpoint ahead is installed and forged ones are rejected; a
-// replica's own stored checkpoint, queued with Init, replaces the genesis.
+// checkpoint pushed; a valid checkpoint ahead is installed and forged ones are rejected; what a
+// replica's write-ahead log holds, queued with Init, replaces the genesis and goes to the
+// instances; stable checkpoints are written, and epochs wait for a durable one; a replica that
+// lost its data rejoins with a vote floor derived from its peers' checkpoints.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -15,6 +17,7 @@ extern "C" {
 #include "checkpoint.h"
 #include "iss.h"
 #include "leaderpolicy.h"
+#include "wal.h"
 }
 
 namespace {
@@ -30,11 +33,16 @@ struct Iss {
   trantor_params p;
   tt::Module mod;
 
-  explicit Iss(const char *self = "a", bool blacklist = false) {
+  // The store's answers (CheckpointDurable) go back to iss at once; false keeps them in the
+  // output, as a slow disk would.
+  bool auto_durable = true;
+
+  explicit Iss(const char *self = "a", bool blacklist = false, uint32_t ahead = 4) {
     trantor_params_default(&p);
     p.segment_length = kSeg;
     p.num_buckets = kBuckets;
     p.retained_epochs = 2;
+    p.epochs_ahead_max = ahead;
     p.leader_policy_blacklist = blacklist ? 1 : 0;
     trantor_iss_config cfg = {};
     cfg.self_id = self;
@@ -56,8 +64,18 @@ struct Iss {
       for (const mir_event *vc : step.of(&trantor__verify_cert__descriptor, "availability")) {
         mir_event_list_push(&answers, verdict(vc));
       }
+      for (const mir_event *d : step.of(&trantor__checkpoint_durable__descriptor, "iss")) {
+        if (auto_durable) {
+          mir_event_list_push(&answers,
+                              mir_event_new("iss", d->src, mir_message_clone(d->payload)));
+        }
+      }
       mir_event_list l = step.take();
       mir_event_list_concat(&out.list, &l);
+      out.stored.insert(out.stored.end(), step.stored.begin(), step.stored.end());
+      out.writes += step.writes;
+      step.stored.clear();
+      step.writes = 0;
       if (answers.len > 0) {
         ASSERT_EQ(mod.apply(&answers, step), MIR_OK) << mir_error_detail();
       }
@@ -604,7 +622,7 @@ TEST(IssStateTransfer, ValidCheckpointAheadIsInstalled) {
 TEST(IssStateTransfer, ForgedCheckpointsAreRejected) {
   // Too few signers, a non-member or repeated signer, unsorted signers, a tampered state (its
   // recomputed hash no longer matches the signatures), a bad signature, a wrong epoch length,
-  // another membership, a non-member sender and a checkpoint only one epoch ahead: nothing is
+  // another membership, a non-member sender and a checkpoint that is not ahead: nothing is
   // installed.
   Iss iss;
   tt::Events out;
@@ -630,7 +648,7 @@ TEST(IssStateTransfer, ForgedCheckpointsAreRejected) {
   EXPECT_EQ(out.count(&mir__verify_many_request__descriptor), 0u);
   EXPECT_EQ(iss.stats().transfer_dropped, 8u);
 
-  dropped(make_chkp(iss.m, 1, 16, 16, {"b", "c", "d"}));  // one epoch ahead: PBFT's job
+  dropped(make_chkp(iss.m, 0, 0, 16, {"b", "c", "d"}));  // the genesis: not ahead
   EXPECT_EQ(iss.stats().transfer_stale, 1u);
 
   Trantor__StableCheckpoint *tampered = make_chkp(iss.m, 3, 48, 16, {"b", "c", "d"});
@@ -671,31 +689,33 @@ TEST(IssStateTransfer, OneVerificationPerSender) {
   tt::free_msg(c3);
 }
 
-// A RestoreState from the embedding application, as a restarted replica queues it.
-mir_event *local_restore(const Trantor__StableCheckpoint *chkp) {
-  auto *rs = static_cast<Trantor__RestoreState *>(mir_xmalloc(sizeof(Trantor__RestoreState)));
-  trantor__restore_state__init(rs);
-  rs->checkpoint = reinterpret_cast<Trantor__StableCheckpoint *>(mir_message_clone(&chkp->base));
-  return mir_event_new("iss", "replica", &rs->base);
+// What a restarted replica's write-ahead log holds: its stable checkpoint (may be NULL). Owned.
+Trantor__Recovered *recovered(const Trantor__StableCheckpoint *chkp) {
+  auto *r = static_cast<Trantor__Recovered *>(mir_xmalloc(sizeof(Trantor__Recovered)));
+  trantor__recovered__init(r);
+  if (chkp != nullptr) {
+    r->checkpoint = reinterpret_cast<Trantor__StableCheckpoint *>(mir_message_clone(&chkp->base));
+  }
+  return r;
 }
 
-// Applies Init and RestoreState(chkp) in one batch, as the node does for an event injected before
-// it starts.
-void init_with_restore(Iss &iss, const Trantor__StableCheckpoint *chkp, tt::Events &out) {
+// Applies Init and Recovered(r, taken) in one batch, as the node does for an event injected
+// before it starts; returns apply's result.
+mir_err init_with(Iss &iss, Trantor__Recovered *r, tt::Events &out) {
   mir_event_list in = MIR_EVENT_LIST_INIT;
   mir_event_list_push(&in, mir_event_init("iss"));
-  mir_event_list_push(&in, local_restore(chkp));
-  ASSERT_EQ(iss.mod.apply(&in, out), MIR_OK) << mir_error_detail();
+  mir_event_list_push(&in, mir_event_new("iss", "replica", &r->base));
+  return iss.mod.apply(&in, out);
 }
 
-TEST(IssLocalRestore, StoredCheckpointReplacesTheGenesis) {
+TEST(IssRecovered, StoredCheckpointReplacesTheGenesis) {
   // A checkpoint queued with Init starts its epoch at its sn: no genesis instance is created, the
   // batch fetcher gets RestoreState before epoch 3's announcements, the signatures are not asked
-  // for again, and the checkpoint is the stable one (pushed to laggards, collected below).
+  // for again, and the checkpoint is the stable one, durable already.
   Iss iss;
   Trantor__StableCheckpoint *c3 = make_chkp(iss.m, 3, 48, 16, {"b", "c", "d"});
   tt::Events out;
-  init_with_restore(iss, c3, out);
+  ASSERT_EQ(init_with(iss, recovered(c3), out), MIR_OK) << mir_error_detail();
   EXPECT_EQ(submodules(out, "ordering").front(), "ordering/3/0");
   EXPECT_EQ(submodules(out, "ordering").size(), 4u);
   EXPECT_EQ(submodules(out, "checkpoint"), (std::vector<std::string>{"checkpoint/3"}));
@@ -713,45 +733,299 @@ TEST(IssLocalRestore, StoredCheckpointReplacesTheGenesis) {
   EXPECT_EQ(st.next_sn, 48u);
   EXPECT_TRUE(st.have_stable);
   EXPECT_EQ(st.stable_epoch, 3u);
+  EXPECT_EQ(st.durable_epoch, 3u);
   out.clear();
   iss.feed(sbd(3, 0, 48, cert_of(48)), out);
   EXPECT_EQ(delivered(out), (std::vector<uint64_t>{48}));
   tt::free_msg(c3);
 }
 
-TEST(IssLocalRestore, CheckpointThatDoesNotFitLeavesTheGenesis) {
-  // A stored checkpoint with too few signers, or made for another membership, is ignored and
-  // counted: the node starts epoch 0 as if it had none.
+TEST(IssRecovered, CheckpointThatDoesNotFitStopsTheNode) {
+  // Only stable, verified checkpoints are written: one with too few signers, or made for another
+  // membership, means the log is not this replica's, and the node stops instead of guessing.
   Trantor__Membership *other = tt::unit_membership({"a", "b", "c", "e"});
   for (int variant = 0; variant < 2; variant++) {
     Iss iss;
     Trantor__StableCheckpoint *c = variant == 0 ? make_chkp(iss.m, 3, 48, 16, {"b", "c"})
                                                 : make_chkp(other, 3, 48, 16, {"b", "c", "e"});
     tt::Events out;
-    init_with_restore(iss, c, out);
-    EXPECT_EQ(submodules(out, "ordering").front(), "ordering/0/0") << variant;
-    EXPECT_EQ(out.count(&trantor__restore_state__descriptor), 0u) << variant;
-    trantor_iss_stats st = iss.stats();
-    EXPECT_EQ(st.local_restores, 0u);
-    EXPECT_EQ(st.local_restores_rejected, 1u);
-    EXPECT_EQ(st.epoch, 0u);
+    EXPECT_EQ(init_with(iss, recovered(c), out), MIR_EIO) << variant;
+    EXPECT_NE(std::string(mir_error_detail()).find("does not fit"), std::string::npos);
     tt::free_msg(c);
   }
   tt::free_msg(other);
 }
 
-TEST(IssLocalRestore, RestoreAfterTheGenesisIsIgnored) {
-  // Once an epoch started, a RestoreState is too late: nothing is installed, it is counted.
+TEST(IssRecovered, RecoveredAfterTheStartIsAnError) {
+  // Records taken after an epoch started could not reach the instances they belong to.
   Iss iss;
   tt::Events out;
   iss.init(out);
+  EXPECT_EQ(iss.mod.apply_one(mir_event_new("iss", "replica", &recovered(nullptr)->base), out),
+            MIR_EINVAL);
+}
+
+TEST(IssRecovered, InstancesAreCreatedWithTheirRecords) {
+  // The records of ordering/3/1 and of checkpoint/3's own signature travel in the parameters of
+  // those instances; the other instances get none.
+  Iss iss;
   Trantor__StableCheckpoint *c3 = make_chkp(iss.m, 3, 48, 16, {"b", "c", "d"});
-  out.clear();
-  iss.feed(local_restore(c3), out);
-  EXPECT_EQ(out.size(), 0u);
-  EXPECT_EQ(iss.stats().local_restores_rejected, 1u);
-  EXPECT_EQ(iss.stats().epoch, 0u);
+  Trantor__Recovered *r = recovered(c3);
+  r->n_instances = 1;
+  r->instances =
+      static_cast<Trantor__RecoveredInstance **>(mir_xmalloc(sizeof(Trantor__RecoveredInstance *)));
+  auto *ri =
+      static_cast<Trantor__RecoveredInstance *>(mir_xmalloc(sizeof(Trantor__RecoveredInstance)));
+  trantor__recovered_instance__init(ri);
+  ri->epoch = 3;
+  ri->segment = 1;
+  ri->pbft = static_cast<Trantor__PbftRecovered *>(mir_xmalloc(sizeof(Trantor__PbftRecovered)));
+  trantor__pbft_recovered__init(ri->pbft);
+  ri->pbft->view = static_cast<Trantor__WalView *>(mir_xmalloc(sizeof(Trantor__WalView)));
+  trantor__wal_view__init(ri->pbft->view);
+  ri->pbft->view->view = 2;
+  r->instances[0] = ri;
+  r->n_checkpoint_sigs = 1;
+  r->checkpoint_sigs = static_cast<Trantor__RecoveredCheckpointSig **>(
+      mir_xmalloc(sizeof(Trantor__RecoveredCheckpointSig *)));
+  auto *cs = static_cast<Trantor__RecoveredCheckpointSig *>(
+      mir_xmalloc(sizeof(Trantor__RecoveredCheckpointSig)));
+  trantor__recovered_checkpoint_sig__init(cs);
+  cs->epoch = 3;
+  cs->sig =
+      static_cast<Trantor__WalCheckpointSig *>(mir_xmalloc(sizeof(Trantor__WalCheckpointSig)));
+  trantor__wal_checkpoint_sig__init(cs->sig);
+  cs->sig->signature = tt::dup_bytes("own signature");
+  r->checkpoint_sigs[0] = cs;
+  tt::Events out;
+  ASSERT_EQ(init_with(iss, r, out), MIR_OK) << mir_error_detail();
+  auto subs = out.of(&mir__new_submodule__descriptor, "ordering");
+  ASSERT_EQ(subs.size(), 4u);
+  for (size_t i = 0; i < subs.size(); i++) {
+    auto *pp = params_of<Trantor__PbftParams>(subs[i], &trantor__pbft_params__descriptor);
+    EXPECT_EQ(pp->recovered != nullptr, i == 1) << i;
+    if (i == 1) {
+      EXPECT_EQ(pp->recovered->view->view, 2u);
+    }
+    EXPECT_STREQ(pp->store, "store");
+    EXPECT_FALSE(pp->passive);
+    tt::free_msg(pp);
+  }
+  auto chk = out.of(&mir__new_submodule__descriptor, "checkpoint");
+  ASSERT_EQ(chk.size(), 1u);
+  auto *cp = params_of<Trantor__CheckpointParams>(chk[0], &trantor__checkpoint_params__descriptor);
+  ASSERT_NE(cp->recovered, nullptr);
+  EXPECT_EQ(tt::str(cp->recovered->signature), "own signature");
+  tt::free_msg(cp);
+  EXPECT_EQ(iss.stats().recovered_instances, 1u);
   tt::free_msg(c3);
+}
+
+TEST(IssRecovered, LogOfOtherParametersIsRefused) {
+  // Votes cast under one segment length mean nothing under another: the fingerprint of the
+  // parameters in the log must match, and is written at the first start.
+  Iss iss;
+  tt::Events out;
+  iss.init(out);
+  uint8_t key[TRANTOR_WAL_KEY_MAX];
+  size_t klen = trantor_wal_params_key(key);
+  ASSERT_FALSE(out.stored.empty());
+  EXPECT_EQ(out.stored.front(), std::string(reinterpret_cast<char *>(key), klen));
+  Iss other;
+  Trantor__Recovered *r = recovered(nullptr);
+  uint8_t h[32];
+  trantor_params changed = other.p;
+  changed.segment_length = kSeg * 2;
+  trantor_wal_params_hash(trantor_hash_reference, other.m, &changed, h);
+  r->params_hash = tt::dup_bytes(std::string(reinterpret_cast<char *>(h), 32));
+  tt::Events out2;
+  EXPECT_EQ(init_with(other, r, out2), MIR_ECONFIG);
+  Iss same;
+  r = recovered(nullptr);
+  trantor_wal_params_hash(trantor_hash_reference, same.m, &same.p, h);
+  r->params_hash = tt::dup_bytes(std::string(reinterpret_cast<char *>(h), 32));
+  tt::Events out3;
+  EXPECT_EQ(init_with(same, r, out3), MIR_OK) << mir_error_detail();
+  EXPECT_EQ(out3.writes, 0u) << "the fingerprint is there already";
+}
+
+TEST(IssDurability, StableCheckpointIsWrittenWithTheDeletionOfOlderRecords) {
+  // The stable checkpoint goes to the store with a range deletion of every record of the epochs
+  // below it, and the store's CheckpointDurable makes it the durable one.
+  Iss iss;
+  iss.auto_durable = false;
+  tt::Events out;
+  iss.init(out);
+  out.clear();
+  Trantor__StableCheckpoint *c1 = make_chkp(iss.m, 1, 16, 16, {"a", "b", "c"});
+  iss.feed(stable_event(c1), out);
+  uint8_t key[TRANTOR_WAL_KEY_MAX];
+  size_t klen = trantor_wal_stable_key(key);
+  std::string skey(reinterpret_cast<char *>(key), klen);
+  ASSERT_EQ(out.stored.size(), 2u);
+  EXPECT_EQ(out.stored[0], skey);
+  klen = trantor_wal_instance_key(key, 0, 0, TRANTOR_WAL_VIEW, 0, nullptr);
+  EXPECT_EQ(out.stored[1], std::string(reinterpret_cast<char *>(key), 9)) << "range from epoch 0";
+  EXPECT_EQ(iss.stats().durable_epoch, 0u);
+  auto d = out.of(&trantor__checkpoint_durable__descriptor, "iss");
+  ASSERT_EQ(d.size(), 1u);
+  tt::Events more;
+  iss.feed(mir_event_new("iss", "store", mir_message_clone(d[0]->payload)), more);
+  EXPECT_EQ(iss.stats().durable_epoch, 1u);
+  tt::free_msg(c1);
+}
+
+TEST(IssDurability, AnEpochWaitsForADurableCheckpointCloseEnough) {
+  // With epochs_ahead_max 1, epoch 2 starts only once the checkpoint of epoch 1 is durable.
+  Iss iss("a", false, 1);
+  iss.auto_durable = false;
+  tt::Events out;
+  iss.init(out);
+  finish_epoch(iss, 0, 0, 4, out);
+  EXPECT_EQ(iss.stats().epoch, 1u);
+  out.clear();
+  finish_epoch(iss, 1, 16, 4, out);
+  EXPECT_EQ(submodules(out, "ordering").size(), 0u) << "epoch 2 is held back";
+  EXPECT_EQ(iss.stats().blocked_starts, 1u);
+  Trantor__StableCheckpoint *c1 = make_chkp(iss.m, 1, 16, 16, {"a", "b", "c"});
+  iss.feed(stable_event(c1), out);
+  EXPECT_EQ(submodules(out, "ordering").size(), 0u) << "stable is not durable";
+  auto d = out.of(&trantor__checkpoint_durable__descriptor, "iss");
+  ASSERT_EQ(d.size(), 1u);
+  mir_event *durable = mir_event_new("iss", "store", mir_message_clone(d[0]->payload));
+  out.clear();
+  iss.feed(durable, out);
+  EXPECT_EQ(submodules(out, "ordering").front(), "ordering/2/0");
+  EXPECT_EQ(iss.stats().epoch, 2u);
+  tt::free_msg(c1);
+}
+
+// Runs the push tick of iss.
+void push_tick(Iss &iss, tt::Events &out) {
+  auto *t = static_cast<Trantor__PushCheckpoint *>(mir_xmalloc(sizeof(Trantor__PushCheckpoint)));
+  trantor__push_checkpoint__init(t);
+  iss.feed(mir_event_new("iss", "iss", &t->base), out);
+}
+
+mir_event *rejoin_answer(const char *from, uint64_t epoch, const Trantor__StableCheckpoint *c) {
+  Trantor__RejoinAnswer a = TRANTOR__REJOIN_ANSWER__INIT;
+  a.epoch = epoch;
+  a.checkpoint = const_cast<Trantor__StableCheckpoint *>(c);
+  return tt::received("iss", from, &a.base);
+}
+
+TEST(IssRejoin, WipedReplicaWaitsForItsPeersThenVotesOnlyAboveTheFloor) {
+  // A replica whose log says "rejoin" starts no epoch and asks its peers. b answers the genesis,
+  // c a verified checkpoint of epoch 3, a forged answer of d does not count; once b, c and d (a
+  // strong quorum without a) answered, the floor is 3 + 2 * 4 + 1 = 12: it is written (and the
+  // marker removed), epoch 3 is installed, and its instances are passive.
+  Iss iss;
+  Trantor__Recovered *r = recovered(nullptr);
+  r->rejoin = true;
+  tt::Events out;
+  ASSERT_EQ(init_with(iss, r, out), MIR_OK) << mir_error_detail();
+  EXPECT_EQ(submodules(out, "ordering").size(), 0u);
+  EXPECT_TRUE(iss.stats().rejoining);
+  auto asks = out.of(&mir__send_message__descriptor, "net");
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(tt::destinations(asks[0]), (std::vector<std::string>{"b", "c", "d"}));
+  Trantor__StableCheckpoint *c3 = make_chkp(iss.m, 3, 48, 16, {"b", "c", "d"});
+  Trantor__StableCheckpoint *forged = make_chkp(iss.m, 9, 144, 16, {"b", "c", "d"});
+  forged->cert[0]->signature.data[0] ^= 1;
+  // A state transfer push is not taken while rejoining.
+  out.clear();
+  transfer(iss, "b", c3, out);
+  EXPECT_EQ(out.count(&mir__verify_many_request__descriptor), 0u);
+  out.clear();
+  iss.feed(rejoin_answer("b", 0, nullptr), out);
+  for (auto [from, c] :
+       {std::pair<const char *, Trantor__StableCheckpoint *>{"c", c3}, {"d", forged}}) {
+    tt::Events first;
+    iss.feed(rejoin_answer(from, c->snapshot->epoch_config->epoch, c), first);
+    mir_event_list in = MIR_EVENT_LIST_INIT;
+    tt::answer_crypto("a", first, &in);
+    ASSERT_EQ(iss.mod.apply(&in, out), MIR_OK) << mir_error_detail();
+  }
+  EXPECT_TRUE(iss.stats().rejoining) << "d's forged answer does not count";
+  Trantor__StableCheckpoint *c2 = make_chkp(iss.m, 2, 32, 16, {"b", "c", "d"});
+  tt::Events first;
+  iss.feed(rejoin_answer("d", 2, c2), first);
+  mir_event_list in = MIR_EVENT_LIST_INIT;
+  tt::answer_crypto("a", first, &in);
+  out.clear();
+  ASSERT_EQ(iss.mod.apply(&in, out), MIR_OK) << mir_error_detail();
+  trantor_iss_stats st = iss.stats();
+  EXPECT_FALSE(st.rejoining);
+  EXPECT_EQ(st.vote_floor, 12u);
+  EXPECT_EQ(st.epoch, 3u);
+  uint8_t key[TRANTOR_WAL_KEY_MAX];
+  std::string fkey(reinterpret_cast<char *>(key), trantor_wal_floor_key(key));
+  std::string jkey(reinterpret_cast<char *>(key), trantor_wal_rejoin_key(key));
+  ASSERT_GE(out.stored.size(), 2u);
+  EXPECT_EQ(out.stored[0], fkey);
+  EXPECT_EQ(out.stored[1], jkey);
+  auto subs = out.of(&mir__new_submodule__descriptor, "ordering");
+  ASSERT_EQ(subs.size(), 4u);
+  for (auto *ev : subs) {
+    auto *pp = params_of<Trantor__PbftParams>(ev, &trantor__pbft_params__descriptor);
+    EXPECT_TRUE(pp->passive);
+    tt::free_msg(pp);
+  }
+  tt::free_msg(c2);
+  tt::free_msg(c3);
+  tt::free_msg(forged);
+}
+
+TEST(IssRejoin, PeersAnswerAtTheNextPushTickOnce) {
+  // A RejoinRequest is answered at the next push tick with the last stable checkpoint, once.
+  Iss iss;
+  tt::Events out;
+  iss.init(out);
+  Trantor__StableCheckpoint *c1 = make_chkp(iss.m, 1, 16, 16, {"a", "b", "c"});
+  iss.feed(stable_event(c1), out);
+  Trantor__RejoinRequest req = TRANTOR__REJOIN_REQUEST__INIT;
+  iss.feed(tt::received("iss", "c", &req.base), out);
+  iss.feed(tt::received("iss", "c", &req.base), out);
+  out.clear();
+  push_tick(iss, out);
+  int answers = 0;
+  for (auto *ev : out.of(&mir__send_message__descriptor, "net")) {
+    ProtobufCMessage *m = tt::sent_message(ev);
+    if (m->descriptor == &trantor__rejoin_answer__descriptor) {
+      answers++;
+      EXPECT_EQ(tt::destinations(ev), (std::vector<std::string>{"c"}));
+      EXPECT_EQ(reinterpret_cast<Trantor__RejoinAnswer *>(m)->epoch, 1u);
+    }
+    protobuf_c_message_free_unpacked(m, nullptr);
+  }
+  EXPECT_EQ(answers, 1);
+  out.clear();
+  push_tick(iss, out);
+  EXPECT_EQ(out.count(&mir__send_message__descriptor, "net"), 0u);
+  tt::free_msg(c1);
+}
+
+TEST(IssRejoin, ASingleReplicaCannotRejoin) {
+  // Without peers holding a strong quorum there is nobody to learn the floor from.
+  Trantor__Membership *one = tt::unit_membership({"a"});
+  trantor_params p;
+  trantor_params_default(&p);
+  trantor_iss_config cfg = {};
+  cfg.self_id = "a";
+  cfg.membership = one;
+  cfg.params = &p;
+  cfg.hash = trantor_hash_reference;
+  Iss iss;
+  tt::Module alone;
+  ASSERT_EQ(trantor_iss_new(&cfg, &alone.ops, &alone.state), MIR_OK);
+  Trantor__Recovered *r = recovered(nullptr);
+  r->rejoin = true;
+  mir_event_list in = MIR_EVENT_LIST_INIT;
+  mir_event_list_push(&in, mir_event_init("iss"));
+  mir_event_list_push(&in, mir_event_new("iss", "replica", &r->base));
+  tt::Events out;
+  EXPECT_EQ(alone.apply(&in, out), MIR_ECONFIG);
+  tt::free_msg(one);
 }
 
 TEST(Iss, InvalidConfigIsRefused) {

@@ -4,7 +4,10 @@
 // id, through an optional filter that may drop or rewrite a message per destination), answers
 // RequestCert with test certificates, answers crypto requests with a deterministic fake signer
 // bound to the node id (sig = H("sig", node id, data...)), keeps timer events until a test fires
-// them, and records what each node delivers to iss.
+// them, and records what each node delivers to iss. Each node has a store: the instance's
+// StoreWrites are applied to an in-memory map and their `then` events released at once, or held
+// (hold_store) until a test releases them, as a slow disk would; crash_and_restart rebuilds an
+// instance from its store, as a restarted replica does.
 #ifndef MIR_TESTS_PBFT_HARNESS_H
 #define MIR_TESTS_PBFT_HARNESS_H
 
@@ -22,8 +25,10 @@ extern "C" {
 #include "mir/crypto.pb-c.h"
 #include "mir/event.h"
 #include "mir/registry.h"
+#include "mir/storage.h"
 #include "pbft.h"
 #include "trantor_common.h"
+#include "wal.h"
 }
 
 namespace pbft_test {
@@ -92,6 +97,11 @@ struct Node {
   int lose_sign = 0, lose_verify = 0, lose_verify_many = 0;
   std::vector<mir_event *> held_requests;
   std::map<std::string, int> sent;  // SendMessage events by message type ("trantor.Commit")
+  std::map<std::string, std::string> store;  // what its StoreWrites made durable
+  bool hold_store = false;                   // keep StoreWrites pending (a slow disk)
+  std::vector<mir_event *> held_writes;      // pending StoreWrites, in order
+  int writes = 0;                            // StoreWrites made durable
+  bool failed = false;                       // an apply returned an error: the node stopped
 };
 
 // Decides the fate of a message from node `from` to node `to`; msg is decoded and may be
@@ -120,17 +130,72 @@ class Cluster {
       nodes_.push_back(nd);
     }
     build_params();
-    for (size_t i = 0; i < n; i++) {
-      trantor_pbft_config cfg = {nodes_[i].id.c_str(),
-                                 trantor_hash_reference,
-                                 "iss",
-                                 "availability",
-                                 "crypto",
-                                 "timer",
-                                 "net"};
-      mir_err err = trantor_pbft_new(kModule, &params_, &cfg, &nodes_[i].ops, &nodes_[i].state);
-      EXPECT_EQ(err, MIR_OK) << mir_error_detail();
+    for (size_t i = 0; i < n; i++) create(i, &params_);
+  }
+
+  // Builds node i's instance from params (borrowed).
+  void create(size_t i, const Trantor__PbftParams *params) {
+    trantor_pbft_config cfg = {nodes_[i].id.c_str(),
+                               trantor_hash_reference,
+                               "iss",
+                               "availability",
+                               "crypto",
+                               "timer",
+                               "net",
+                               "store"};
+    mir_err err = trantor_pbft_new(kModule, params, &cfg, &nodes_[i].ops, &nodes_[i].state);
+    EXPECT_EQ(err, MIR_OK) << mir_error_detail();
+  }
+
+  // Node i crashes: its instance, its timers, its queued events and its pending (unsynced)
+  // writes are gone; its store stays. Then it restarts: a new instance with what
+  // trantor_wal_recover reads from the store, and Init. Returns false if recovery refused the
+  // store.
+  bool crash_and_restart(size_t i) {
+    Node &nd = nodes_[i];
+    for (auto &t : nd.timers) mir_event_free(t.ev);
+    nd.timers.clear();
+    for (auto *e : nd.held_writes) mir_event_free(e);
+    nd.held_writes.clear();
+    for (auto *e : nd.held_requests) mir_event_free(e);
+    nd.held_requests.clear();
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->first == i) {
+        mir_event_free(it->second);
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
     }
+    if (nd.ops != nullptr) nd.ops->destroy(nd.state);
+    nd.ops = nullptr;
+    nd.state = nullptr;
+    nd.failed = false;
+    std::vector<trantor_wal_kv> kvs;
+    for (auto &kv : nd.store) {
+      kvs.push_back({reinterpret_cast<const uint8_t *>(kv.first.data()), kv.first.size(),
+                     reinterpret_cast<const uint8_t *>(kv.second.data()), kv.second.size()});
+    }
+    Trantor__Recovered *rec = nullptr;
+    if (trantor_wal_recover(kvs.data(), kvs.size(), &rec) != MIR_OK) return false;
+    Trantor__PbftParams p = params_;
+    for (size_t k = 0; k < rec->n_instances; k++) {
+      if (rec->instances[k]->epoch == params_.epoch &&
+          rec->instances[k]->segment == params_.segment) {
+        p.recovered = rec->instances[k]->pbft;
+      }
+    }
+    create(i, &p);
+    free_msg(&rec->base);
+    push(i, mir_event_init(kModule));
+    return nd.state != nullptr;
+  }
+
+  // Makes node i's held writes durable and releases their events, in order.
+  void release_writes(size_t i) {
+    auto held = std::move(nodes_[i].held_writes);
+    nodes_[i].held_writes.clear();
+    for (auto *e : held) write(i, e);
   }
 
   ~Cluster() {
@@ -138,6 +203,7 @@ class Cluster {
     for (auto &nd : nodes_) {
       for (auto &t : nd.timers) mir_event_free(t.ev);
       for (auto *e : nd.held_requests) mir_event_free(e);
+      for (auto *e : nd.held_writes) mir_event_free(e);
       if (nd.ops != nullptr) nd.ops->destroy(nd.state);
     }
   }
@@ -269,6 +335,7 @@ class Cluster {
   }
 
   int apply_errors = 0;
+  bool quiet_errors = false;  // an apply error is expected: count it, do not fail the test
 
  private:
   void build_params() {
@@ -315,15 +382,20 @@ class Cluster {
   }
 
   void apply(size_t i, mir_event *ev) {
-    if (nodes_[i].crashed) {
+    if (nodes_[i].crashed || nodes_[i].ops == nullptr || nodes_[i].failed) {
       mir_event_free(ev);
       return;
     }
     mir_event_list in = MIR_EVENT_LIST_INIT, out = MIR_EVENT_LIST_INIT;
     mir_event_list_push(&in, ev);
     mir_err err = nodes_[i].ops->apply(nodes_[i].state, &in, &out);
-    EXPECT_EQ(err, MIR_OK) << nodes_[i].id << ": " << mir_error_detail();
-    if (err != MIR_OK) apply_errors++;
+    if (!quiet_errors) {
+      EXPECT_EQ(err, MIR_OK) << nodes_[i].id << ": " << mir_error_detail();
+    }
+    if (err != MIR_OK) {
+      apply_errors++;
+      nodes_[i].failed = true; /* a node stops at its first error */
+    }
     mir_event_list_free(&in);
     while (mir_event *e = mir_event_list_pop(&out)) route(i, e);
   }
@@ -345,10 +417,46 @@ class Cluster {
       on_timer(i, e);
     } else if (dest == "iss" && mir_event_is(e, &trantor__sb_deliver__descriptor)) {
       on_deliver(i, reinterpret_cast<const Trantor__SbDeliver *>(e->payload));
+    } else if (dest == "store" && mir_event_is(e, &mir__store_write__descriptor)) {
+      if (nodes_[i].hold_store) {
+        nodes_[i].held_writes.push_back(e);
+        return;
+      }
+      write(i, e);
+      return;
     } else {
       ADD_FAILURE() << "unexpected event " << mir_event_type_name(e) << " to " << dest;
     }
     mir_event_free(e);
+  }
+
+  // Applies a StoreWrite (takes ownership) to node i's store and releases its events.
+  void write(size_t i, mir_event *e) {
+    auto *w = reinterpret_cast<const Mir__StoreWrite *>(e->payload);
+    EXPECT_EQ(mir_storage_check(w), MIR_OK) << mir_error_detail();
+    auto &st = nodes_[i].store;
+    for (size_t k = 0; k < w->n_ops; k++) {
+      const Mir__StoreOp *op = w->ops[k];
+      std::string key = str_of(op->key);
+      if (op->kind == MIR__STORE_OP__KIND__PUT) {
+        st[key] = str_of(op->value);
+      } else if (op->kind == MIR__STORE_OP__KIND__DELETE) {
+        st.erase(key);
+      } else {
+        st.erase(st.lower_bound(key), st.lower_bound(str_of(op->end)));
+      }
+    }
+    nodes_[i].writes++;
+    mir_event_list evs = MIR_EVENT_LIST_INIT;
+    EXPECT_EQ(mir_storage_release(w, &evs), MIR_OK) << mir_error_detail();
+    mir_event_free(e);
+    while (mir_event *ev = mir_event_list_pop(&evs)) {
+      if (std::string(ev->dest) == kModule) {
+        push(i, ev);
+      } else {
+        route(i, ev);
+      }
+    }
   }
 
   void on_send(size_t i, const Mir__SendMessage *sm) {

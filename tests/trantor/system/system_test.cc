@@ -114,6 +114,7 @@ mir_err build(void *user, mir_sim *sim, size_t node, mir_node *mn, bool restart)
   mir_err err = mir_sim_add_transport(sim, node, mn, "net");
   if (err == MIR_OK) err = mir_sim_add_timer(sim, node, mn, "timer");
   if (err == MIR_OK) err = mir_sim_add_crypto(sim, node, mn, "crypto");
+  if (err == MIR_OK) err = mir_sim_add_store(sim, node, mn, "store");
   if (err != MIR_OK) return err;
   trantor_app app = {};
   app.apply_batch = app_apply;
