@@ -37,6 +37,13 @@ void mir_storage_put(Mir__StoreWrite *w, const void *key, size_t klen, const voi
   op->value = storage_bytes(val, vlen);
 }
 
+void mir_storage_put_owned(Mir__StoreWrite *w, const void *key, size_t klen, uint8_t *val,
+                           size_t vlen) {
+  Mir__StoreOp *op = storage_op(w, MIR__STORE_OP__KIND__PUT);
+  op->key = storage_bytes(key, klen);
+  op->value = (ProtobufCBinaryData){vlen, val};
+}
+
 void mir_storage_delete(Mir__StoreWrite *w, const void *key, size_t klen) {
   Mir__StoreOp *op = storage_op(w, MIR__STORE_OP__KIND__DELETE);
   op->key = storage_bytes(key, klen);

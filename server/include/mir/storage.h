@@ -47,6 +47,10 @@ Mir__StoreWrite *mir_storage_write_new(void);
 void mir_storage_put(Mir__StoreWrite *w, const void *key, size_t klen, const void *val,
                      size_t vlen);
 void mir_storage_delete(Mir__StoreWrite *w, const void *key, size_t klen);
+/* A put whose value (malloc'd, vlen bytes) is taken over instead of copied: for large values built
+ * for the store only. */
+void mir_storage_put_owned(Mir__StoreWrite *w, const void *key, size_t klen, uint8_t *val,
+                           size_t vlen);
 void mir_storage_delete_range(Mir__StoreWrite *w, const void *begin, size_t blen, const void *end,
                               size_t elen);
 

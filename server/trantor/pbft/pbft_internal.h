@@ -233,6 +233,8 @@ void miri_pbft_ensure_resend_tick(pbft *p);
 /* The SendMessage of msg (borrowed) to every member, or to member `to`, as an owned event: to hand
  * to mir_storage_then, so that it leaves only once what it says is durable. */
 mir_event *miri_pbft_send_all_event(pbft *p, const ProtobufCMessage *msg);
+/* The same to every member but this node, or NULL when there is none. */
+mir_event *miri_pbft_send_others_event(pbft *p, const ProtobufCMessage *msg);
 mir_event *miri_pbft_send_to_event(pbft *p, size_t to, const ProtobufCMessage *msg);
 /* Adds to w the records of this instance. The batch record of k (slot i) is written once: a
  * no-op when k->persisted, which it sets. */
@@ -298,6 +300,10 @@ mir_err miri_pbft_on_new_cert(mir_dsl *dsl, const mir_event *ev, void *user);
  * digest (borrowed, 32 bytes); sends the Prepare. */
 void miri_pbft_accept_preprepare(pbft *p, size_t i, const ProtobufCBinaryData *cert, bool aborted,
                                  const uint8_t *digest);
+/* The SendMessage of the node's Prepare (or Commit) for s's preprepare of the current view, to
+ * every member. Returns owned: a then event of the write that makes it safe, or sent directly
+ * when it is durable already. */
+mir_event *miri_pbft_vote_event(pbft *p, const pbft_slot *s, bool commit);
 /* Marks slot i delivered with the held preprepare of digest (borrowed) and tells iss. */
 void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest);
 /* Primary: proposes what it can for empty slots of the current view, or asks for a cert. */

@@ -124,23 +124,27 @@ static uint64_t pbft_vote_weight(const pbft *p, const pbft_vote *v, const uint8_
   return w;
 }
 
-/* Writes w (takes ownership), then sends the node's Prepare or Commit for slot s's preprepare
- * of the current view: the vote leaves only once what it commits the node to is durable. */
-static void pbft_persist_vote(pbft *p, Mir__StoreWrite *w, const pbft_slot *s, bool commit) {
+mir_event *miri_pbft_vote_event(pbft *p, const pbft_slot *s, bool commit) {
   ProtobufCBinaryData d = {PBFT_DIGEST, (uint8_t *)s->pp_digest};
   if (commit) {
     Trantor__Commit c = TRANTOR__COMMIT__INIT;
     c.sn = s->sn;
     c.view = p->view;
     c.digest = d;
-    miri_pbft_persist_send_all(p, w, &c.base);
-  } else {
-    Trantor__Prepare pr = TRANTOR__PREPARE__INIT;
-    pr.sn = s->sn;
-    pr.view = p->view;
-    pr.digest = d;
-    miri_pbft_persist_send_all(p, w, &pr.base);
+    return miri_pbft_send_all_event(p, &c.base);
   }
+  Trantor__Prepare pr = TRANTOR__PREPARE__INIT;
+  pr.sn = s->sn;
+  pr.view = p->view;
+  pr.digest = d;
+  return miri_pbft_send_all_event(p, &pr.base);
+}
+
+/* Writes w (takes ownership), then sends the node's Prepare or Commit for slot s's preprepare
+ * of the current view: the vote leaves only once what it commits the node to is durable. */
+static void pbft_persist_vote(pbft *p, Mir__StoreWrite *w, const pbft_slot *s, bool commit) {
+  mir_storage_then(w, miri_pbft_vote_event(p, s, commit));
+  miri_pbft_wal_emit(p, w);
 }
 
 /* Moves slot i as far as its votes allow. Prepared: the preprepare and a strong quorum of
@@ -199,44 +203,35 @@ void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest) {
   }
 }
 
-void miri_pbft_accept_preprepare(pbft *p, size_t i, const ProtobufCBinaryData *cert, bool aborted,
-                                 const uint8_t *digest) {
+/* Takes a preprepare of the current view for slot i, with cert (borrowed, copied) hashing to
+ * digest (borrowed): the slot's preprepare of this view, a Q-set entry (TOCS 2002, section 4.4),
+ * and their records (the batch, the entry) in w (borrowed). Returns the held entry (borrowed). */
+static pbft_known *pbft_take_preprepare(pbft *p, size_t i, const ProtobufCBinaryData *cert,
+                                        bool aborted, const uint8_t *digest, Mir__StoreWrite *w) {
   pbft_slot *s = &p->slots[i];
   MIR_ASSERT(!s->has_pp);
   s->has_pp = true;
   s->vote_tick = p->ticks;
   memcpy(s->pp_digest, digest, PBFT_DIGEST);
-  Mir__StoreWrite *w =
-      mir_storage_write_new(); /* the batch and the Q-set entry, then the Prepare */
   pbft_known *k = miri_pbft_known_add(p, i, digest, aborted, cert, w);
   MIR_ASSERT(k != NULL); /* at most four pinned digests, so an entry is always free */
-  k->in_qset = true;     /* Q-set: preprepared in this view (TOCS 2002, section 4.4) */
+  k->in_qset = true;
   if (k->view < p->view) k->view = p->view;
   miri_pbft_wal_batch(p, w, i, k);
   miri_pbft_wal_known(p, w, i, k);
-  pbft_persist_vote(p, w, s, false);
+  return k;
+}
+
+void miri_pbft_accept_preprepare(pbft *p, size_t i, const ProtobufCBinaryData *cert, bool aborted,
+                                 const uint8_t *digest) {
+  Mir__StoreWrite *w =
+      mir_storage_write_new(); /* the batch and the Q-set entry, then the Prepare */
+  pbft_take_preprepare(p, i, cert, aborted, digest, w);
+  pbft_persist_vote(p, w, &p->slots[i], false);
   pbft_advance(p, i);
 }
 
 /* ---- retransmission ---- */
-
-/* Adds to w the vote of slot s of kind (Prepare or Commit) for the current view. */
-static void pbft_then_vote(pbft *p, Mir__StoreWrite *w, const pbft_slot *s, bool commit) {
-  ProtobufCBinaryData d = {PBFT_DIGEST, (uint8_t *)s->pp_digest};
-  if (commit) {
-    Trantor__Commit c = TRANTOR__COMMIT__INIT;
-    c.sn = s->sn;
-    c.view = p->view;
-    c.digest = d;
-    mir_storage_then(w, miri_pbft_send_all_event(p, &c.base));
-  } else {
-    Trantor__Prepare pr = TRANTOR__PREPARE__INIT;
-    pr.sn = s->sn;
-    pr.view = p->view;
-    pr.digest = d;
-    mir_storage_then(w, miri_pbft_send_all_event(p, &pr.base));
-  }
-}
 
 void miri_pbft_retransmit(pbft *p) {
   if (p->passive || p->in_vc) return;
@@ -249,17 +244,16 @@ void miri_pbft_retransmit(pbft *p) {
      * stable: from then on a strong quorum sent Done, and catch-up brings any laggard along. */
     if (s->committed && p->stable) continue;
     if (w == NULL) w = mir_storage_write_new();
-    if (primary && !s->committed) {
-      const pbft_known *k = miri_pbft_known_find(s, s->pp_digest);
-      if (k != NULL) {
-        Trantor__Preprepare pp;
-        miri_pbft_known_preprepare(k, s->sn, &pp);
-        pp.view = p->view;
-        mir_storage_then(w, miri_pbft_send_all_event(p, &pp.base));
-      }
+    const pbft_known *k = primary && !s->committed ? miri_pbft_known_find(s, s->pp_digest) : NULL;
+    if (k != NULL) {
+      Trantor__Preprepare pp;
+      miri_pbft_known_preprepare(k, s->sn, &pp);
+      pp.view = p->view;
+      mir_event *to_others = miri_pbft_send_others_event(p, &pp.base);
+      if (to_others != NULL) mir_storage_then(w, to_others);
     }
-    if (!s->committed) pbft_then_vote(p, w, s, false);
-    if (s->prepared) pbft_then_vote(p, w, s, true);
+    if (!s->committed) mir_storage_then(w, miri_pbft_vote_event(p, s, false));
+    if (s->prepared) mir_storage_then(w, miri_pbft_vote_event(p, s, true));
     s->vote_tick = p->ticks;
   }
   if (w != NULL) miri_pbft_wal_emit(p, w);
@@ -456,25 +450,26 @@ void miri_pbft_reset_view_state(pbft *p) {
 
 /* ---- proposals ---- */
 
-/* Proposes cert (borrowed) for slot i in the current view: the batch and the proposal are
- * recorded first, so that a restarted primary sends this Preprepare again, never another. */
+/* Proposes cert (borrowed) for slot i in the current view. The primary takes its own proposal at
+ * once: the batch, the proposal and its Q-set entry are one write, after which its Preprepare
+ * goes to the others and its Prepare to everyone (one sync on the primary's path, not two), and a
+ * restarted primary sends this Preprepare again, never another. */
 static void pbft_send_proposal(pbft *p, size_t i, const ProtobufCBinaryData *cert, bool aborted) {
   pbft_slot *s = &p->slots[i];
   uint8_t digest[PBFT_DIGEST];
   trantor_pbft_preprepare_digest(p->hash, s->sn, aborted, cert->data, cert->len, digest);
   Mir__StoreWrite *w = mir_storage_write_new();
-  pbft_known *k = miri_pbft_known_add(p, i, digest, aborted, cert, w);
-  MIR_ASSERT(k != NULL); /* a slot without a preprepare in this view pins at most three entries */
-  miri_pbft_wal_batch(p, w, i, k);
+  pbft_known *k = pbft_take_preprepare(p, i, cert, aborted, digest, w);
   miri_pbft_wal_slot(p, w, TRANTOR_WAL_PROPOSED, i, p->view, digest);
-  Trantor__Preprepare pp = TRANTOR__PREPREPARE__INIT;
-  pp.sn = s->sn;
+  Trantor__Preprepare pp;
+  miri_pbft_known_preprepare(k, s->sn, &pp);
   pp.view = p->view;
-  pp.cert = k->cert;
-  pp.aborted = aborted;
-  miri_pbft_persist_send_all(p, w, &pp.base);
+  mir_event *to_others = miri_pbft_send_others_event(p, &pp.base);
+  if (to_others != NULL) mir_storage_then(w, to_others);
+  pbft_persist_vote(p, w, s, false);
   s->proposed = true;
   p->st.proposals++;
+  pbft_advance(p, i);
 }
 
 /* A batch the primary holds for slot i from an earlier view: what it committed, else the

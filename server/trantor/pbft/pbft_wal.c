@@ -42,6 +42,16 @@ mir_event *miri_pbft_send_all_event(pbft *p, const ProtobufCMessage *msg) {
   return mir_event_send_message(p->net, p->mod_id, p->member_ids, p->n, p->mod_id, msg);
 }
 
+mir_event *miri_pbft_send_others_event(pbft *p, const ProtobufCMessage *msg) {
+  if (p->n == 1) return NULL;
+  const char *others[TRANTOR_MEMBERS_MAX];
+  size_t k = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    if (i != p->self) others[k++] = p->member_ids[i];
+  }
+  return mir_event_send_message(p->net, p->mod_id, others, k, p->mod_id, msg);
+}
+
 mir_event *miri_pbft_send_to_event(pbft *p, size_t to, const ProtobufCMessage *msg) {
   MIR_ASSERT(to < p->n);
   return mir_event_send_message(p->net, p->mod_id, &p->member_ids[to], 1, p->mod_id, msg);
@@ -206,7 +216,8 @@ static mir_err pbft_recover_slots(pbft *p, const Trantor__PbftRecovered *r) {
     Trantor__Preprepare pp;
     miri_pbft_known_preprepare(miri_pbft_known_find(&p->slots[i], rs->digest.data), rs->sn, &pp);
     pp.view = p->view;
-    miri_pbft_send_all(p, &pp.base);
+    mir_event *to_others = miri_pbft_send_others_event(p, &pp.base);
+    if (to_others != NULL) mir_dsl_emit(p->dsl, to_others);
   }
   for (size_t k = 0; k < r->n_committed; k++) {
     const Trantor__PbftRecoveredSlot *rs = r->committed[k];
@@ -240,20 +251,9 @@ static void pbft_recover_view_state(pbft *p) {
  * what they have (one vote per sender, sn and view). */
 static void pbft_resend_votes(pbft *p) {
   for (size_t i = 0; i < p->L; i++) {
-    pbft_slot *s = &p->slots[i];
-    if (!s->has_pp) continue;
-    ProtobufCBinaryData d = {PBFT_DIGEST, s->pp_digest};
-    Trantor__Prepare pr = TRANTOR__PREPARE__INIT;
-    pr.sn = s->sn;
-    pr.view = p->view;
-    pr.digest = d;
-    miri_pbft_send_all(p, &pr.base);
-    if (!s->prepared) continue;
-    Trantor__Commit c = TRANTOR__COMMIT__INIT;
-    c.sn = s->sn;
-    c.view = p->view;
-    c.digest = d;
-    miri_pbft_send_all(p, &c.base);
+    const pbft_slot *s = &p->slots[i];
+    if (s->has_pp) mir_dsl_emit(p->dsl, miri_pbft_vote_event(p, s, false));
+    if (s->has_pp && s->prepared) mir_dsl_emit(p->dsl, miri_pbft_vote_event(p, s, true));
   }
 }
 

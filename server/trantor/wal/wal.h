@@ -69,8 +69,10 @@ void trantor_wal_delete_epochs_below(Mir__StoreWrite *w, uint64_t epoch);
 /* The value of a record: msg packed, then its CRC-32C. Returns owned bytes (free with free()). */
 uint8_t *trantor_wal_encode(const ProtobufCMessage *msg, size_t *len);
 
-/* CRC-32C (Castagnoli) of data. */
+/* CRC-32C (Castagnoli) of data: with the processor's CRC32 instruction where it has one. */
 uint32_t trantor_wal_crc32c(const uint8_t *data, size_t len);
+/* The same value computed with tables only (for tests). */
+uint32_t trantor_wal_crc32c_portable(const uint8_t *data, size_t len);
 
 /* The fingerprint of what a replica's votes depend on: H("params", packed membership, every
  * field of params). 32 bytes into out. */

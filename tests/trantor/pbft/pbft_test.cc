@@ -1145,11 +1145,9 @@ TEST(PbftDurability, PreparedEntriesSurviveARestartIntoTheViewChange) {
   delete spy;
 }
 
-TEST(PbftDurability, ViewChangeInProgressResumesAfterARestart) {
-  // A node that sent its view change for view 1 and crashed before the NewView came back comes
-  // back in view 1, still in the view change: it never acts in view 0 again, and the view change
-  // completes (the new primary resends its NewView to a node that keeps sending view changes).
-  Cluster c(Options{});
+// The primary of view 0 (node 0) is silent, nodes 1 to 3 move to view 1, and node 2 misses the
+// NewView of node 1: it stays in the view change while the others adopt the view.
+void miss_the_new_view_of_view_1(Cluster &c) {
   c.set_filter([](size_t from, size_t to, ProtobufCMessage *m) {
     return from != 0 && !(to == 2 && is_type(m, &trantor__new_view__descriptor));
   });
@@ -1157,6 +1155,14 @@ TEST(PbftDurability, ViewChangeInProgressResumesAfterARestart) {
   c.run();
   for (size_t i = 1; i < c.size(); i++) c.fire_timeouts(i);
   c.run();
+}
+
+TEST(PbftDurability, ViewChangeInProgressResumesAfterARestart) {
+  // A node that sent its view change for view 1 and crashed before the NewView came back comes
+  // back in view 1, still in the view change: it never acts in view 0 again, and the view change
+  // completes (the new primary resends its NewView to a node that keeps sending view changes).
+  Cluster c(Options{});
+  miss_the_new_view_of_view_1(c);
   ASSERT_TRUE(c.stats(2).in_view_change);
   ASSERT_TRUE(c.crash_and_restart(2));
   c.run();
@@ -1179,13 +1185,7 @@ TEST(PbftDurability, AdoptedNewViewIsRelayedEvenAfterARestart) {
   // which adopted it and restarted since, relays it from its log to node 2, which keeps sending
   // its view change: node 2 enters view 1 without waiting for the primary.
   Cluster c(Options{});
-  c.set_filter([](size_t from, size_t to, ProtobufCMessage *m) {
-    return from != 0 && !(to == 2 && is_type(m, &trantor__new_view__descriptor));
-  });
-  c.start();
-  c.run();
-  for (size_t i = 1; i < c.size(); i++) c.fire_timeouts(i);
-  c.run();
+  miss_the_new_view_of_view_1(c);
   ASSERT_EQ(c.stats(3).view, 1u);
   ASSERT_FALSE(c.stats(3).in_view_change);
   ASSERT_TRUE(c.stats(2).in_view_change);
