@@ -25,6 +25,14 @@
 #define CS_METHOD_SUBSCRIBE "/mir.api.Client/Subscribe"
 #define CS_METHOD_STATUS "/mir.api.Client/Status"
 #define CS_MALFORMED_MAX 16 /* malformed requests a stream may send before it is ended */
+/* gRPC reads a message of up to CS_RECV_FACTOR * max_request_bytes, so that a request a little
+ * over the limit gets a refusal and its stream goes on; a bigger one is refused by gRPC before it
+ * is read (RESOURCE_EXHAUSTED), which bounds what one read may cost. */
+#define CS_RECV_FACTOR 2
+#define CS_PEER_MAX 96                /* bytes of a connection's peer address kept (truncated) */
+#define CS_PEER_PEM_MAX (64u << 10)   /* a client certificate presented (PEM) */
+#define CS_RANGE_MD "mir-range"       /* trailing metadata of OUT_OF_RANGE: "below" or "ahead" */
+#define CS_REQUESTS_MD "mir-requests" /* trailing metadata of a Submit stream's OK status */
 
 /* Protobuf wire types and field keys, for the walks over encoded messages. */
 #define CS_WT_VARINT 0
@@ -78,12 +86,16 @@ typedef struct cs_submit {
   int pending;
   bool accepted; /* counted among the open streams */
   bool recv_posted, input_done, send_in_flight, md_sent, status_sent, closed, failed;
-  size_t unanswered; /* requests in flight plus responses not yet sent */
+  size_t unanswered; /* requests at the mempool plus responses not yet sent */
+  size_t at_mempool; /* requests forwarded to the mempool, awaiting its answer */
   size_t malformed;
+  uint64_t n_read; /* requests read (the "mir-requests" trailer) */
   cs_req *reqs, *reqs_tail;
   cs_out *out, *out_tail;
-  /* the Submit cq thread only: fixed by the stream's first valid transaction */
+  /* the Submit cq thread only: fixed by the stream's first valid transaction, or at the start
+   * by the client certificate (id_from_cert) */
   char client_id[TRANTOR_CLIENT_ID_MAX + 1];
+  bool id_from_cert;
 } cs_submit;
 
 typedef struct cs_sub {
@@ -105,6 +117,10 @@ typedef struct cs_sub {
   /* SubscribeRequest.client_id: if not empty, each Delivery carries only this client's
    * transactions (set once at admission, read by whichever thread sends) */
   char client_id[TRANTOR_CLIENT_ID_MAX + 1];
+  /* whom the subscriber counts for (set once at admission): the certificate's client id (else
+   * the filter's, else none) and the connection's peer address */
+  char key_id[TRANTOR_CLIENT_ID_MAX + 1];
+  char peer[CS_PEER_MAX];
 } cs_sub;
 
 /* A unary Status call, or a call to an unknown method. */
@@ -126,6 +142,7 @@ struct mir_client_service {
   char own_id[64], module_id[MIR_MODULE_ID_MAX], mempool_id[MIR_MODULE_ID_MAX];
   char listen_addr[256];
   char *tls_cert, *tls_key; /* PEM, owned */
+  char *client_ca;          /* PEM of the client CA (owned); set: client certificates required */
   int port;
 
   grpc_server *server;
@@ -152,6 +169,14 @@ struct mir_client_service {
 };
 
 /* ---- client_service.c ---- */
+/* The most gRPC reads of one message (CS_RECV_FACTOR * max_request_bytes, capped). */
+size_t miri_cs_recv_max(const mir_replica_client_limits *limits);
+/* With client certificates required (svc->client_ca): copies into id (cap bytes) the client id
+ * that the certificate of call (verified by gRPC against the client CA during the handshake, and
+ * checked again here by mir_tls_client_cert_check) names. False with the reason in why (why_cap
+ * bytes) when it names none. Costs a signature check: call it without svc->mu. */
+bool miri_cs_cert_identity(struct mir_client_service *svc, grpc_call *call, char *id, size_t cap,
+                           char *why, size_t why_cap);
 /* Sets a tag's handler. */
 void miri_cs_tag_init(cs_tag *t, void (*fn)(cs_tag *, bool), void *self);
 /* Packs msg (borrowed) into a new byte buffer (owned: destroy after the send completes). */
@@ -174,13 +199,16 @@ size_t miri_cs_decode_budget(size_t len);
  * tests/replica/fuzz_client_ingress.c). Decodes bytes[0..len) (borrowed) and checks it against
  * limits (borrowed) and max_tx_bytes: at most max_request_bytes and max_txs_per_request (counted
  * on the wire before decoding); each transaction gets a verdict: ACCEPTED (to forward), or INVALID
- * or TOO_LARGE with a reason. client_id (in/out, TRANTOR_CLIENT_ID_MAX + 1 bytes) is the stream's
- * client id: empty until its first valid transaction sets it; later ones must match it.
- * MIR_OK: out->req and out->q are set (owned). MIR_EPROTO: malformed; mir_error_detail() is the
- * text for the client and out->request_id the id to echo; nothing is owned. */
+ * or TOO_LARGE with a reason. A client id is valid when its bytes on the wire are a client id
+ * (mir_tls_client_id_valid: so no NUL, which decoding would cut at, and nothing but ASCII).
+ * client_id (in/out, TRANTOR_CLIENT_ID_MAX + 1 bytes) is the stream's client id: empty until its
+ * first valid transaction sets it (unless id_from_cert: then it is the certificate's, named so in
+ * reasons); later ones must match it. MIR_OK: out->req and out->q are set (owned). MIR_EPROTO:
+ * refused; mir_error_detail() is the text for the client and out->request_id the id to echo (0
+ * when the walk over the request's fields did not get through); nothing is owned. */
 mir_err miri_cs_submit_check(const uint8_t *bytes, size_t len,
                              const mir_replica_client_limits *limits, uint64_t max_tx_bytes,
-                             char *client_id, cs_submit_check *out);
+                             char *client_id, bool id_from_cert, cs_submit_check *out);
 /* Frees r (owned) and its reasons. */
 void miri_cs_req_free(cs_req *r);
 /* Asks the server for the next Submit call (no-op while stopping). Caller holds svc->mu. */
@@ -190,9 +218,10 @@ void miri_cs_submit_answer(struct mir_client_service *svc, const Trantor__TxsAcc
 
 /* ---- client_subscribe.c ---- */
 /* The ingress checks of a SubscribeRequest, without gRPC or locks (fuzzed with Submit's). Decodes
- * bytes[0..len) (borrowed), at most limits->max_request_bytes, with a client_id of at most
- * TRANTOR_CLIENT_ID_MAX bytes. MIR_OK: sets *from_sn and client_id (out, TRANTOR_CLIENT_ID_MAX + 1
- * bytes; empty: every client). MIR_EPROTO: mir_error_detail() is the text for the client. */
+ * bytes[0..len) (borrowed), at most limits->max_request_bytes, with a client_id that is empty or a
+ * client id (checked on the wire, as Submit's). MIR_OK: sets *from_sn and client_id (out,
+ * TRANTOR_CLIENT_ID_MAX + 1 bytes; empty: every client). MIR_EPROTO: mir_error_detail() is the
+ * text for the client. */
 mir_err miri_cs_subscribe_check(const uint8_t *bytes, size_t len,
                                 const mir_replica_client_limits *limits, uint64_t *from_sn,
                                 char *client_id);

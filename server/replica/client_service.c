@@ -24,6 +24,7 @@
 #include "client_internal.h"
 #include "mir/alloc.h"
 #include "mir/assert.h"
+#include "mir/crypto.h"
 #include "mir/log.h"
 
 #define CS_STOP_WAIT_MS 10000 /* how long stop waits for calls to be released */
@@ -59,6 +60,37 @@ bool miri_cs_flatten(grpc_byte_buffer *bb, size_t max, grpc_slice *out) {
   *out = grpc_byte_buffer_reader_readall(&r);
   grpc_byte_buffer_reader_destroy(&r);
   return true;
+}
+
+size_t miri_cs_recv_max(const mir_replica_client_limits *limits) {
+  uint64_t max = CS_RECV_FACTOR * limits->max_request_bytes;
+  return max > INT32_MAX ? INT32_MAX : (size_t)max;
+}
+
+bool miri_cs_cert_identity(mir_client_service *svc, grpc_call *call, char *id, size_t cap,
+                           char *why, size_t why_cap) {
+  id[0] = '\0';
+  grpc_auth_context *ctx = grpc_call_auth_context(call);
+  const grpc_auth_property *p = NULL;
+  grpc_auth_property_iterator it;
+  if (ctx != NULL) {
+    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    p = grpc_auth_property_iterator_next(&it);
+  }
+  bool ok = false;
+  if (p == NULL || p->value == NULL || p->value_length == 0 || p->value_length > CS_PEER_PEM_MAX) {
+    snprintf(why, why_cap, "no client certificate");
+  } else {
+    /* The property is bytes with a length: NUL-terminate a bounded copy. */
+    char *pem = mir_xmalloc(p->value_length + 1);
+    memcpy(pem, p->value, p->value_length);
+    pem[p->value_length] = '\0';
+    ok = mir_tls_client_cert_check(svc->client_ca, pem, id, cap) == MIR_OK;
+    if (!ok) snprintf(why, why_cap, "%s", mir_error_detail());
+    free(pem);
+  }
+  if (ctx != NULL) grpc_auth_context_release(ctx);
+  return ok;
 }
 
 void miri_cs_live_dec(mir_client_service *svc) {
@@ -220,7 +252,11 @@ static mir_err cs_read_pem(const char *path, char **out) {
 static grpc_server_credentials *cs_credentials(mir_client_service *svc) {
   if (svc->tls_cert == NULL) return grpc_insecure_server_credentials_create();
   grpc_ssl_pem_key_cert_pair pair = {.private_key = svc->tls_key, .cert_chain = svc->tls_cert};
-  return grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL);
+  if (svc->client_ca == NULL) return grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL);
+  /* gRPC verifies the chain and validity during the handshake; which client the certificate
+   * names is read per call (miri_cs_cert_identity). Core copies the PEM strings. */
+  return grpc_ssl_server_credentials_create_ex(
+      svc->client_ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
 }
 
 static mir_err cs_create_server(mir_client_service *svc) {
@@ -229,7 +265,7 @@ static mir_err cs_create_server(mir_client_service *svc) {
     const char *key;
     int value;
   } ints[] = {
-      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)svc->cfg.limits.max_request_bytes},
+      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)miri_cs_recv_max(&svc->cfg.limits)},
       {GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1},
       {GRPC_ARG_KEEPALIVE_TIME_MS, 20000},
       {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000},
@@ -272,11 +308,16 @@ static mir_err cs_check_config(const mir_client_service_config *c) {
   if (l->max_request_bytes < 1024 || l->max_request_bytes > INT32_MAX ||
       l->max_txs_per_request == 0 || l->max_submit_streams == 0 || l->max_submit_streams > 65536 ||
       l->max_requests_in_flight == 0 || l->max_requests_in_flight > 65536 ||
-      l->max_subscribers == 0 || l->subscriber_stall_ms == 0 || c->max_tx_bytes == 0) {
+      l->max_subscribers == 0 || l->subscriber_stall_ms == 0 || c->max_tx_bytes == 0 ||
+      l->max_subscribers_per_client == 0 || l->max_subscribers_per_connection == 0 ||
+      l->retry_after_ms == 0 || l->retry_after_ms > UINT32_MAX) {
     return mir_error_set(MIR_EINVAL, "client service: a limit is out of range");
   }
   if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL)) {
     return mir_error_set(MIR_EINVAL, "client service: TLS needs both a certificate and a key");
+  }
+  if (c->tls_client_ca_file != NULL && c->tls_cert_file == NULL) {
+    return mir_error_set(MIR_EINVAL, "client service: client certificates need TLS");
   }
   const char *ids[] = {c->module_id != NULL ? c->module_id : MIR_CLIENT_SERVICE_ID,
                        c->mempool_id != NULL ? c->mempool_id : "mempool"};
@@ -318,6 +359,7 @@ static void cs_free_state(mir_client_service *svc) {
   }
   free(svc->tls_cert);
   free(svc->tls_key);
+  free(svc->client_ca);
   free(svc->slots);
   pthread_mutex_destroy(&svc->mu);
   pthread_cond_destroy(&svc->cv);
@@ -338,13 +380,16 @@ mir_err mir_client_service_new(const mir_client_service_config *cfg, mir_client_
            cfg->mempool_id != NULL ? cfg->mempool_id : "mempool");
   snprintf(svc->listen_addr, sizeof(svc->listen_addr), "%s", cfg->listen_addr);
   svc->cfg.own_id = svc->cfg.listen_addr = svc->cfg.module_id = svc->cfg.mempool_id = NULL;
-  svc->cfg.tls_cert_file = svc->cfg.tls_key_file = NULL;
+  svc->cfg.tls_cert_file = svc->cfg.tls_key_file = svc->cfg.tls_client_ca_file = NULL;
   pthread_mutex_init(&svc->mu, NULL);
   pthread_cond_init(&svc->cv, NULL);
   svc->slots = mir_xcalloc(cfg->limits.max_submit_streams, sizeof(*svc->slots));
   if (cfg->tls_cert_file != NULL) {
     err = cs_read_pem(cfg->tls_cert_file, &svc->tls_cert);
     if (err == MIR_OK) err = cs_read_pem(cfg->tls_key_file, &svc->tls_key);
+  }
+  if (err == MIR_OK && cfg->tls_client_ca_file != NULL) {
+    err = cs_read_pem(cfg->tls_client_ca_file, &svc->client_ca);
   }
   if (err == MIR_OK) err = cs_create_server(svc);
   if (err != MIR_OK) {
@@ -388,8 +433,17 @@ static mir_err cs_start(void *state, mir_inbox *inbox) {
   miri_cs_subscribe_request(svc);
   cs_unary_request(svc, false);
   cs_unary_request(svc, true);
-  mir_log(MIR_LOG_INFO, CS_LOG, "%s: client API on %s%s", svc->own_id, svc->listen_addr,
-          svc->tls_cert != NULL ? " (TLS)" : "");
+  mir_log(MIR_LOG_INFO, CS_LOG, "%s: client API on %s (%s)", svc->own_id, svc->listen_addr,
+          svc->client_ca != NULL  ? "TLS, client certificates required"
+          : svc->tls_cert != NULL ? "TLS"
+                                  : "plaintext");
+  if (svc->client_ca == NULL) {
+    mir_log(MIR_LOG_WARN, CS_LOG,
+            "%s: clients are not authenticated: any client may submit under any client id, and "
+            "so use up another client's tx numbers%s (client_tls and client.require_cert make "
+            "each client prove its id; docs/OPERATIONS.md)",
+            svc->own_id, svc->tls_cert == NULL ? "; the client API is plaintext" : "");
+  }
   return MIR_OK;
 }
 

@@ -5,21 +5,35 @@
  *
  * Submit. Each request of a stream is decoded (bounded by max_request_bytes; undecodable bytes get
  * a SubmitResponse with `error` set, never a crash) and checked at ingress: at most
- * max_txs_per_request transactions; each with a client id of 1..64 bytes, the same for the whole
- * stream (the first transaction's), and at most max_tx_bytes of data. Transactions that pass go
- * into the node as one trantor.NewTransactions with an origin naming this module; the mempool's
- * trantor.TxsAccepted comes back through the node to the module's apply, which completes the
- * request and writes its SubmitResponse (one TxResult per transaction, in order, with a reason for
- * every rejection). Answers go out in request order. A stream has at most max_requests_in_flight
- * requests unanswered: the service stops reading it beyond that, which pushes back on the client
- * through HTTP/2 flow control; the node's own backpressure (a blocking inbox) does the same.
+ * max_txs_per_request transactions; each with a valid client id (proto/api/api.proto: 1..64 bytes
+ * of [A-Za-z0-9._:@-], checked on the wire), the same for the whole stream (the first
+ * transaction's, or the client certificate's), and at most max_tx_bytes of data. Transactions that
+ * pass go into the node as one trantor.NewTransactions with an origin naming this module; the
+ * mempool's trantor.TxsAccepted comes back through the node to the module's apply, which completes
+ * the request and writes its SubmitResponse (one TxResult per transaction, in order, with a reason
+ * for every rejection). A stream has at most max_requests_in_flight requests at the mempool; a
+ * request read beyond that is answered at once, its transactions TX_MEMPOOL_FULL ("busy"), and
+ * every answer with TX_MEMPOOL_FULL carries the back-pressure hint retry_after_ms. The service
+ * reads at most 2 * max_requests_in_flight requests ahead of the answers sent, which pushes back on
+ * the client through HTTP/2 flow control; the node's own backpressure (a blocking inbox) does the
+ * same. A request of more than max_request_bytes (up to twice that) is refused and the stream goes
+ * on; gRPC ends a stream whose message is bigger (RESOURCE_EXHAUSTED).
  *
  * Subscribe(from_sn). A server stream of api.Delivery from the ordered log, from from_sn on, in
  * order, each sn once. One message is in flight per stream; the next is read from the log when
  * the previous one was accepted, so a subscriber costs one message of memory however far behind
- * it is. A subscriber whose position leaves the retention window ends with OUT_OF_RANGE; one that
- * accepts nothing for subscriber_stall_ms ends with RESOURCE_EXHAUSTED (its buffers are freed).
- * A from_sn beyond the log waits for it.
+ * it is. A from_sn below the retention window, or more than subscribe_ahead_max beyond the log's
+ * next sn, is refused (OUT_OF_RANGE, trailing metadata "mir-range"); within that, a from_sn beyond
+ * the log waits for it. Subscribers are admitted within max_subscribers in all,
+ * max_subscribers_per_connection per connection and max_subscribers_per_client per client (the
+ * certificate's id, else the filter's client_id), so that no one client holds every slot. A
+ * subscriber whose position leaves the retention window ends with OUT_OF_RANGE; one that accepts
+ * nothing for subscriber_stall_ms ends with RESOURCE_EXHAUSTED (its buffers are freed).
+ *
+ * Client certificates (tls_client_ca_file): every connection must present one signed by that CA
+ * (the TLS handshake fails without), Submit and Subscribe calls whose certificate names no client
+ * ("mir:client:<id>", checked with mir_tls_client_cert_check) are refused (UNAUTHENTICATED), and a
+ * Submit stream takes only transactions of the certificate's client id.
  *
  * Status. id, epoch, next_sn, log_hash, retained_from_sn (from the ordered log) and the peers
  * (from the callback).
@@ -66,7 +80,9 @@ typedef struct mir_client_service_config {
   uint64_t client_window;           /* named in rejection reasons */
   const char *tls_cert_file;        /* both set: serve TLS; both NULL: plaintext */
   const char *tls_key_file;
-  mir_client_peers_fn peers; /* may be NULL */
+  const char *tls_client_ca_file; /* with TLS: require client certificates signed by this CA;
+                                     NULL: clients are not authenticated (logged as a warning) */
+  mir_client_peers_fn peers;      /* may be NULL */
   void *peers_user;
 } mir_client_service_config;
 
@@ -90,8 +106,11 @@ typedef struct mir_client_service_stats {
   uint64_t submit_refused;      /* streams refused: too many open */
   uint64_t requests;            /* SubmitRequests received */
   uint64_t malformed;           /* ... that did not decode or broke a request limit */
+  uint64_t requests_busy;       /* ... refused at once: max_requests_in_flight at the mempool */
   uint64_t txs_accepted;        /* by the mempool */
   uint64_t txs_rejected;        /* at ingress or by the mempool */
+  uint64_t txs_full;            /* ... of which TX_MEMPOOL_FULL (back-pressure, with a hint) */
+  uint64_t unauthenticated;     /* calls refused: the client certificate names no client */
   uint64_t subscribers;         /* Subscribe streams opened since start */
   uint64_t subscribers_refused; /* too many open, or from_sn out of range */
   uint64_t subscribers_cut;     /* stalled, or fell out of the retention window */

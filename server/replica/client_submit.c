@@ -10,10 +10,18 @@
  * (24 bits) << 16 | stream generation (24 bits) << 40. A slot is reused by later streams, so an
  * answer for a stream that ended finds another generation (or none) and is dropped.
  *
- * Invariants (under svc->mu): `unanswered` counts requests at the mempool plus responses not yet
- * sent, and no RECV_MESSAGE is posted while it is at max_requests_in_flight; at most one
- * SEND_MESSAGE is in flight; the status is sent once, after the last response; a stream that
- * failed sends nothing more and is freed when its last batch completes.
+ * Back-pressure: a request read while max_requests_in_flight requests of its stream are at the
+ * mempool is answered at once, every transaction that passed the checks TX_MEMPOOL_FULL with the
+ * hint retry_after_ms (as are the ones the mempool answers MEMPOOL_FULL), instead of being held:
+ * the client learns explicitly that the replica is busy and for how long to leave it alone.
+ * Reading stops at twice that many unanswered requests, so refusals the client does not read
+ * cannot pile up either.
+ *
+ * Invariants (under svc->mu): `unanswered` counts requests at the mempool (`at_mempool`) plus
+ * responses not yet sent, and no RECV_MESSAGE is posted while it is at 2 *
+ * max_requests_in_flight; at most one SEND_MESSAGE is in flight; the status is sent once, after
+ * the last response; a stream that failed sends nothing more and is freed when its last batch
+ * completes.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,6 +31,7 @@
 
 #include "client_internal.h"
 #include "mir/alloc.h"
+#include "mir/crypto.h"
 #include "mir/log.h"
 
 #define CS_SLOT_BITS 16
@@ -77,17 +86,26 @@ static char *cs_reason(const mir_client_service *svc, Trantor__TxStatus st) {
     case TRANTOR__TX_STATUS__TX_TOO_LARGE:
       return cs_fmt("too large: at most %" PRIu64 " bytes", svc->cfg.max_tx_bytes);
     case TRANTOR__TX_STATUS__TX_MEMPOOL_FULL:
-      return cs_fmt("the mempool is full; retry later");
+      return cs_fmt("the mempool is full; retry after %" PRIu64 " ms",
+                    svc->cfg.limits.retry_after_ms);
     default:
       return cs_fmt("invalid transaction");
   }
 }
 
-/* Packs the response to r (borrowed), or an error response when error is set. */
-static cs_out *cs_response(uint64_t request_id, const cs_req *r, const char *error) {
+/* Packs the response to r (borrowed), or an error response when error is set. retry_after_ms is
+ * the back-pressure hint, sent when a transaction of r is TX_MEMPOOL_FULL. */
+static cs_out *cs_response(uint64_t request_id, const cs_req *r, const char *error,
+                           uint64_t retry_after_ms) {
   Mir__Api__SubmitResponse resp = MIR__API__SUBMIT_RESPONSE__INIT;
   resp.request_id = request_id;
   resp.error = (char *)(error != NULL ? error : "");
+  for (size_t i = 0; r != NULL && i < r->n; i++) {
+    if (r->status[i] == TRANTOR__TX_STATUS__TX_MEMPOOL_FULL) {
+      resp.retry_after_ms = (uint32_t)retry_after_ms;
+      break;
+    }
+  }
   size_t n = r != NULL ? r->n : 0;
   Mir__Api__TxResult *res = n > 0 ? mir_xcalloc(n, sizeof(*res)) : NULL;
   Mir__Api__TxResult **ptrs = n > 0 ? mir_xcalloc(n, sizeof(*ptrs)) : NULL;
@@ -109,16 +127,19 @@ static cs_out *cs_response(uint64_t request_id, const cs_req *r, const char *err
 }
 
 /* Checks one transaction at ingress. Returns the status (ACCEPTED: forward it) and sets *reason
- * (owned) for a rejection. The stream's client id is fixed by its first valid transaction. */
-static Trantor__TxStatus cs_check_tx(const Trantor__Tx *tx, uint64_t max_tx_bytes, char *client_id,
-                                     char **reason) {
+ * (owned) for a rejection. id_wire_ok: its client id was valid on the wire (cs_ids_on_wire). The
+ * stream's client id is fixed by its first valid transaction (or by the certificate). */
+static Trantor__TxStatus cs_check_tx(const Trantor__Tx *tx, bool id_wire_ok, uint64_t max_tx_bytes,
+                                     char *client_id, bool id_from_cert, char **reason) {
   size_t idlen = tx->client_id != NULL ? strlen(tx->client_id) : 0;
-  if (idlen == 0 || idlen > TRANTOR_CLIENT_ID_MAX) {
-    *reason = cs_fmt("invalid client id: it must be 1 to %d bytes", TRANTOR_CLIENT_ID_MAX);
+  if (!id_wire_ok || !mir_tls_client_id_valid(tx->client_id, idlen)) {
+    *reason = cs_fmt("invalid client id: it must be 1 to %d bytes of [A-Za-z0-9._:@-]",
+                     TRANTOR_CLIENT_ID_MAX);
     return TRANTOR__TX_STATUS__TX_INVALID;
   }
   if (client_id[0] != '\0' && strcmp(client_id, tx->client_id) != 0) {
-    *reason = cs_fmt("client id differs from the stream's (%s)", client_id);
+    *reason = cs_fmt("client id differs from the %s (%s)",
+                     id_from_cert ? "certificate's" : "stream's", client_id);
     return TRANTOR__TX_STATUS__TX_INVALID;
   }
   if (tx->data.len > max_tx_bytes) {
@@ -188,6 +209,48 @@ static bool cs_count_txs(const uint8_t *p, size_t n, size_t *n_txs, uint64_t *re
   return true;
 }
 
+/* True if every client_id (field 1) of the encoded trantor.Tx p[0..n) is a valid client id on
+ * the wire, and there is one. The check runs on the wire bytes because decoding cuts a string at
+ * a NUL ("a\0b" would become "a": another client's id) and does not check UTF-8; the alphabet
+ * (ASCII, no NUL) rules out both. */
+static bool cs_tx_id_on_wire_ok(const uint8_t *p, size_t n) {
+  size_t pos = 0;
+  bool seen = false;
+  while (pos < n) {
+    uint64_t key, len;
+    if (!miri_cs_varint(p, n, &pos, &key)) return false;
+    if (key == CS_KEY(1, CS_WT_LEN)) {
+      if (!miri_cs_varint(p, n, &pos, &len) || len > n - pos ||
+          !mir_tls_client_id_valid((const char *)p + pos, (size_t)len)) {
+        return false;
+      }
+      pos += (size_t)len;
+      seen = true;
+      continue;
+    }
+    if (!miri_cs_skip(p, n, &pos, key & 7)) return false;
+  }
+  return seen;
+}
+
+/* Sets ok[k] for the k-th transaction (field 2) of the encoded SubmitRequest p[0..n), for the
+ * first n_txs of them: is its client id valid on the wire? The request decoded, so the walk gets
+ * through and meets the transactions in the decoded order. */
+static void cs_ids_on_wire(const uint8_t *p, size_t n, bool *ok, size_t n_txs) {
+  size_t pos = 0, k = 0;
+  while (pos < n && k < n_txs) {
+    uint64_t key, len;
+    if (!miri_cs_varint(p, n, &pos, &key)) return;
+    if (key == CS_KEY(2, CS_WT_LEN)) {
+      if (!miri_cs_varint(p, n, &pos, &len) || len > n - pos) return;
+      ok[k++] = cs_tx_id_on_wire_ok(p + pos, (size_t)len);
+      pos += (size_t)len;
+      continue;
+    }
+    if (!miri_cs_skip(p, n, &pos, key & 7)) return;
+  }
+}
+
 /* Sets out for a malformed request and returns MIR_EPROTO with text as the detail. */
 static mir_err cs_malformed(cs_submit_check *out, uint64_t request_id, const char *text) {
   out->request_id = request_id;
@@ -204,15 +267,19 @@ static mir_err cs_too_many(cs_submit_check *out, uint64_t request_id, size_t n, 
 
 mir_err miri_cs_submit_check(const uint8_t *bytes, size_t len,
                              const mir_replica_client_limits *limits, uint64_t max_tx_bytes,
-                             char *client_id, cs_submit_check *out) {
+                             char *client_id, bool id_from_cert, cs_submit_check *out) {
   memset(out, 0, sizeof(*out));
-  if (len > limits->max_request_bytes) {
-    return cs_malformed(out, 0, "malformed request: unreadable or too large");
-  }
   size_t n_txs = 0;
   uint64_t request_id = 0;
+  bool walked = cs_count_txs(bytes, len, &n_txs, &request_id);
+  if (len > limits->max_request_bytes) {
+    char text[128];
+    snprintf(text, sizeof(text), "request too large: %zu bytes, at most %" PRIu64, len,
+             limits->max_request_bytes);
+    return cs_malformed(out, walked ? request_id : 0, text);
+  }
   const char *bad = "malformed request: not a mir.api.SubmitRequest";
-  if (!cs_count_txs(bytes, len, &n_txs, &request_id)) return cs_malformed(out, 0, bad);
+  if (!walked) return cs_malformed(out, 0, bad);
   if (n_txs > limits->max_txs_per_request) {
     return cs_too_many(out, request_id, n_txs, limits->max_txs_per_request);
   }
@@ -234,14 +301,18 @@ mir_err miri_cs_submit_check(const uint8_t *bytes, size_t len,
   q->status = mir_xcalloc(q->n + 1, 1);
   q->reason = mir_xcalloc(q->n + 1, sizeof(*q->reason));
   q->fwd = mir_xcalloc(q->n + 1, sizeof(*q->fwd));
+  bool *ids_ok = mir_xcalloc(q->n + 1, sizeof(*ids_ok));
+  cs_ids_on_wire(bytes, len, ids_ok, q->n);
   for (size_t i = 0; i < r->n_txs; i++) {
-    Trantor__TxStatus st = cs_check_tx(r->txs[i], max_tx_bytes, client_id, &q->reason[i]);
+    Trantor__TxStatus st =
+        cs_check_tx(r->txs[i], ids_ok[i], max_tx_bytes, client_id, id_from_cert, &q->reason[i]);
     q->status[i] = (uint8_t)st;
     if (st == TRANTOR__TX_STATUS__TX_ACCEPTED) {
       cs_strip_unknown(r->txs[i]);
       q->fwd[q->n_fwd++] = i;
     }
   }
+  free(ids_ok);
   out->req = r;
   out->q = q;
   out->request_id = r->request_id;
@@ -254,7 +325,7 @@ static void cs_split(cs_submit_check *chk, cs_work *w) {
   cs_req *q = chk->q;
   w->rejected = q->n - q->n_fwd;
   if (q->n_fwd == 0) {
-    w->resp = cs_response(q->request_id, q, NULL);
+    w->resp = cs_response(q->request_id, q, NULL, 0);
     miri_cs_req_free(q);
     mir__api__submit_request__free_unpacked(r, NULL);
     return;
@@ -281,18 +352,19 @@ static void cs_split(cs_submit_check *chk, cs_work *w) {
 static void cs_decode(cs_submit *c, grpc_byte_buffer *bb, cs_work *w) {
   const mir_client_service_config *cfg = &c->svc->cfg;
   grpc_slice s;
-  if (!miri_cs_flatten(bb, cfg->limits.max_request_bytes, &s)) {
+  /* gRPC already refused anything above miri_cs_recv_max; this bound only guards the copy. */
+  if (!miri_cs_flatten(bb, miri_cs_recv_max(&cfg->limits), &s)) {
     w->malformed = true;
-    w->resp = cs_response(0, NULL, "malformed request: unreadable or too large");
+    w->resp = cs_response(0, NULL, "malformed request: unreadable", 0);
     return;
   }
   cs_submit_check chk;
   mir_err err = miri_cs_submit_check(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &cfg->limits,
-                                     cfg->max_tx_bytes, c->client_id, &chk);
+                                     cfg->max_tx_bytes, c->client_id, c->id_from_cert, &chk);
   grpc_slice_unref(s);
   if (err != MIR_OK) {
     w->malformed = true;
-    w->resp = cs_response(chk.request_id, NULL, mir_error_detail());
+    w->resp = cs_response(chk.request_id, NULL, mir_error_detail(), 0);
     return;
   }
   cs_split(&chk, w);
@@ -339,7 +411,7 @@ static void cs_submit_batch(cs_submit *c, const grpc_op *ops, size_t n, cs_tag *
 
 static void cs_submit_post_recv(cs_submit *c) {
   if (c->recv_posted || c->input_done || c->failed || c->status_sent ||
-      c->unanswered >= c->svc->cfg.limits.max_requests_in_flight) {
+      c->unanswered >= 2 * c->svc->cfg.limits.max_requests_in_flight) {
     return;
   }
   grpc_op op;
@@ -401,19 +473,58 @@ static void cs_submit_maybe_finish(cs_submit *c) {
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
   if (!c->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  /* How many requests the replica read: a client that sent more (a last request cut short, which
+   * gRPC discards without a word to the server) can tell. gRPC takes its own reference of the
+   * value and copies the key. */
+  char count[24];
+  snprintf(count, sizeof(count), "%" PRIu64, c->n_read);
+  grpc_metadata md;
+  memset(&md, 0, sizeof(md));
+  md.key = grpc_slice_from_static_string(CS_REQUESTS_MD);
+  md.value = grpc_slice_from_copied_string(count);
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n++].data.send_status_from_server.status = GRPC_STATUS_OK;
+  ops[n].data.send_status_from_server.status = GRPC_STATUS_OK;
+  ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+  ops[n++].data.send_status_from_server.trailing_metadata = &md;
   c->md_sent = c->status_sent = true;
   cs_submit_batch(c, ops, n, &c->t_status);
+  grpc_slice_unref(md.value);
 }
 
 /* ---- completions ---- */
+
+/* Answers a request that passed ingress at once, without forwarding it: every forwarded
+ * transaction is TX_MEMPOOL_FULL ("busy"), with the back-pressure hint. Consumes w->req and
+ * w->nt. Caller holds svc->mu. */
+static void cs_submit_busy(cs_submit *c, cs_work *w) {
+  mir_client_service *svc = c->svc;
+  cs_req *q = w->req;
+  uint64_t hint = svc->cfg.limits.retry_after_ms;
+  for (size_t k = 0; k < q->n_fwd; k++) {
+    q->status[q->fwd[k]] = TRANTOR__TX_STATUS__TX_MEMPOOL_FULL;
+    q->reason[q->fwd[k]] = cs_fmt(
+        "busy: %zu requests of this stream await the mempool; retry "
+        "after %" PRIu64 " ms",
+        c->at_mempool, hint);
+  }
+  svc->st.requests_busy++;
+  svc->st.txs_rejected += q->n_fwd;
+  svc->st.txs_full += q->n_fwd;
+  cs_out *o = cs_response(q->request_id, q, NULL, hint);
+  miri_cs_req_free(q);
+  protobuf_c_message_free_unpacked(&w->nt->base, NULL); /* owns the transactions moved in */
+  w->req = NULL;
+  w->nt = NULL;
+  c->unanswered++;
+  cs_submit_enqueue(c, o);
+}
 
 /* Hands the outcome of one decoded request to the stream (locked), and returns the event to push
  * (owned), if any. */
 static mir_event *cs_submit_take(cs_submit *c, cs_work *w) {
   mir_client_service *svc = c->svc;
   svc->st.requests++;
+  c->n_read++;
   svc->st.txs_rejected += w->rejected;
   if (w->malformed) {
     svc->st.malformed++;
@@ -428,6 +539,10 @@ static mir_event *cs_submit_take(cs_submit *c, cs_work *w) {
     cs_submit_enqueue(c, w->resp);
   }
   if (w->req == NULL) return NULL;
+  if (c->at_mempool >= svc->cfg.limits.max_requests_in_flight) {
+    cs_submit_busy(c, w);
+    return NULL;
+  }
   cs_req *q = w->req;
   q->seq = c->next_seq++ & CS_SEQ_MASK;
   if (c->reqs_tail != NULL) {
@@ -437,6 +552,7 @@ static mir_event *cs_submit_take(cs_submit *c, cs_work *w) {
   }
   c->reqs_tail = q;
   c->unanswered++;
+  c->at_mempool++;
   uint64_t ctx = (uint64_t)c->slot | (uint64_t)q->seq << CS_SLOT_BITS |
                  (uint64_t)c->gen << (CS_SLOT_BITS + CS_SEQ_BITS);
   w->nt->origin = mir_xmalloc(sizeof(*w->nt->origin));
@@ -513,6 +629,22 @@ static void cs_submit_on_done(cs_tag *t, bool ok) {
   pthread_mutex_unlock(&svc->mu);
 }
 
+/* Ends a stream that was not admitted with a status. Caller holds svc->mu. */
+static void cs_submit_refuse(cs_submit *c, grpc_status_code code, const char *text) {
+  grpc_slice details = grpc_slice_from_copied_string(text);
+  grpc_op ops[3];
+  memset(ops, 0, sizeof(ops));
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[1].data.send_status_from_server.status = code;
+  ops[1].data.send_status_from_server.status_details = &details;
+  ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
+  c->status_sent = true;
+  cs_submit_batch(c, ops, 3, &c->t_status);
+  grpc_slice_unref(details);
+}
+
 /* Takes a free slot for c, or refuses the stream. Caller holds svc->mu. */
 static bool cs_submit_admit(cs_submit *c) {
   mir_client_service *svc = c->svc;
@@ -528,17 +660,7 @@ static bool cs_submit_admit(cs_submit *c) {
     }
   }
   svc->st.submit_refused++;
-  grpc_slice details = grpc_slice_from_static_string("too many Submit streams open");
-  grpc_op ops[3];
-  memset(ops, 0, sizeof(ops));
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[1].data.send_status_from_server.status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-  ops[1].data.send_status_from_server.status_details = &details;
-  ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
-  c->status_sent = true;
-  cs_submit_batch(c, ops, 3, &c->t_status);
+  cs_submit_refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many Submit streams open");
   return false;
 }
 
@@ -546,13 +668,26 @@ static void cs_submit_on_new(cs_tag *t, bool ok) {
   cs_submit *c = t->self;
   mir_client_service *svc = c->svc;
   if (ok) miri_cs_submit_request(svc);
+  /* With client certificates, the stream's client id is the certificate's from the start. */
+  char why[256] = "";
+  bool authenticated = true;
+  if (ok && svc->client_ca != NULL) {
+    authenticated =
+        miri_cs_cert_identity(svc, c->call, c->client_id, sizeof(c->client_id), why, sizeof(why));
+    c->id_from_cert = authenticated;
+  }
   pthread_mutex_lock(&svc->mu);
   if (!ok) { /* the server is shutting down */
     cs_submit_free_locked(c);
     pthread_mutex_unlock(&svc->mu);
     return;
   }
-  if (cs_submit_admit(c)) {
+  if (!authenticated) {
+    svc->st.unauthenticated++;
+    char text[320];
+    snprintf(text, sizeof(text), "client certificate refused: %s", why);
+    cs_submit_refuse(c, GRPC_STATUS_UNAUTHENTICATED, text);
+  } else if (cs_submit_admit(c)) {
     grpc_op op;
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -603,6 +738,7 @@ static void cs_fill(mir_client_service *svc, cs_req *q, const Trantor__TxsAccept
     } else {
       q->reason[q->fwd[k]] = cs_reason(svc, st);
       svc->st.txs_rejected++;
+      if (st == TRANTOR__TX_STATUS__TX_MEMPOOL_FULL) svc->st.txs_full++;
     }
   }
 }
@@ -629,8 +765,9 @@ void miri_cs_submit_answer(mir_client_service *svc, const Trantor__TxsAccepted *
     c->reqs = q->next;
   }
   if (c->reqs_tail == q) c->reqs_tail = prev;
+  c->at_mempool--;
   cs_fill(svc, q, acc);
-  cs_out *out = cs_response(q->request_id, q, NULL);
+  cs_out *out = cs_response(q->request_id, q, NULL, svc->cfg.limits.retry_after_ms);
   miri_cs_req_free(q);
   cs_submit_enqueue(c, out); /* unanswered stays: the request became a response */
   pthread_mutex_unlock(&svc->mu);

@@ -15,6 +15,12 @@
  *
  * A subscriber that names a client id gets each entry with that client's transactions only (the
  * SDK's commit trackers do), cut out of the encoded entry without decoding it (below).
+ *
+ * Admission (cs_sub_admit) bounds what a subscriber may ask for and how many one client may hold:
+ * a from_sn further than subscribe_ahead_max beyond the log is refused, because such a
+ * subscriber would hold a slot while it waits for an sn that may never come (the stall rule only
+ * cuts subscribers that do not read what is sent); and within max_subscribers, one connection and
+ * one client id each hold at most their own limit, so that no single client takes every slot.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,8 +28,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <grpc/support/alloc.h>
+
 #include "client_internal.h"
 #include "mir/alloc.h"
+#include "mir/crypto.h"
 #include "mir/log.h"
 
 #define CS_FEED_TICK_MS 250
@@ -68,15 +77,23 @@ static void cs_sub_batch(cs_sub *s, const grpc_op *ops, size_t n, cs_tag *tag) {
   }
 }
 
-/* Ends a subscriber that has not been served yet with a status. */
-static void cs_sub_refuse(cs_sub *s, grpc_status_code code, const char *text) {
+/* Ends a subscriber that has not been served yet with a status; range (may be NULL) is the value
+ * of the trailing metadata CS_RANGE_MD ("below" or "ahead", static). gRPC takes its own
+ * references of the details and copies the metadata. */
+static void cs_sub_refuse(cs_sub *s, grpc_status_code code, const char *text, const char *range) {
   grpc_slice details = grpc_slice_from_copied_string(text);
+  grpc_metadata md;
+  memset(&md, 0, sizeof(md));
+  md.key = grpc_slice_from_static_string(CS_RANGE_MD);
+  md.value = grpc_slice_from_static_string(range != NULL ? range : "");
   grpc_op ops[2];
   memset(ops, 0, sizeof(ops));
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
   ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[1].data.send_status_from_server.status = code;
   ops[1].data.send_status_from_server.status_details = &details;
+  ops[1].data.send_status_from_server.trailing_metadata_count = range != NULL ? 1 : 0;
+  ops[1].data.send_status_from_server.trailing_metadata = range != NULL ? &md : NULL;
   s->ended = true;
   s->svc->st.subscribers_refused++;
   cs_sub_batch(s, ops, 2, &s->t_md);
@@ -219,19 +236,44 @@ static void cs_sub_try_send(cs_sub *s) {
   cs_sub_batch(s, &op, 1, &s->t_send);
 }
 
+/* True if every client_id (field 2) of the encoded SubscribeRequest p[0..n) is empty or a
+ * valid client id on the wire (decoding would cut it at a NUL and does not check UTF-8). */
+static bool cs_sub_id_on_wire_ok(const uint8_t *p, size_t n) {
+  size_t pos = 0;
+  while (pos < n) {
+    uint64_t key, len;
+    if (!miri_cs_varint(p, n, &pos, &key)) return false;
+    if (key == CS_KEY(2, CS_WT_LEN)) {
+      if (!miri_cs_varint(p, n, &pos, &len) || len > n - pos ||
+          (len > 0 && !mir_tls_client_id_valid((const char *)p + pos, (size_t)len))) {
+        return false;
+      }
+      pos += (size_t)len;
+      continue;
+    }
+    if (!miri_cs_skip(p, n, &pos, key & 7)) return false;
+  }
+  return true;
+}
+
 mir_err miri_cs_subscribe_check(const uint8_t *bytes, size_t len,
                                 const mir_replica_client_limits *limits, uint64_t *from_sn,
                                 char *client_id) {
-  Mir__Api__SubscribeRequest *req = len <= limits->max_request_bytes
-                                        ? mir__api__subscribe_request__unpack(NULL, len, bytes)
-                                        : NULL;
+  if (len > limits->max_request_bytes) {
+    return mir_error_set(MIR_EPROTO, "request too large: %zu bytes, at most %" PRIu64, len,
+                         limits->max_request_bytes);
+  }
+  Mir__Api__SubscribeRequest *req = mir__api__subscribe_request__unpack(NULL, len, bytes);
   if (req == NULL) {
     return mir_error_set(MIR_EPROTO, "malformed request: not a SubscribeRequest");
   }
   size_t id_len = req->client_id != NULL ? strlen(req->client_id) : 0;
-  if (id_len > TRANTOR_CLIENT_ID_MAX) {
+  if (!cs_sub_id_on_wire_ok(bytes, len) || id_len > TRANTOR_CLIENT_ID_MAX) {
     mir__api__subscribe_request__free_unpacked(req, NULL);
-    return mir_error_set(MIR_EPROTO, "client_id longer than 64 bytes");
+    return mir_error_set(MIR_EPROTO,
+                         "invalid client_id: it must be empty or 1 to %d bytes of "
+                         "[A-Za-z0-9._:@-]",
+                         TRANTOR_CLIENT_ID_MAX);
   }
   *from_sn = req->from_sn;
   memcpy(client_id, id_len > 0 ? req->client_id : "", id_len + 1);
@@ -239,31 +281,64 @@ mir_err miri_cs_subscribe_check(const uint8_t *bytes, size_t len,
   return MIR_OK;
 }
 
-/* Validates the request and lists the subscriber, or refuses it. */
+/* Counts the listed subscribers over connection peer, and those of client key (if not empty). */
+static void cs_sub_count(const mir_client_service *svc, const char *peer, const char *key,
+                         size_t *by_peer, size_t *by_key) {
+  *by_peer = *by_key = 0;
+  for (const cs_sub *o = svc->subs; o != NULL; o = o->next) {
+    if (strcmp(o->peer, peer) == 0) (*by_peer)++;
+    if (key[0] != '\0' && strcmp(o->key_id, key) == 0) (*by_key)++;
+  }
+}
+
+/* Validates the request and lists the subscriber, or refuses it. s->key_id holds the
+ * certificate's client id if there is one. */
 static void cs_sub_admit(cs_sub *s) {
   mir_client_service *svc = s->svc;
+  const mir_replica_client_limits *l = &svc->cfg.limits;
   grpc_slice sl;
   mir_err err = mir_error_set(MIR_EPROTO, "malformed request: not a SubscribeRequest");
-  if (miri_cs_flatten(s->req_buf, svc->cfg.limits.max_request_bytes, &sl)) {
-    err = miri_cs_subscribe_check(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), &svc->cfg.limits,
-                                  &s->next_sn, s->client_id);
+  if (miri_cs_flatten(s->req_buf, miri_cs_recv_max(l), &sl)) {
+    err = miri_cs_subscribe_check(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), l, &s->next_sn,
+                                  s->client_id);
     grpc_slice_unref(sl);
   }
   if (err != MIR_OK) {
-    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, mir_error_detail());
+    cs_sub_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, mir_error_detail(), NULL);
     return;
   }
+  if (s->key_id[0] == '\0') memcpy(s->key_id, s->client_id, sizeof(s->key_id));
   mir_olog_status st;
   mir_olog_get_status(svc->cfg.log, &st);
-  char text[160];
+  char text[200];
   if (s->next_sn < st.retained_from_sn) {
     snprintf(text, sizeof(text), "sn %" PRIu64 " is no longer retained (oldest: %" PRIu64 ")",
              s->next_sn, st.retained_from_sn);
-    cs_sub_refuse(s, GRPC_STATUS_OUT_OF_RANGE, text);
+    cs_sub_refuse(s, GRPC_STATUS_OUT_OF_RANGE, text, "below");
     return;
   }
-  if (svc->n_subs >= svc->cfg.limits.max_subscribers) {
-    cs_sub_refuse(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many subscribers");
+  if (s->next_sn > st.next_sn && s->next_sn - st.next_sn > l->subscribe_ahead_max) {
+    snprintf(text, sizeof(text),
+             "sn %" PRIu64 " is more than %" PRIu64 " beyond the log (next sn: %" PRIu64 ")",
+             s->next_sn, l->subscribe_ahead_max, st.next_sn);
+    cs_sub_refuse(s, GRPC_STATUS_OUT_OF_RANGE, text, "ahead");
+    return;
+  }
+  size_t by_peer, by_key;
+  cs_sub_count(svc, s->peer, s->key_id, &by_peer, &by_key);
+  if (svc->n_subs >= l->max_subscribers) {
+    snprintf(text, sizeof(text), "too many subscribers (at most %" PRIu64 ")", l->max_subscribers);
+  } else if (by_peer >= l->max_subscribers_per_connection) {
+    snprintf(text, sizeof(text), "too many subscribers over this connection (at most %" PRIu64 ")",
+             l->max_subscribers_per_connection);
+  } else if (by_key >= l->max_subscribers_per_client) {
+    snprintf(text, sizeof(text), "too many subscribers for client %s (at most %" PRIu64 ")",
+             s->key_id, l->max_subscribers_per_client);
+  } else {
+    text[0] = '\0';
+  }
+  if (text[0] != '\0') {
+    cs_sub_refuse(s, GRPC_STATUS_RESOURCE_EXHAUSTED, text, NULL);
     return;
   }
   s->listed = true;
@@ -287,6 +362,18 @@ static void cs_sub_on_new(cs_tag *t, bool ok) {
   cs_sub *s = t->self;
   mir_client_service *svc = s->svc;
   if (ok) miri_cs_subscribe_request(svc);
+  /* Whom the subscriber counts for: its connection, and its certificate's client id. */
+  char why[256] = "";
+  bool authenticated = true;
+  if (ok) {
+    char *peer = grpc_call_get_peer(s->call);
+    snprintf(s->peer, sizeof(s->peer), "%s", peer != NULL ? peer : "");
+    gpr_free(peer);
+    if (svc->client_ca != NULL) {
+      authenticated =
+          miri_cs_cert_identity(svc, s->call, s->key_id, sizeof(s->key_id), why, sizeof(why));
+    }
+  }
   pthread_mutex_lock(&svc->mu);
   if (ok) {
     grpc_op op;
@@ -294,7 +381,14 @@ static void cs_sub_on_new(cs_tag *t, bool ok) {
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &s->cancelled;
     cs_sub_batch(s, &op, 1, &s->t_close);
-    cs_sub_admit(s);
+    if (authenticated) {
+      cs_sub_admit(s);
+    } else {
+      svc->st.unauthenticated++;
+      char text[320];
+      snprintf(text, sizeof(text), "client certificate refused: %s", why);
+      cs_sub_refuse(s, GRPC_STATUS_UNAUTHENTICATED, text, NULL);
+    }
   }
   cs_sub_maybe_free(s);
   pthread_mutex_unlock(&svc->mu);

@@ -57,6 +57,14 @@ static const cfg_num cfg_nums[] = {
      "Subscribe streams open at once"},
     {"client", "subscriber_stall_ms", C(subscriber_stall_ms), 64, 100, CFG_MS_MAX, false,
      "a subscriber that accepts no delivery for this long is cancelled"},
+    {"client", "max_subscribers_per_client", C(max_subscribers_per_client), 64, 1, 65536, false,
+     "Subscribe streams open at once for one client id"},
+    {"client", "max_subscribers_per_connection", C(max_subscribers_per_connection), 64, 1, 65536,
+     false, "Subscribe streams open at once over one connection (peer address and port)"},
+    {"client", "subscribe_ahead_max", C(subscribe_ahead_max), 64, 0, 1000000000000ull, false,
+     "a Subscribe from beyond the next sn plus this is refused (OUT_OF_RANGE)"},
+    {"client", "retry_after_ms", C(retry_after_ms), 64, 1, 60000, false,
+     "how long a client told the replica is busy (mempool full) waits before it sends again"},
     {"net", "max_message_bytes", N(max_message_bytes), 64, 1024, 256u << 20, true,
      "largest frame between replicas (0: 4 MiB)"},
     {"net", "queue_max_msgs", N(queue_max_msgs), 64, 1, 10000000, true,
@@ -130,6 +138,10 @@ static const cfg_other cfg_others[] = {
     {"", "client_listen", CFG_ADDR, F(client_listen), true, "host:port of the client API"},
     {"", "client_tls", CFG_BOOL, F(client_tls), false,
      "serve the client API over TLS with the \"tls\" certificate (default false)"},
+    {"client", "require_cert", CFG_BOOL, F(client_require_cert), false,
+     "clients need a certificate naming the one client id they may use (needs client_tls)"},
+    {"client", "ca_file", CFG_PATH, F(client_ca_file), false,
+     "the CA that signs client certificates (default: tls.ca_file); needs require_cert"},
     {"", "data_dir", CFG_PATH, F(data_dir), true, "data folder (created if missing)"},
     {"", "log_level", CFG_STRING, F(log_level), false, "trace, debug, info, warn or error"},
     {"store", "sync", CFG_BOOL, F(store_sync), false,
@@ -161,7 +173,11 @@ static void cfg_defaults(mir_replica_config *c) {
                                           .max_submit_streams = 1024,
                                           .max_requests_in_flight = 64,
                                           .max_subscribers = 256,
-                                          .subscriber_stall_ms = 30000};
+                                          .subscriber_stall_ms = 30000,
+                                          .max_subscribers_per_client = 32,
+                                          .max_subscribers_per_connection = 32,
+                                          .subscribe_ahead_max = 10000,
+                                          .retry_after_ms = 100};
   trantor_params_default(&c->trantor);
 }
 
@@ -312,6 +328,12 @@ static mir_err cfg_check_cross(const cfg_ctx *x) {
                      "\"insecure\": true (plaintext, local tests only), not both");
   }
   if (c->client_tls && tls != 3) return cfg_error(x, "", "client_tls", "needs \"tls\"");
+  if (c->client_require_cert && !c->client_tls) {
+    return cfg_error(x, "client", "require_cert", "needs \"client_tls\": true");
+  }
+  if (c->client_ca_file != NULL && !c->client_require_cert) {
+    return cfg_error(x, "client", "ca_file", "is used only with \"require_cert\": true");
+  }
   const char *levels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = c->log_level == NULL;
   for (size_t i = 0; i < 6 && !level_ok; i++) level_ok = strcmp(c->log_level, levels[i]) == 0;
@@ -398,7 +420,7 @@ void mir_replica_config_fini(mir_replica_config *c) {
   char **strs[] = {&c->file,         &c->id,          &c->membership_file,
                    &c->key_file,     &c->tls_ca_file, &c->tls_cert_file,
                    &c->tls_key_file, &c->peer_listen, &c->client_listen,
-                   &c->data_dir,     &c->log_level};
+                   &c->data_dir,     &c->log_level,   &c->client_ca_file};
   for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) free(*strs[i]);
   memset(c, 0, sizeof(*c));
 }

@@ -25,13 +25,18 @@ extern "C" {
 
 #define MIR_REPLICA_CONFIG_FILE_MAX ((size_t)1 << 20) /* largest configuration file */
 
+/* The client API's limits (proto/api/api.proto documents each one and the refusal it causes). */
 typedef struct mir_replica_client_limits {
-  uint64_t max_request_bytes;      /* largest Submit request or message received */
-  uint64_t max_txs_per_request;    /* transactions in one SubmitRequest */
-  uint64_t max_submit_streams;     /* Submit streams open at once */
-  uint64_t max_requests_in_flight; /* per Submit stream, awaiting the mempool's answer */
-  uint64_t max_subscribers;        /* Subscribe streams open at once */
-  uint64_t subscriber_stall_ms;    /* a subscriber that accepts nothing for this long is cut */
+  uint64_t max_request_bytes;          /* largest Submit request or message received */
+  uint64_t max_txs_per_request;        /* transactions in one SubmitRequest */
+  uint64_t max_submit_streams;         /* Submit streams open at once */
+  uint64_t max_requests_in_flight;     /* per Submit stream, awaiting the mempool's answer */
+  uint64_t max_subscribers;            /* Subscribe streams open at once */
+  uint64_t subscriber_stall_ms;        /* a subscriber that accepts nothing for this long is cut */
+  uint64_t max_subscribers_per_client; /* ... naming one client (certificate or client_id) */
+  uint64_t max_subscribers_per_connection; /* ... over one connection (peer address and port) */
+  uint64_t subscribe_ahead_max; /* a Subscribe from beyond next_sn + this is OUT_OF_RANGE (>= 0) */
+  uint64_t retry_after_ms;      /* back-pressure hint in SubmitResponse.retry_after_ms */
 } mir_replica_client_limits;
 
 typedef struct mir_replica_net_limits {
@@ -50,9 +55,11 @@ typedef struct mir_replica_config {
   char *key_file;
   char *tls_ca_file, *tls_cert_file, *tls_key_file; /* all set, or all NULL with insecure */
   bool insecure;
-  char *peer_listen;   /* NULL: the membership's address of id */
-  char *client_listen; /* "host:port" of the client API */
-  bool client_tls;     /* serve the client API over TLS with the replica's certificate */
+  char *peer_listen;        /* NULL: the membership's address of id */
+  char *client_listen;      /* "host:port" of the client API */
+  bool client_tls;          /* serve the client API over TLS with the replica's certificate */
+  bool client_require_cert; /* clients must present a certificate naming their client id */
+  char *client_ca_file;     /* the CA of client certificates (NULL: tls_ca_file) */
   char *data_dir;
   char *log_level; /* NULL: MIR_LOG or info */
   bool store_sync;

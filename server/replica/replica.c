@@ -409,6 +409,9 @@ static mir_err rep_add_client(mir_replica *r) {
     cc.tls_cert_file = c->tls_cert_file;
     cc.tls_key_file = c->tls_key_file;
   }
+  if (c->client_require_cert) {
+    cc.tls_client_ca_file = c->client_ca_file != NULL ? c->client_ca_file : c->tls_ca_file;
+  }
   cc.peers = miri_rep_peers;
   cc.peers_user = r;
   mir_err err = mir_client_service_new(&cc, &r->client);

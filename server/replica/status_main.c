@@ -1,7 +1,8 @@
 /*
  * mir-status: asks replicas for their Status (proto/api/api.proto) and prints one line each.
  *
- *   mir-status [--timeout-ms MS] [--json] [--tls-ca FILE] [--tls-server-name NAME] ADDR...
+ *   mir-status [--timeout-ms MS] [--json] [--tls-ca FILE] [--tls-server-name NAME]
+ *              [--tls-cert FILE --tls-key FILE] ADDR...
  *
  * Each address is asked in turn with a deadline; an unreachable replica prints an error line and
  * makes the exit status 1. Only the gRPC C core and the api types are used (no libmir node).
@@ -27,6 +28,7 @@ typedef struct st_opts {
   bool json;
   const char *ca_file;
   const char *server_name;
+  const char *cert_file, *key_file; /* a client certificate (replicas with client.require_cert) */
 } st_opts;
 
 static void st_usage(FILE *f) {
@@ -42,6 +44,8 @@ static void st_usage(FILE *f) {
           "  --json                  one JSON object per line instead\n"
           "  --tls-ca FILE           use TLS, trusting this CA (PEM)\n"
           "  --tls-server-name NAME  name expected in the certificates (default: the host)\n"
+          "  --tls-cert FILE         a client certificate (PEM), for replicas that require one\n"
+          "  --tls-key FILE          its private key (PEM)\n"
           "  --help                  this text\n"
           "\n"
           "Exit status: 0 if every replica answered, 1 otherwise, 2 for a usage error.\n");
@@ -151,7 +155,10 @@ static void st_print(const char *addr, const Mir__Api__StatusResponse *r, bool j
   }
 }
 
-static grpc_channel *st_channel(const st_opts *o, const char *addr, const char *ca) {
+/* A channel to addr: plaintext, or TLS trusting ca, with the client certificate cert and key when
+ * given (PEM texts borrowed; gRPC copies them). */
+static grpc_channel *st_channel(const st_opts *o, const char *addr, const char *ca,
+                                const char *cert, const char *key) {
   grpc_arg args[1];
   grpc_channel_args ca_args = {.num_args = 0, .args = args};
   if (o->server_name != NULL) {
@@ -160,8 +167,10 @@ static grpc_channel *st_channel(const st_opts *o, const char *addr, const char *
     args[0].value.string = (char *)o->server_name;
     ca_args.num_args = 1;
   }
-  grpc_channel_credentials *cr = ca != NULL ? grpc_ssl_credentials_create(ca, NULL, NULL, NULL)
-                                            : grpc_insecure_credentials_create();
+  grpc_ssl_pem_key_cert_pair kp = {.private_key = key, .cert_chain = cert};
+  grpc_channel_credentials *cr =
+      ca != NULL ? grpc_ssl_credentials_create(ca, cert != NULL ? &kp : NULL, NULL, NULL)
+                 : grpc_insecure_credentials_create();
   grpc_channel *ch = grpc_channel_create(addr, cr, &ca_args);
   grpc_channel_credentials_release(cr);
   return ch;
@@ -172,6 +181,8 @@ int main(int argc, char **argv) {
                                            {"json", no_argument, NULL, 'j'},
                                            {"tls-ca", required_argument, NULL, 'c'},
                                            {"tls-server-name", required_argument, NULL, 'n'},
+                                           {"tls-cert", required_argument, NULL, 'C'},
+                                           {"tls-key", required_argument, NULL, 'K'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
   st_opts o = {.timeout_ms = 2000};
@@ -196,6 +207,12 @@ int main(int argc, char **argv) {
       case 'n':
         o.server_name = optarg;
         break;
+      case 'C':
+        o.cert_file = optarg;
+        break;
+      case 'K':
+        o.key_file = optarg;
+        break;
       case 'h':
         st_usage(stdout);
         return 0;
@@ -208,15 +225,30 @@ int main(int argc, char **argv) {
     st_usage(stderr);
     return 2;
   }
-  char *ca = NULL;
-  if (o.ca_file != NULL && (ca = st_read_file(o.ca_file)) == NULL) {
-    fprintf(stderr, "mir-status: %s: cannot read\n", o.ca_file);
+  if ((o.cert_file == NULL) != (o.key_file == NULL) || (o.cert_file != NULL && o.ca_file == NULL)) {
+    fprintf(stderr, "mir-status: --tls-cert and --tls-key go together, and need --tls-ca\n");
+    return 2;
+  }
+  char *ca = NULL, *cert = NULL, *key = NULL;
+  const char *unread = NULL;
+  if (o.ca_file != NULL && (ca = st_read_file(o.ca_file)) == NULL) unread = o.ca_file;
+  if (unread == NULL && o.cert_file != NULL && (cert = st_read_file(o.cert_file)) == NULL) {
+    unread = o.cert_file;
+  }
+  if (unread == NULL && o.key_file != NULL && (key = st_read_file(o.key_file)) == NULL) {
+    unread = o.key_file;
+  }
+  if (unread != NULL) {
+    fprintf(stderr, "mir-status: %s: cannot read\n", unread);
+    free(ca);
+    free(cert);
+    free(key);
     return 2;
   }
   grpc_init();
   int status = 0;
   for (int i = optind; i < argc; i++) {
-    grpc_channel *ch = st_channel(&o, argv[i], ca);
+    grpc_channel *ch = st_channel(&o, argv[i], ca, cert, key);
     Mir__Api__StatusResponse *r = NULL;
     char why[512];
     if (st_call(ch, o.timeout_ms, &r, why, sizeof(why))) {
@@ -234,5 +266,8 @@ int main(int argc, char **argv) {
   }
   grpc_shutdown();
   free(ca);
+  free(cert);
+  if (key != NULL) memset(key, 0, strlen(key));
+  free(key);
   return status;
 }

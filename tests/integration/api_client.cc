@@ -40,14 +40,32 @@ std::string Pack(const ProtobufCMessage *m) {
 
 }  // namespace
 
-Channel::Channel(const std::string &addr) {
+Channel::Channel(const std::string &addr, const Tls *tls, bool own_connection) {
   grpc_init();  // reference-counted: gRPC lives as long as some channel does
-  grpc_arg arg;
-  arg.type = GRPC_ARG_INTEGER;
-  arg.key = const_cast<char *>(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH);
-  arg.value.integer = -1;
-  grpc_channel_args args = {1, &arg};
-  grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+  grpc_arg arg[3];
+  size_t n = 0;
+  arg[n].type = GRPC_ARG_INTEGER;
+  arg[n].key = const_cast<char *>(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH);
+  arg[n++].value.integer = -1;
+  if (own_connection) {
+    arg[n].type = GRPC_ARG_INTEGER;
+    arg[n].key = const_cast<char *>(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL);
+    arg[n++].value.integer = 1;
+  }
+  if (tls != nullptr && !tls->server_name.empty()) {
+    arg[n].type = GRPC_ARG_STRING;
+    arg[n].key = const_cast<char *>(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG);
+    arg[n++].value.string = const_cast<char *>(tls->server_name.c_str());
+  }
+  grpc_channel_args args = {n, arg};
+  grpc_channel_credentials *cr = nullptr;
+  if (tls != nullptr) {
+    grpc_ssl_pem_key_cert_pair kp = {tls->key.c_str(), tls->cert.c_str()};
+    cr = grpc_ssl_credentials_create(tls->ca.c_str(), tls->cert.empty() ? nullptr : &kp, nullptr,
+                                     nullptr);
+  } else {
+    cr = grpc_insecure_credentials_create();
+  }
   ch_ = grpc_channel_create(addr.c_str(), cr, &args);
   grpc_channel_credentials_release(cr);
 }
@@ -103,6 +121,19 @@ Call::~Call() {
 std::string Call::details() const {
   return std::string(reinterpret_cast<const char *>(GRPC_SLICE_START_PTR(details_)),
                      GRPC_SLICE_LENGTH(details_));
+}
+
+std::string Call::trailer(const char *key) const {
+  for (size_t i = 0; i < trailing_md_.count; i++) {
+    const grpc_metadata &m = trailing_md_.metadata[i];
+    std::string k(reinterpret_cast<const char *>(GRPC_SLICE_START_PTR(m.key)),
+                  GRPC_SLICE_LENGTH(m.key));
+    if (k == key) {
+      return std::string(reinterpret_cast<const char *>(GRPC_SLICE_START_PTR(m.value)),
+                         GRPC_SLICE_LENGTH(m.value));
+    }
+  }
+  return "";
 }
 
 bool Call::Start(const grpc_op *ops, size_t n, void *tag) {

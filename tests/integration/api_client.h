@@ -16,10 +16,19 @@ extern "C" {
 
 namespace mirtest {
 
-// Owns a plaintext channel to addr ("host:port"); calls on it must end before it does.
+// TLS material of a channel, as PEM texts: the CA that signed the server's certificate, and an
+// optional client certificate and key; server_name overrides the name checked in the server's
+// certificate when not empty.
+struct Tls {
+  std::string ca, cert, key, server_name;
+};
+
+// Owns a channel to addr ("host:port"); calls on it must end before it does. Plaintext, or TLS
+// with tls. own_connection: the channel never shares its connection with other channels (gRPC
+// shares them between channels of equal target and arguments otherwise).
 class Channel {
  public:
-  explicit Channel(const std::string &addr);
+  explicit Channel(const std::string &addr, const Tls *tls = nullptr, bool own_connection = false);
   ~Channel();
   Channel(const Channel &) = delete;
   Channel &operator=(const Channel &) = delete;
@@ -40,6 +49,8 @@ class Call {
   // Status of the ended call (after Finished() returned true).
   grpc_status_code status() const { return status_; }
   std::string details() const;
+  // The value of trailing metadata key of the ended call ("" if absent).
+  std::string trailer(const char *key) const;
   // Waits up to timeout_ms for the call to end; true once it has.
   bool Finished(int timeout_ms);
   void Cancel() { grpc_call_cancel(call_, nullptr); }

@@ -260,27 +260,33 @@ TEST(ReplicaCluster, KilledReplicaCatchesUpAfterRestart) {
   ASSERT_EQ(c.error(), "");
   ASSERT_TRUE(c.StartAll());
   ASSERT_TRUE(c.WaitReady(30000));
+  const size_t total = 1500;
   Observer obs(c.ClientAddr(0));
-  std::thread watcher([&] { obs.Run(1000, 90000, nullptr); });
+  std::thread watcher([&] { obs.Run(total, 90000, nullptr); });
+  // Let a stable checkpoint cover some of it, then kill: client a submits until replica 3 is in
+  // epoch 3 (epochs advance only under load), client b the rest.
   Submitter a(c, "client-a", {0, 1});
-  a.Submit(500, 50, nullptr);
-  EXPECT_TRUE(a.ok()) << a.why();
-  EXPECT_TRUE(mirtest::WaitFor([&] { return obs.seen() >= 500; }, 30000));
-  // Let a stable checkpoint cover some of it, then kill.
+  size_t sent_a = 0;
   EXPECT_TRUE(mirtest::WaitFor(
       [&] {
         Mir__Api__StatusResponse *s = StatusOf(c, 3);
         bool past = s != nullptr && s->epoch >= 3;
         if (s != nullptr) mir__api__status_response__free_unpacked(s, nullptr);
+        if (!past && sent_a < total - 500 && a.ok()) {
+          a.Submit(100, 50, nullptr);
+          sent_a += 100;
+        }
         return past;
       },
       30000));
+  EXPECT_TRUE(a.ok()) << a.why();
+  EXPECT_TRUE(mirtest::WaitFor([&] { return obs.seen() >= sent_a; }, 30000));
   c.Kill(3);
   Submitter b(c, "client-b", {1, 2});
-  b.Submit(500, 50, nullptr);
+  b.Submit(total - sent_a, 50, nullptr);
   EXPECT_TRUE(b.ok()) << b.why();
   watcher.join();
-  EXPECT_EQ(obs.seen(), 1000u) << "the three others stopped committing";
+  EXPECT_EQ(obs.seen(), total) << "the three others stopped committing";
   EXPECT_EQ(obs.problems(), "");
   Mir__Api__StatusResponse *s0 = StatusOf(c, 0);
   ASSERT_NE(s0, nullptr);
@@ -296,10 +302,10 @@ TEST(ReplicaCluster, KilledReplicaCatchesUpAfterRestart) {
         n3 = s->next_sn;
         h3.assign(reinterpret_cast<const char *>(s->log_hash.data), s->log_hash.len);
         mir__api__status_response__free_unpacked(s, nullptr);
-        return n3 > target;
+        return n3 >= target;
       },
       60000))
-      << "replica 3 at sn " << n3 << ", wanted past " << target;
+      << "replica 3 at sn " << n3 << ", wanted " << target;
   EXPECT_NE(c.Log(3).find("recovered the write-ahead log of " + c.DataDir(3)), std::string::npos);
   EXPECT_NE(c.Log(3).find("stable checkpoint epoch"), std::string::npos);
   ASSERT_GT(n3, 0u);
@@ -381,8 +387,8 @@ void CheckRejections(SubmitStream &s) {
 TEST(ReplicaCluster, BadClientInputIsRejectedAndNothingCommittedIsLost) {
   // Duplicates, oversize transactions and requests, a foreign client id on a stream, tx numbers
   // outside the window, undecodable bytes, a bad Subscribe, an unknown method and TCP junk on
-  // both ports are each rejected with a reason; the replicas keep running, earlier transactions
-  // stay in the log, later ones commit.
+  // both ports are each rejected with a reason (a request over twice max_request_bytes ends its
+  // stream); the replicas keep running, earlier transactions stay in the log, later ones commit.
   ClusterOptions o;
   o.trantor_json = "\"max_tx_bytes\": 1024";
   o.client_json = "\"max_txs_per_request\": 8, \"max_request_bytes\": 65536";
@@ -394,8 +400,13 @@ TEST(ReplicaCluster, BadClientInputIsRejectedAndNothingCommittedIsLost) {
     Channel ch(c.ClientAddr(0));
     SubmitStream s(ch.get());
     CheckRejections(s);
-    ASSERT_TRUE(s.SendRaw(std::string(70000, 'z')));  // above max_request_bytes
+    // Above max_request_bytes: refused, and the stream goes on; above twice that, gRPC ends it.
+    ASSERT_TRUE(s.SendRaw(std::string(70000, 'z')));
     Mir__Api__SubmitResponse *r = nullptr;
+    ASSERT_EQ(s.Recv(&r, 10000), 1);
+    EXPECT_EQ(std::string(r->error), "request too large: 70000 bytes, at most 65536");
+    mir__api__submit_response__free_unpacked(r, nullptr);
+    s.SendRaw(std::string(2 * 65536 + 1, 'z'));
     EXPECT_EQ(s.Recv(&r, 10000), -1);
     EXPECT_TRUE(s.Finished(10000));
     EXPECT_EQ(s.status(), GRPC_STATUS_RESOURCE_EXHAUSTED) << s.details();

@@ -3,10 +3,17 @@
 // client talks to it over gRPC on loopback. They show that Submit answers every request in order
 // with a reason for each rejection, that bad input gets an error (and too much of it ends the
 // stream), that Subscribe streams the log from any retained sn and waits for more, that a slow
-// subscriber is cut, and that Status, unknown methods, stream limits and shutdown behave.
+// subscriber is cut, and that Status, unknown methods, stream limits and shutdown behave; and the
+// defences against heavy and hostile clients: a Subscribe from far beyond the log is refused,
+// subscriber slots are limited per client and per connection, client ids are checked on the wire,
+// an oversized request gets a refusal and its stream goes on, a busy stream or a full mempool
+// answers with a retry hint, and with client certificates a client submits only under its own id.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -19,6 +26,7 @@
 extern "C" {
 #include "client_service.h"
 #include "mir/alloc.h"
+#include "mir/crypto.h"
 #include "mir/node.h"
 #include "trantor_common.h"
 }
@@ -30,11 +38,14 @@ using mirtest::SubmitStream;
 using mirtest::Subscription;
 
 // The fake mempool: data "full" is MEMPOOL_FULL, an odd tx_no OUT_OF_WINDOW, a repeated
-// (client, tx_no) DUPLICATE, anything else ACCEPTED. Counts what it accepted.
+// (client, tx_no) DUPLICATE, anything else ACCEPTED. Counts what it accepted. While `hold` is
+// set it keeps its answers; a NewTransactions without an origin (Service::Release) sends them.
 struct FakeMempool {
   std::set<std::pair<std::string, uint64_t>> seen;
   size_t accepted = 0;
   size_t unknown_fields = 0; /* in the transactions it was handed */
+  std::atomic<bool> hold{false};
+  std::vector<mir_event *> held;
 };
 
 mir_err MempoolApply(void *state, mir_event_list *in, mir_event_list *out) {
@@ -42,6 +53,11 @@ mir_err MempoolApply(void *state, mir_event_list *in, mir_event_list *out) {
   MIR_EVENT_LIST_FOREACH(in, ev) {
     if (!mir_event_is(ev, &trantor__new_transactions__descriptor)) continue;
     auto *nt = reinterpret_cast<const Trantor__NewTransactions *>(ev->payload);
+    if (nt->origin == nullptr) {  // Release
+      for (mir_event *h : m->held) mir_event_list_push(out, h);
+      m->held.clear();
+      continue;
+    }
     auto *acc = static_cast<Trantor__TxsAccepted *>(mir_xmalloc(sizeof(Trantor__TxsAccepted)));
     trantor__txs_accepted__init(acc);
     acc->n_status = nt->n_txs;
@@ -62,13 +78,20 @@ mir_err MempoolApply(void *state, mir_event_list *in, mir_event_list *out) {
       }
     }
     acc->origin = reinterpret_cast<Mir__Origin *>(mir_message_clone(&nt->origin->base));
-    mir_event_list_push(out, mir_event_new(nt->origin->module, "mempool", &acc->base));
+    mir_event *answer = mir_event_new(nt->origin->module, "mempool", &acc->base);
+    if (m->hold) {
+      m->held.push_back(answer);
+    } else {
+      mir_event_list_push(out, answer);
+    }
   }
   return MIR_OK;
 }
 
 void MempoolDestroy(void *state) {
-  delete static_cast<FakeMempool *>(state);
+  auto *m = static_cast<FakeMempool *>(state);
+  for (mir_event *h : m->held) mir_event_free(h);
+  delete m;
 }
 
 const mir_module_ops kMempoolOps = {"fake-mempool", MIR_MODULE_PASSIVE, MempoolApply, nullptr,
@@ -84,7 +107,60 @@ size_t Peers(void *user, mir_client_peer *out, size_t cap) {
   return 2;
 }
 
-// A node with the client service and the fake mempool over an ordered log in a temp folder.
+// TLS material made with the crypto seam in a folder: a cluster CA, the replica's certificate
+// (replica "a" on 127.0.0.1), client certificates for "alice" and "bob", and a second CA with a
+// client certificate for "alice" that the service does not trust.
+struct Pki {
+  std::string dir;
+  std::string ca, ca_key, cert, key, other_ca, other_ca_key;
+  std::map<std::string, std::pair<std::string, std::string>> clients; /* cert, key */
+  explicit Pki(const std::string &folder) : dir(folder) {
+    Make(&ca, &ca_key);
+    Make(&other_ca, &other_ca_key);
+    char *c = nullptr, *k = nullptr;
+    EXPECT_EQ(mir_tls_cert_new(ca.c_str(), ca_key.c_str(), "a", "127.0.0.1", 2, &c, &k), MIR_OK);
+    cert = c;
+    key = k;
+    free(c);
+    free(k);
+    for (const char *id : {"alice", "bob"}) Client(ca, ca_key, id, id);
+    Client(other_ca, other_ca_key, "alice", "alice-other");
+    Write("ca.pem", ca);
+    Write("replica.crt", cert);
+    Write("replica.key", key);
+  }
+  void Make(std::string *c, std::string *k) {
+    char *cp = nullptr, *kp = nullptr;
+    EXPECT_EQ(mir_tls_ca_new("test CA", 2, &cp, &kp), MIR_OK) << mir_error_detail();
+    *c = cp;
+    *k = kp;
+    free(cp);
+    free(kp);
+  }
+  void Client(const std::string &c, const std::string &k, const char *id, const char *name) {
+    char *cp = nullptr, *kp = nullptr;
+    EXPECT_EQ(mir_tls_client_cert_new(c.c_str(), k.c_str(), id, 2, &cp, &kp), MIR_OK)
+        << mir_error_detail();
+    clients[name] = {cp, kp};
+    free(cp);
+    free(kp);
+  }
+  void Write(const char *name, const std::string &text) { std::ofstream(dir + "/" + name) << text; }
+  std::string Path(const char *name) const { return dir + "/" + name; }
+  // A client's TLS settings: the CA and the certificate of `name` ("" for none).
+  mirtest::Tls For(const std::string &name) const {
+    mirtest::Tls t;
+    t.ca = ca;
+    if (!name.empty()) {
+      t.cert = clients.at(name).first;
+      t.key = clients.at(name).second;
+    }
+    return t;
+  }
+};
+
+// A node with the client service and the fake mempool over an ordered log in a temp folder;
+// with pki, it serves TLS and requires client certificates from pki's CA.
 struct Service {
   reptest::TempDir dir;
   mir_store *store = nullptr;
@@ -97,7 +173,8 @@ struct Service {
   uint64_t next_sn = 0;
   std::string prev = std::string(32, '\0');
 
-  explicit Service(mir_replica_client_limits limits = Limits(), uint64_t retention = 1000) {
+  explicit Service(mir_replica_client_limits limits = Limits(), uint64_t retention = 1000,
+                   const Pki *pki = nullptr) {
     mir_store_config sc;
     mir_store_config_default(&sc);
     std::string p = dir.sub("db");
@@ -122,6 +199,15 @@ struct Service {
     cc.max_tx_bytes = 100;
     cc.client_window = 64;
     cc.peers = Peers;
+    std::string crt, key, ca;
+    if (pki != nullptr) {
+      crt = pki->Path("replica.crt");
+      key = pki->Path("replica.key");
+      ca = pki->Path("ca.pem");
+      cc.tls_cert_file = crt.c_str();
+      cc.tls_key_file = key.c_str();
+      cc.tls_client_ca_file = ca.c_str();
+    }
     EXPECT_EQ(mir_client_service_new(&cc, &svc), MIR_OK) << mir_error_detail();
     addr = "127.0.0.1:" + std::to_string(mir_client_service_port(svc));
     EXPECT_EQ(mir_node_new("a", nullptr, &node), MIR_OK);
@@ -141,13 +227,17 @@ struct Service {
     node = nullptr;
   }
   static mir_replica_client_limits Limits() {
-    mir_replica_client_limits l;
+    mir_replica_client_limits l = {};
     l.max_request_bytes = 64 * 1024;
     l.max_txs_per_request = 16;
     l.max_submit_streams = 8;
     l.max_requests_in_flight = 4;
     l.max_subscribers = 4;
     l.subscriber_stall_ms = 30000;
+    l.max_subscribers_per_client = 4;
+    l.max_subscribers_per_connection = 4;
+    l.subscribe_ahead_max = 1000;
+    l.retry_after_ms = 250;
     return l;
   }
   // Appends n entries with `bytes` bytes of data each to the log.
@@ -181,6 +271,16 @@ struct Service {
     mir_client_service_get_stats(svc, &st);
     return st;
   }
+  // Makes the fake mempool send the answers it holds.
+  void Release() {
+    auto *nt =
+        static_cast<Trantor__NewTransactions *>(mir_xmalloc(sizeof(Trantor__NewTransactions)));
+    trantor__new_transactions__init(nt);
+    mir_event_list l;
+    mir_event_list_init(&l);
+    mir_event_list_push(&l, mir_event_new("mempool", "test", &nt->base));
+    EXPECT_EQ(mir_node_inject(node, &l), MIR_OK);
+  }
 };
 
 // Polls pred every 20 ms until it holds or timeout_ms passes.
@@ -202,21 +302,38 @@ std::vector<std::string> Statuses(const Mir__Api__SubmitResponse *r) {
 }
 
 TEST(ClientService, SubmitAnswersEveryRequestInOrderWithReasons) {
-  // Eight pipelined requests (more than the four allowed in flight) are answered once each, in
-  // order; ingress checks and the mempool's verdicts come back with reasons, in transaction order.
+  // Eight pipelined requests (more than the four allowed at the mempool) are answered once each:
+  // those the mempool took in request order, the others (read while four were at the mempool) at
+  // once as "busy" with the retry hint. Ingress checks and the mempool's verdicts come back with
+  // reasons, in transaction order.
   Service s;
   Channel ch(s.addr);
   SubmitStream st(ch.get());
   for (uint64_t id = 1; id <= 8; id++) {
     ASSERT_TRUE(st.Send(id, {{"cl", 2 * id, "ok"}}));
   }
-  for (uint64_t id = 1; id <= 8; id++) {
+  std::set<uint64_t> answered;
+  uint64_t last_taken = 0;
+  for (int i = 0; i < 8; i++) {
     Mir__Api__SubmitResponse *r = nullptr;
     ASSERT_EQ(st.Recv(&r), 1);
-    EXPECT_EQ(r->request_id, id);
-    EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
+    EXPECT_TRUE(answered.insert(r->request_id).second) << r->request_id;
+    std::vector<std::string> got = Statuses(r);
+    if (got == std::vector<std::string>{"0 "}) {
+      EXPECT_GT(r->request_id, last_taken);
+      last_taken = r->request_id;
+      EXPECT_EQ(r->retry_after_ms, 0u);
+    } else {
+      ASSERT_EQ(got.size(), 1u);
+      EXPECT_EQ(got[0].rfind("4 busy: 4 requests of this stream await the mempool", 0), 0u)
+          << got[0];
+      EXPECT_EQ(r->retry_after_ms, 250u);
+    }
     mir__api__submit_response__free_unpacked(r, nullptr);
   }
+  EXPECT_EQ(answered.size(), 8u);
+  EXPECT_EQ(s.mempool->accepted + s.Stats().requests_busy, 8u);
+  EXPECT_GE(s.mempool->accepted, 4u);
   ASSERT_TRUE(st.Send(9, {{"cl", 2, "ok"},
                           {"cl", 3, "odd"},
                           {"cl", 20, std::string(101, 'x')},
@@ -240,14 +357,16 @@ TEST(ClientService, SubmitAnswersEveryRequestInOrderWithReasons) {
   EXPECT_EQ(st.Recv(&r), -1);
   ASSERT_TRUE(st.Finished(5000));
   EXPECT_EQ(st.status(), GRPC_STATUS_OK);
-  EXPECT_EQ(s.Stats().txs_accepted, 9u);
-  EXPECT_EQ(s.Stats().txs_rejected, 6u);
+  EXPECT_EQ(s.Stats().txs_accepted, s.mempool->accepted);
+  EXPECT_EQ(s.Stats().txs_rejected, 6u + s.Stats().requests_busy);
 }
 
 TEST(ClientService, BadInputGetsAnErrorAndTooMuchEndsTheStream) {
   // Undecodable bytes and too many transactions get a response with `error`; a message above
-  // max_request_bytes ends the stream (RESOURCE_EXHAUSTED); seventeen malformed requests end it
-  // with INVALID_ARGUMENT. The service keeps serving other streams.
+  // max_request_bytes but within twice that gets one too ("request too large", with its
+  // request_id), and the stream goes on; a bigger one ends the stream (RESOURCE_EXHAUSTED, refused
+  // by gRPC before it is read); seventeen malformed requests end it with INVALID_ARGUMENT. The
+  // service keeps serving other streams.
   Service s;
   Channel ch(s.addr);
   {
@@ -262,7 +381,25 @@ TEST(ClientService, BadInputGetsAnErrorAndTooMuchEndsTheStream) {
     EXPECT_EQ(r->request_id, 5u);
     EXPECT_EQ(std::string(r->error), "too many transactions: 17, at most 16 per request");
     mir__api__submit_response__free_unpacked(r, nullptr);
-    ASSERT_TRUE(st.SendRaw(std::string(70000, 'z')));
+    // Request 6: one transaction of 70,000 bytes, more than max_request_bytes (65,536).
+    ASSERT_TRUE(st.Send(6, {{"cl", 0, std::string(70000, 'y')}}));
+    ASSERT_EQ(st.Recv(&r), 1);
+    EXPECT_EQ(r->request_id, 6u);
+    EXPECT_EQ(std::string(r->error).rfind("request too large: 700", 0), 0u) << r->error;
+    EXPECT_NE(std::string(r->error).find(" bytes, at most 65536"), std::string::npos) << r->error;
+    EXPECT_EQ(r->n_results, 0u);
+    mir__api__submit_response__free_unpacked(r, nullptr);
+    ASSERT_TRUE(st.SendRaw(std::string(70000, 'z')));  // too large, and not even a request
+    ASSERT_EQ(st.Recv(&r), 1);
+    EXPECT_EQ(r->request_id, 0u);
+    EXPECT_EQ(std::string(r->error), "request too large: 70000 bytes, at most 65536");
+    mir__api__submit_response__free_unpacked(r, nullptr);
+    ASSERT_TRUE(st.Send(7, {{"cl", 40, "x"}}));  // the stream goes on
+    ASSERT_EQ(st.Recv(&r), 1);
+    EXPECT_EQ(r->request_id, 7u);
+    EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
+    mir__api__submit_response__free_unpacked(r, nullptr);
+    st.SendRaw(std::string(2 * 65536 + 1, 'z'));
     EXPECT_EQ(st.Recv(&r), -1);
     ASSERT_TRUE(st.Finished(5000));
     EXPECT_EQ(st.status(), GRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -286,7 +423,7 @@ TEST(ClientService, BadInputGetsAnErrorAndTooMuchEndsTheStream) {
   ASSERT_EQ(ok.Recv(&r), 1);
   EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
   mir__api__submit_response__free_unpacked(r, nullptr);
-  EXPECT_GE(s.Stats().malformed, 18u);
+  EXPECT_GE(s.Stats().malformed, 20u);
 }
 
 // Reads deliveries into sns until want of them arrived (bounded).
@@ -494,6 +631,272 @@ TEST(ClientService, StopsWithStreamsOpen) {
   EXPECT_TRUE(sub.Finished(10000));
   EXPECT_NE(sub.status(), GRPC_STATUS_OK);
   s.reset();
+}
+
+// ---- heavy and hostile clients ----
+
+// Protobuf encoding by hand, for bytes the generated code would not produce (a NUL in a string).
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  return out + static_cast<char>(v);
+}
+
+std::string LenField(unsigned field, const std::string &bytes) {
+  return Varint(field << 3 | 2) + Varint(bytes.size()) + bytes;
+}
+
+std::string RawTx(const std::string &client_id, uint64_t tx_no, const std::string &data) {
+  return LenField(1, client_id) + Varint(2 << 3) + Varint(tx_no) + LenField(3, data);
+}
+
+std::string RawRequest(uint64_t request_id, const std::vector<std::string> &txs) {
+  std::string out = Varint(1 << 3) + Varint(request_id);
+  for (const std::string &tx : txs) out += LenField(2, tx);
+  return out;
+}
+
+TEST(ClientService, ClientIdsAreCheckedOnTheWire) {
+  // A client id with a NUL inside, one that is not UTF-8, one of 65 bytes, one with a space, one
+  // with a non-ASCII letter and an empty one are each rejected (TX_INVALID, "invalid client id");
+  // in particular "ab\0cd" is not cut to "ab" and taken as "ab"'s. Every allowed character
+  // passes. A SubscribeRequest whose client_id has a NUL or is not UTF-8 is refused.
+  Service s;
+  Channel ch(s.addr);
+  SubmitStream st(ch.get());
+  const std::string bad_ids[] = {
+      std::string("ab\0cd", 5), "\xc3\x28", std::string(65, 'x'), "a b", "\xc3\xa9", ""};
+  std::vector<std::string> txs;
+  for (size_t i = 0; i < 6; i++) txs.push_back(RawTx(bad_ids[i], 2 * i, "x"));
+  ASSERT_TRUE(st.SendRaw(RawRequest(1, txs)));
+  Mir__Api__SubmitResponse *r = nullptr;
+  ASSERT_EQ(st.Recv(&r), 1);
+  std::vector<std::string> got = Statuses(r);
+  ASSERT_EQ(got.size(), 6u);
+  for (const std::string &g : got) {
+    EXPECT_EQ(g, "5 invalid client id: it must be 1 to 64 bytes of [A-Za-z0-9._:@-]");
+  }
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  EXPECT_EQ(s.mempool->accepted, 0u);
+  // The stream's id is still free: "ab" takes it, and every allowed character passes as a client
+  // id of its own stream.
+  ASSERT_TRUE(st.SendRaw(RawRequest(2, {RawTx("ab", 20, "x"), RawTx(bad_ids[0], 22, "x")})));
+  ASSERT_EQ(st.Recv(&r), 1);
+  got = Statuses(r);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], "0 ");
+  EXPECT_EQ(got[1].rfind("5 invalid client id", 0), 0u) << got[1];
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  SubmitStream all(ch.get());
+  std::string every = "azAZ09._-:@" + std::string(53, 'q');  // 64 bytes
+  ASSERT_TRUE(all.Send(1, {{every, 0, "x"}}));
+  ASSERT_EQ(all.Recv(&r), 1);
+  EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  EXPECT_EQ(s.mempool->accepted, 2u);
+  for (const std::string &id : {std::string("ab\0cd", 5), std::string("\xff\xfe")}) {
+    std::string details;
+    EXPECT_EQ(
+        mirtest::UnaryRaw(ch.get(), "/mir.api.Client/Subscribe", LenField(2, id), 5000, &details),
+        GRPC_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(details.find("invalid client_id"), std::string::npos) << details;
+  }
+}
+
+TEST(ClientService, SubscribeFromFarBeyondTheLogIsRefused) {
+  // With subscribe_ahead_max 10 and the log at next sn 40: from 50 waits, from 51 and from 2^63
+  // are refused (OUT_OF_RANGE, "mir-range: ahead"), and from a pruned sn too ("mir-range:
+  // below"). The bound moves with the log.
+  mir_replica_client_limits l = Service::Limits();
+  l.subscribe_ahead_max = 10;
+  Service s(l, 16);
+  s.Append(40);
+  Channel ch(s.addr);
+  Subscription waits(ch.get(), 50);
+  Mir__Api__Delivery *d = nullptr;
+  EXPECT_EQ(waits.Next(&d, 300), 0);
+  for (uint64_t from : {uint64_t{51}, uint64_t{1} << 63}) {
+    Subscription far(ch.get(), from);
+    EXPECT_EQ(far.Next(&d, 5000), -1);
+    EXPECT_EQ(far.status(), GRPC_STATUS_OUT_OF_RANGE);
+    EXPECT_NE(far.details().find("beyond the log (next sn: 40)"), std::string::npos)
+        << far.details();
+    EXPECT_EQ(far.trailer("mir-range"), "ahead");
+  }
+  Subscription old(ch.get(), 0);
+  EXPECT_EQ(old.Next(&d, 5000), -1);
+  EXPECT_EQ(old.status(), GRPC_STATUS_OUT_OF_RANGE);
+  EXPECT_EQ(old.trailer("mir-range"), "below");
+  s.Append(11);
+  Subscription later(ch.get(), 61);
+  EXPECT_EQ(later.Next(&d, 300), 0);  // admitted (51 + 10), waiting
+  EXPECT_EQ(Read(waits, 1, 5000), Range(50, 51));
+  EXPECT_EQ(s.Stats().open_subscribers, 2u);
+  EXPECT_EQ(s.Stats().subscribers_refused, 3u);
+}
+
+TEST(ClientService, SubscriberSlotsAreLimitedPerClientAndPerConnection) {
+  // Eight slots, at most two per client id and three per connection: one connection cannot hold
+  // more than three, one client id not more than two over any number of connections, and a
+  // slot given back is free again.
+  mir_replica_client_limits l = Service::Limits();
+  l.max_subscribers = 8;
+  l.max_subscribers_per_client = 2;
+  l.max_subscribers_per_connection = 3;
+  Service s(l);
+  s.Append(1);
+  Channel a(s.addr, nullptr, true), b(s.addr, nullptr, true);
+  auto refused = [](Subscription &sub, const char *why) {
+    Mir__Api__Delivery *d = nullptr;
+    EXPECT_EQ(sub.Next(&d, 5000), -1);
+    EXPECT_EQ(sub.status(), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    EXPECT_NE(sub.details().find(why), std::string::npos) << sub.details();
+  };
+  auto a1 = std::make_unique<Subscription>(a.get(), 0, 120000, "x");
+  Subscription a2(a.get(), 0, 120000, "x");
+  EXPECT_EQ(Read(*a1, 1), Range(0, 1));
+  EXPECT_EQ(Read(a2, 1), Range(0, 1));
+  Subscription a3(a.get(), 0, 120000, "x");
+  refused(a3, "too many subscribers for client x (at most 2)");
+  Subscription a4(a.get(), 0, 120000, "y");
+  EXPECT_EQ(Read(a4, 1), Range(0, 1));
+  Subscription a5(a.get(), 0);
+  refused(a5, "too many subscribers over this connection (at most 3)");
+  Subscription b1(b.get(), 0, 120000, "x");
+  refused(b1, "too many subscribers for client x");
+  Subscription b2(b.get(), 0), b3(b.get(), 0, 120000, "y");
+  EXPECT_EQ(Read(b2, 1), Range(0, 1));
+  EXPECT_EQ(Read(b3, 1), Range(0, 1));
+  EXPECT_EQ(s.Stats().open_subscribers, 5u);
+  a1.reset();  // cancels: its slot comes back
+  EXPECT_TRUE(WaitFor([&] { return s.Stats().open_subscribers == 4; }, 10000));
+  Subscription a6(a.get(), 0, 120000, "x");
+  EXPECT_EQ(Read(a6, 1), Range(0, 1));
+}
+
+TEST(ClientService, StreamEndReportsTheRequestsRead) {
+  // After the client half-closes, the status is OK with "mir-requests": every request read,
+  // malformed ones included; a client that sent more (a last message cut short, which gRPC drops
+  // without telling the server) can tell.
+  Service s;
+  Channel ch(s.addr);
+  SubmitStream st(ch.get());
+  for (uint64_t id = 1; id <= 3; id++) ASSERT_TRUE(st.Send(id, {{"cl", 2 * id, "ok"}}));
+  ASSERT_TRUE(st.SendRaw("\xff"));
+  Mir__Api__SubmitResponse *r = nullptr;
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(st.Recv(&r), 1);
+    mir__api__submit_response__free_unpacked(r, nullptr);
+  }
+  ASSERT_TRUE(st.CloseSend());
+  EXPECT_EQ(st.Recv(&r), -1);
+  ASSERT_TRUE(st.Finished(5000));
+  EXPECT_EQ(st.status(), GRPC_STATUS_OK);
+  EXPECT_EQ(st.trailer("mir-requests"), "4");
+}
+
+TEST(ClientService, BusyStreamAndFullMempoolAnswerWithARetryHint) {
+  // With four requests of a stream at the mempool (which holds its answers), the fifth and sixth
+  // are answered at once: TX_MEMPOOL_FULL, "busy", retry_after_ms 250; the four are answered
+  // when the mempool answers. A transaction the mempool finds no room for is TX_MEMPOOL_FULL
+  // with the same hint; an answer without one has retry_after_ms 0.
+  Service s;
+  s.mempool->hold = true;
+  Channel ch(s.addr);
+  SubmitStream st(ch.get());
+  for (uint64_t id = 1; id <= 6; id++) ASSERT_TRUE(st.Send(id, {{"cl", 2 * id, "ok"}}));
+  Mir__Api__SubmitResponse *r = nullptr;
+  for (uint64_t id = 5; id <= 6; id++) {
+    ASSERT_EQ(st.Recv(&r), 1);
+    EXPECT_EQ(r->request_id, id);
+    EXPECT_EQ(r->retry_after_ms, 250u);
+    EXPECT_EQ(Statuses(r), std::vector<std::string>{
+                               "4 busy: 4 requests of this stream await the mempool; retry after "
+                               "250 ms"});
+    mir__api__submit_response__free_unpacked(r, nullptr);
+  }
+  EXPECT_EQ(st.Recv(&r, 300), 0);  // the four wait for the mempool
+  s.mempool->hold = false;
+  s.Release();
+  for (uint64_t id = 1; id <= 4; id++) {
+    ASSERT_EQ(st.Recv(&r), 1);
+    EXPECT_EQ(r->request_id, id);
+    EXPECT_EQ(r->retry_after_ms, 0u);
+    EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
+    mir__api__submit_response__free_unpacked(r, nullptr);
+  }
+  ASSERT_TRUE(st.Send(7, {{"cl", 20, "full"}, {"cl", 22, "ok"}}));
+  ASSERT_EQ(st.Recv(&r), 1);
+  EXPECT_EQ(r->retry_after_ms, 250u);
+  EXPECT_EQ(Statuses(r),
+            (std::vector<std::string>{"4 the mempool is full; retry after 250 ms", "0 "}));
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  EXPECT_EQ(s.Stats().requests_busy, 2u);
+  EXPECT_EQ(s.Stats().txs_full, 3u);
+  EXPECT_EQ(s.mempool->accepted, 5u);
+}
+
+TEST(ClientService, ClientCertificatesBindTheClientId) {
+  // With client certificates required: alice's certificate submits as alice and not as bob (not
+  // even as the stream's first transaction); bob's submits as bob; a replica's certificate, from
+  // the same CA but naming no client, is refused on Submit and Subscribe (UNAUTHENTICATED); a
+  // connection without a certificate, or with one from another CA, fails its handshake. A
+  // subscriber counts for its certificate's client, whatever client_id it filters by.
+  reptest::TempDir tmp;
+  Pki pki(tmp.path());
+  mir_replica_client_limits l = Service::Limits();
+  l.max_subscribers_per_client = 1;
+  Service s(l, 1000, &pki);
+  s.Append(2);
+  mirtest::Tls alice = pki.For("alice"), bob = pki.For("bob"), none = pki.For("");
+  mirtest::Tls other = pki.For("alice-other");
+  mirtest::Tls replica = pki.For("");
+  replica.cert = pki.cert;
+  replica.key = pki.key;
+  Channel ca(s.addr, &alice, true), cb(s.addr, &bob, true), cr(s.addr, &replica, true);
+  SubmitStream sa(ca.get());
+  ASSERT_TRUE(sa.Send(1, {{"alice", 0, "x"}, {"bob", 2, "x"}}));
+  Mir__Api__SubmitResponse *r = nullptr;
+  ASSERT_EQ(sa.Recv(&r), 1);
+  EXPECT_EQ(Statuses(r),
+            (std::vector<std::string>{"0 ", "5 client id differs from the certificate's (alice)"}));
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  SubmitStream sa2(ca.get());
+  ASSERT_TRUE(sa2.Send(1, {{"bob", 4, "x"}}));
+  ASSERT_EQ(sa2.Recv(&r), 1);
+  EXPECT_EQ(Statuses(r),
+            std::vector<std::string>{"5 client id differs from the certificate's (alice)"});
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  SubmitStream sb(cb.get());
+  ASSERT_TRUE(sb.Send(1, {{"bob", 0, "x"}}));
+  ASSERT_EQ(sb.Recv(&r), 1);
+  EXPECT_EQ(Statuses(r), std::vector<std::string>{"0 "});
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  EXPECT_EQ(s.mempool->accepted, 2u);
+  SubmitStream sr(cr.get());
+  EXPECT_EQ(sr.Recv(&r, 5000), -1);
+  EXPECT_EQ(sr.status(), GRPC_STATUS_UNAUTHENTICATED);
+  EXPECT_NE(sr.details().find("names no client"), std::string::npos) << sr.details();
+  Subscription subr(cr.get(), 0);
+  Mir__Api__Delivery *d = nullptr;
+  EXPECT_EQ(subr.Next(&d, 5000), -1);
+  EXPECT_EQ(subr.status(), GRPC_STATUS_UNAUTHENTICATED);
+  EXPECT_GE(s.Stats().unauthenticated, 2u);
+  // alice holds her one subscriber slot, also when she filters by bob's id.
+  Subscription suba(ca.get(), 0, 120000, "bob");
+  EXPECT_EQ(Read(suba, 2), Range(0, 2));
+  Subscription suba2(ca.get(), 0);
+  EXPECT_EQ(suba2.Next(&d, 5000), -1);
+  EXPECT_NE(suba2.details().find("for client alice"), std::string::npos) << suba2.details();
+  for (const mirtest::Tls *t : {&none, &other}) {
+    Channel c(s.addr, t, true);
+    grpc_status_code code = GRPC_STATUS_OK;
+    EXPECT_EQ(mirtest::GetStatus(c.get(), 3000, &code), nullptr);
+    EXPECT_EQ(code, GRPC_STATUS_UNAVAILABLE);
+  }
 }
 
 }  // namespace

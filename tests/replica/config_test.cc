@@ -57,6 +57,12 @@ TEST(ReplicaConfig, MinimalFileGetsDefaultsAndResolvedPaths) {
   EXPECT_TRUE(c.store_sync);
   EXPECT_EQ(c.retention_sns, 1000000u);
   EXPECT_EQ(c.client.max_request_bytes, 1u << 20);
+  EXPECT_EQ(c.client.max_subscribers_per_client, 32u);
+  EXPECT_EQ(c.client.max_subscribers_per_connection, 32u);
+  EXPECT_EQ(c.client.subscribe_ahead_max, 10000u);
+  EXPECT_EQ(c.client.retry_after_ms, 100u);
+  EXPECT_FALSE(c.client_require_cert);
+  EXPECT_EQ(c.client_ca_file, nullptr);
   trantor_params d;
   trantor_params_default(&d);
   EXPECT_EQ(c.trantor.segment_length, d.segment_length);
@@ -85,6 +91,58 @@ TEST(ReplicaConfig, EverySectionIsParsed) {
   EXPECT_EQ(c.trantor.leader_policy_blacklist, 1);
   EXPECT_EQ(c.trantor.client_window, 77u);
   mir_replica_config_fini(&c);
+}
+
+TEST(ReplicaConfig, ClientLimitsAndCertificates) {
+  // The client section's subscriber limits, start bound and back-pressure hint, and client
+  // certificates: require_cert needs client_tls, ca_file needs require_cert (a CA that would be
+  // ignored is an error, not a surprise), and every mistake names client.<field>.
+  const std::string tls =
+      "\"insecure\": false, \"tls\": {\"ca_file\": \"ca.pem\", \"cert_file\": \"r.crt\", "
+      "\"key_file\": \"r.key\"}, \"client_tls\": true";
+  auto with_tls = [&](const std::string &client) {
+    std::string s = kMinimal;
+    s = s.substr(0, s.size() - 1);
+    s.replace(s.find("\"insecure\": true"), 16, tls);
+    return s + ", \"client\": {" + client + "}}";
+  };
+  mir_replica_config c;
+  ASSERT_EQ(Parse(with_tls("\"require_cert\": true, \"ca_file\": \"clients.pem\", "
+                           "\"max_subscribers_per_client\": 3, "
+                           "\"max_subscribers_per_connection\": 4, \"subscribe_ahead_max\": 0, "
+                           "\"retry_after_ms\": 250"),
+                  &c),
+            "");
+  EXPECT_TRUE(c.client_require_cert);
+  EXPECT_STREQ(c.client_ca_file, "/etc/mir/clients.pem");
+  EXPECT_EQ(c.client.max_subscribers_per_client, 3u);
+  EXPECT_EQ(c.client.max_subscribers_per_connection, 4u);
+  EXPECT_EQ(c.client.subscribe_ahead_max, 0u);
+  EXPECT_EQ(c.client.retry_after_ms, 250u);
+  mir_replica_config_fini(&c);
+  ASSERT_EQ(Parse(with_tls("\"require_cert\": true"), &c), "");
+  EXPECT_EQ(c.client_ca_file, nullptr);  // the replica then uses tls.ca_file
+  mir_replica_config_fini(&c);
+  struct Case {
+    std::string text, want;
+  } cases[] = {
+      {With("\"client\": {\"require_cert\": true}"),
+       "replica.json: client.require_cert: needs \"client_tls\": true"},
+      {with_tls("\"ca_file\": \"clients.pem\""),
+       "replica.json: client.ca_file: is used only with \"require_cert\": true"},
+      {with_tls("\"require_cert\": \"yes\""), "replica.json: client.require_cert: must be true"},
+      {With("\"client\": {\"max_subscribers_per_client\": 0}"),
+       "replica.json: client.max_subscribers_per_client: must be an integer in 1..65536"},
+      {With("\"client\": {\"max_subscribers_per_connection\": 70000}"),
+       "client.max_subscribers_per_connection: must be an integer in 1..65536"},
+      {With("\"client\": {\"subscribe_ahead_max\": -1}"), "client.subscribe_ahead_max: must be"},
+      {With("\"client\": {\"retry_after_ms\": 0}"),
+       "replica.json: client.retry_after_ms: must be an integer in 1..60000"},
+  };
+  for (const auto &k : cases) {
+    std::string got = Parse(k.text);
+    EXPECT_NE(got.find(k.want), std::string::npos) << "got: " << got << "\nwant: " << k.want;
+  }
 }
 
 TEST(ReplicaConfig, ErrorsNameTheFileTheFieldAndTheReason) {

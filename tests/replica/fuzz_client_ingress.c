@@ -4,16 +4,21 @@
  * sees it.
  *
  * Input: byte 0 picks the request type (even: Submit, odd: Subscribe); bytes 1..4 pick the limits
- * (small, so that each one is reached) and whether the stream's client id is already fixed; the
- * rest is up to 8 requests of one stream, each a 2-byte little-endian length and that many bytes.
+ * (small, so that each one is reached) and whether the stream's client id is already fixed (and
+ * whether by a certificate); the rest is up to 8 requests of one stream, each a 2-byte
+ * little-endian length and that many bytes.
  *
  * Invariants: a refused request is MIR_EPROTO with a reason, owns nothing and leaves the stream's
  * client id alone; protobuf-c, run on the same bytes (and counting what it allocates against the
  * decode budget), agrees on what is malformed (so counting the
- * transactions before decoding neither refuses a valid request nor lets a long one through); every
- * accepted transaction has the stream's client id (1..64 bytes) and at most max_tx_bytes of data;
- * every rejection has a reason; the forwarded indexes are exactly the accepted ones, in order; no
- * leak (AddressSanitizer).
+ * transactions before decoding neither refuses a valid request nor lets a long one through), and
+ * a refused request echoes the request_id protobuf-c reads (also when it is too large); every
+ * accepted transaction has the stream's client id, a valid client id (1..64 bytes of
+ * [A-Za-z0-9._:@-]) that stands in the input as it was decoded (so no NUL cut it short), and at
+ * most max_tx_bytes of data; every rejection has a reason; the forwarded indexes are exactly the
+ * accepted ones, in order. A SubscribeRequest is accepted only with an empty or valid client_id
+ * that stands in the input as decoded, and refused when protobuf-c refuses it or the limits do.
+ * No leak (AddressSanitizer).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +28,7 @@
 #include "client_internal.h"
 #include "mir/alloc.h"
 #include "mir/assert.h"
+#include "mir/crypto.h"
 
 #define FUZZ_REQUESTS_MAX 8
 #define FUZZ_STREAM_ID "client-a"
@@ -40,9 +46,23 @@ static void fuzz_count_free(void *data, void *ptr) {
   free(ptr);
 }
 
+/* True if the string field `field` with value s (decoded) stands in bytes[0..len) as encoded:
+ * its key, a one-byte length and the bytes of s. A client id that had a NUL on the wire decodes
+ * shorter than it stood there, so it would not be found (ids are at most 64 bytes: one length
+ * byte). */
+static bool fuzz_stands_in(const uint8_t *bytes, size_t len, unsigned field, const char *s) {
+  size_t n = strlen(s);
+  uint8_t enc[2 + TRANTOR_CLIENT_ID_MAX];
+  if (n > TRANTOR_CLIENT_ID_MAX) return false;
+  enc[0] = (uint8_t)(field << 3 | 2);
+  enc[1] = (uint8_t)n;
+  memcpy(enc + 2, s, n);
+  return memmem(bytes, len, enc, n + 2) != NULL;
+}
+
 /* Checks one SubmitRequest of a stream whose client id is stream_id (in/out). */
 static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_client_limits *l,
-                        uint64_t max_tx_bytes, char *stream_id) {
+                        uint64_t max_tx_bytes, char *stream_id, bool id_from_cert) {
   char before[TRANTOR_CLIENT_ID_MAX + 1];
   memcpy(before, stream_id, sizeof(before));
   size_t cost = 0;
@@ -52,14 +72,14 @@ static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_clie
                    ref->n_txs > l->max_txs_per_request || cost > miri_cs_decode_budget(len);
 
   cs_submit_check chk;
-  mir_err err = miri_cs_submit_check(bytes, len, l, max_tx_bytes, stream_id, &chk);
+  mir_err err = miri_cs_submit_check(bytes, len, l, max_tx_bytes, stream_id, id_from_cert, &chk);
   MIR_ASSERT(err == MIR_OK || err == MIR_EPROTO);
   MIR_ASSERT((err != MIR_OK) == malformed);
   if (err != MIR_OK) {
     MIR_ASSERT(chk.req == NULL && chk.q == NULL);
     MIR_ASSERT(mir_error_detail()[0] != '\0');
     MIR_ASSERT(memcmp(before, stream_id, sizeof(before)) == 0);
-    if (ref != NULL && len <= l->max_request_bytes) MIR_ASSERT(chk.request_id == ref->request_id);
+    if (ref != NULL) MIR_ASSERT(chk.request_id == ref->request_id);
     if (ref != NULL) mir__api__submit_request__free_unpacked(ref, NULL);
     return;
   }
@@ -76,6 +96,8 @@ static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_clie
     if (q->status[i] == TRANTOR__TX_STATUS__TX_ACCEPTED) {
       size_t idlen = tx->client_id != NULL ? strlen(tx->client_id) : 0;
       MIR_ASSERT(idlen >= 1 && idlen <= TRANTOR_CLIENT_ID_MAX);
+      MIR_ASSERT(mir_tls_client_id_valid(tx->client_id, idlen));
+      MIR_ASSERT(fuzz_stands_in(bytes, len, 1, tx->client_id));
       MIR_ASSERT(strcmp(tx->client_id, stream_id) == 0);
       MIR_ASSERT(tx->data.len <= max_tx_bytes);
       MIR_ASSERT(tx->base.n_unknown_fields == 0); /* forwarded in canonical form */
@@ -107,17 +129,23 @@ static void fuzz_submit(const uint8_t *bytes, size_t len, const mir_replica_clie
 static void fuzz_subscribe(const uint8_t *bytes, size_t len, const mir_replica_client_limits *l) {
   Mir__Api__SubscribeRequest *ref = mir__api__subscribe_request__unpack(NULL, len, bytes);
   size_t ref_id_len = ref != NULL && ref->client_id != NULL ? strlen(ref->client_id) : 0;
-  bool malformed = len > l->max_request_bytes || ref == NULL || ref_id_len > TRANTOR_CLIENT_ID_MAX;
+  bool malformed = len > l->max_request_bytes || ref == NULL ||
+                   ref_id_len > TRANTOR_CLIENT_ID_MAX ||
+                   (ref_id_len > 0 && !mir_tls_client_id_valid(ref->client_id, ref_id_len));
   char client_id[TRANTOR_CLIENT_ID_MAX + 1];
   memset(client_id, 'x', sizeof(client_id));
   uint64_t from_sn = 0;
   mir_err err = miri_cs_subscribe_check(bytes, len, l, &from_sn, client_id);
   MIR_ASSERT(err == MIR_OK || err == MIR_EPROTO);
-  MIR_ASSERT((err != MIR_OK) == malformed);
+  /* Besides what protobuf-c and the limits refuse, a client_id that is invalid on the wire only
+   * (a NUL inside: it decodes to a shorter, valid-looking id) is refused. */
+  MIR_ASSERT(!malformed || err != MIR_OK);
   if (err != MIR_OK) {
     MIR_ASSERT(mir_error_detail()[0] != '\0');
+    MIR_ASSERT(malformed || strncmp(mir_error_detail(), "invalid client_id", 17) == 0);
   } else {
     MIR_ASSERT(from_sn == ref->from_sn);
+    MIR_ASSERT(ref_id_len == 0 || fuzz_stands_in(bytes, len, 2, ref->client_id));
     MIR_ASSERT(memchr(client_id, '\0', sizeof(client_id)) != NULL);
     MIR_ASSERT(strcmp(client_id, ref_id_len > 0 ? ref->client_id : "") == 0);
   }
@@ -131,7 +159,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                  .max_submit_streams = 1,
                                  .max_requests_in_flight = 1,
                                  .max_subscribers = 1,
-                                 .subscriber_stall_ms = 100};
+                                 .subscriber_stall_ms = 100,
+                                 .max_subscribers_per_client = 1,
+                                 .max_subscribers_per_connection = 1,
+                                 .subscribe_ahead_max = 0,
+                                 .retry_after_ms = 100};
   uint64_t max_tx_bytes = 1 + (uint64_t)data[2] * 4;
   char stream_id[TRANTOR_CLIENT_ID_MAX + 1] = "";
   if (data[4] & 1) memcpy(stream_id, FUZZ_STREAM_ID, sizeof(FUZZ_STREAM_ID));
@@ -143,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (data[0] & 1) {
       fuzz_subscribe(data + pos, n, &l);
     } else {
-      fuzz_submit(data + pos, n, &l, max_tx_bytes, stream_id);
+      fuzz_submit(data + pos, n, &l, max_tx_bytes, stream_id, (data[4] & 2) != 0);
     }
     pos += n;
   }

@@ -365,6 +365,31 @@ mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const 
 mir_err mir_tls_cert_check(const char *ca_cert_pem, const char *cert_pem, char *id_out,
                            size_t id_cap);
 
+/* Client certificates for the client API (proto/api/api.proto, "Client certificates").
+ * MIR_TLS_CLIENT_ID_MAX: the longest client id, in bytes. */
+#define MIR_TLS_CLIENT_ID_MAX 64
+
+/* True if id (borrowed, len bytes, untrusted) is a client id: 1 to MIR_TLS_CLIENT_ID_MAX bytes of
+ * [A-Za-z0-9._:@-]. The one definition of the client-id alphabet on the server side. */
+bool mir_tls_client_id_valid(const char *id, size_t len);
+
+/* Issues a certificate for client_id (a valid client id), signed by the CA (ca_cert_pem and
+ * ca_key_pem borrowed): subjectAltName URI "mir:client:<id>", subject CN "mir client" (never a
+ * replica id, so the replicas' transport, which falls back to the CN of certificates without a
+ * replica name, cannot take it for a replica), usable by TLS clients only, valid for days. The new
+ * key is ECDSA P-256. *cert_pem and *key_pem are owned (free with free()). MIR_EINVAL for a bad
+ * id or days, MIR_ECRYPTO if the CA certificate and key do not match. */
+mir_err mir_tls_client_cert_new(const char *ca_cert_pem, const char *ca_key_pem,
+                                const char *client_id, unsigned days, char **cert_pem,
+                                char **key_pem);
+
+/* As mir_tls_cert_check, for a client: cert_pem (borrowed, untrusted) must be signed by the CA in
+ * ca_cert_pem (borrowed), be valid now and name a client in a "mir:client:<id>" URI (a valid
+ * client id); the id is copied into id_out (borrowed buffer of id_cap bytes; "" on failure).
+ * MIR_ECRYPTO with detail otherwise. */
+mir_err mir_tls_client_cert_check(const char *ca_cert_pem, const char *cert_pem, char *id_out,
+                                  size_t id_cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,10 @@
 
 /* What a TLS certificate names a replica by, and the longest validity we issue. */
 #define MIRI_TLS_URI_PREFIX "mir:replica:"
+/* What a client certificate names a client by, and its fixed subject CN (a space: never a replica
+ * id, so the transport's CN fallback for certificates without a replica URI cannot match it). */
+#define MIRI_TLS_CLIENT_URI_PREFIX "mir:client:"
+#define MIRI_TLS_CLIENT_CN "mir client"
 #define MIRI_TLS_DAYS_MAX 36500
 
 /* ---- backend ---- */
@@ -69,6 +73,10 @@ bool miri_tls_id_ok(const char *id);
  * DNS:replica-<id>[,IP:<host>|,DNS:<host>]". False if host is neither an IP address nor a usable
  * DNS name, or the text does not fit. */
 bool miri_tls_san(const char *id, const char *host, char *buf, size_t cap);
+
+/* Writes the subjectAltName value of a client certificate for id (borrowed, a valid client id)
+ * into buf (cap bytes): "URI:mir:client:<id>". False if it does not fit. */
+bool miri_tls_client_san(const char *id, char *buf, size_t cap);
 
 /* ---- per backend: reading a certificate (tls.c of each backend) ---- */
 

@@ -12,6 +12,13 @@
  *                        replica-<i>, and the host as IP or DNS SAN; signed by the CA, 10 years
  *   replica-<i>.tls.key  its ECDSA P-256 key, PEM PKCS#8 (mode 0600)
  *
+ * and with --client ID (repeatable), for clients of the client API (proto/api/api.proto):
+ *   client-<ID>.crt      certificate of client ID: URI SAN mir:client:<ID>, CN "mir client",
+ *                        usable by TLS clients only; signed by the CA, 10 years
+ *   client-<ID>.key      its ECDSA P-256 key, PEM PKCS#8 (mode 0600)
+ * issued by the CA made in the same run (--n N --tls), or, without --n, by the CA already in DIR
+ * (ca.pem and ca.key): clients are added to a running cluster that way.
+ *
  * Existing files are not overwritten unless --force is given, so that a second run cannot
  * silently replace the keys of a running cluster. The membership file is read back with the
  * same loader replicas use before the tool reports success.
@@ -31,6 +38,7 @@
 #include "mir/membership.h"
 
 #define KEYGEN_TLS_DAYS 3650
+#define KEYGEN_CLIENTS_MAX 64 /* --client options in one run */
 
 typedef struct keygen_opts {
   long n;
@@ -40,14 +48,18 @@ typedef struct keygen_opts {
   const char *host;
   bool tls;
   bool force;
+  const char *clients[KEYGEN_CLIENTS_MAX];
+  size_t n_clients;
 } keygen_opts;
 
 static void keygen_usage(FILE *f) {
   fprintf(
       f,
       "usage: mir-keygen --n N --out DIR [options]\n"
+      "       mir-keygen --out DIR --client ID [--client ID ...] [--force]\n"
       "\n"
-      "Creates signing keys and the membership file of an N-replica cluster in DIR.\n"
+      "Creates signing keys and the membership file of an N-replica cluster in DIR; or, without\n"
+      "--n, certificates for clients from the CA in DIR (ca.pem, ca.key).\n"
       "\n"
       "  --n N              number of replicas, 1 to %d (ids \"0\" .. \"N-1\")\n"
       "  --out DIR          output folder (created if missing)\n"
@@ -58,13 +70,17 @@ static void keygen_usage(FILE *f) {
       "                     certificates (replica-<i>.crt, replica-<i>.tls.key): ECDSA P-256,\n"
       "                     X.509 v3, CN <i>, SAN URI mir:replica:<i>, DNS replica-<i> and the\n"
       "                     host, signed by the CA, valid 10 years\n"
+      "  --client ID        a client certificate for client id ID (1..64 bytes of\n"
+      "                     [A-Za-z0-9._:@-]; repeatable, at most %d): client-<ID>.crt with URI\n"
+      "                     SAN mir:client:<ID>, and its key client-<ID>.key; signed by the CA\n"
+      "                     of this run (--n N --tls) or the one in DIR, valid 10 years\n"
       "  --force            overwrite existing files\n"
       "  --help             this text\n"
       "\n"
       "Files: replica-<i>.key (private key, PEM PKCS#8, mode 0600), replica-<i>.pub (PEM),\n"
       "membership.json: {\"scheme\":..., \"replicas\":[{\"id\":\"0\", \"address\":\"H:P\",\n"
       "\"public_key\":\"<base64 of the raw key>\", \"weight\":1}, ...]}.\n",
-      MIR_MEMBERSHIP_MAX);
+      MIR_MEMBERSHIP_MAX, KEYGEN_CLIENTS_MAX);
 }
 
 /* Parses a decimal number in [lo, hi]; false otherwise. */
@@ -79,15 +95,12 @@ static bool keygen_number(const char *s, long lo, long hi, long *out) {
 
 /* Fills o from argv; returns 0 to go on, 1 for a usage error, 2 after --help. */
 static int keygen_parse(int argc, char **argv, keygen_opts *o) {
-  static const struct option longopts[] = {{"n", required_argument, NULL, 'n'},
-                                           {"out", required_argument, NULL, 'o'},
-                                           {"scheme", required_argument, NULL, 's'},
-                                           {"base-port", required_argument, NULL, 'p'},
-                                           {"host", required_argument, NULL, 'H'},
-                                           {"tls", no_argument, NULL, 't'},
-                                           {"force", no_argument, NULL, 'f'},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"n", required_argument, NULL, 'n'},      {"out", required_argument, NULL, 'o'},
+      {"scheme", required_argument, NULL, 's'}, {"base-port", required_argument, NULL, 'p'},
+      {"host", required_argument, NULL, 'H'},   {"tls", no_argument, NULL, 't'},
+      {"client", required_argument, NULL, 'c'}, {"force", no_argument, NULL, 'f'},
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
   *o = (keygen_opts){.n = 0, .scheme = MIR_SIG_ED25519, .base_port = 7000, .host = "127.0.0.1"};
   int c, idx = 0;
   while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
@@ -111,6 +124,10 @@ static int keygen_parse(int argc, char **argv, keygen_opts *o) {
       case 't':
         o->tls = true;
         break;
+      case 'c':
+        ok = o->n_clients < KEYGEN_CLIENTS_MAX && mir_tls_client_id_valid(optarg, strlen(optarg));
+        if (ok) o->clients[o->n_clients++] = optarg;
+        break;
       case 'f':
         o->force = true;
         break;
@@ -124,7 +141,11 @@ static int keygen_parse(int argc, char **argv, keygen_opts *o) {
       return 1;
     }
   }
-  if (optind != argc || o->n == 0 || o->out == NULL) return 1;
+  if (optind != argc || (o->n == 0 && o->n_clients == 0) || o->out == NULL) return 1;
+  if (o->n > 0 && o->n_clients > 0 && !o->tls) {
+    fprintf(stderr, "mir-keygen: --client with --n needs --tls (the CA that issues it)\n");
+    return 1;
+  }
   if (o->base_port + o->n - 1 > 65535) {
     fprintf(stderr, "mir-keygen: ports %ld..%ld exceed 65535\n", o->base_port,
             o->base_port + o->n - 1);
@@ -167,6 +188,14 @@ static bool keygen_outputs_free(const keygen_opts *o) {
   static const char *const per_replica[] = {"replica-%ld.key", "replica-%ld.pub", "replica-%ld.crt",
                                             "replica-%ld.tls.key"};
   if (o->force) return true;
+  for (size_t i = 0; i < o->n_clients; i++) {
+    char name[128];
+    snprintf(name, sizeof name, "client-%s.crt", o->clients[i]);
+    if (keygen_exists(o, name)) return false;
+    snprintf(name, sizeof name, "client-%s.key", o->clients[i]);
+    if (keygen_exists(o, name)) return false;
+  }
+  if (o->n == 0) return true; /* clients only */
   for (size_t k = 0; k < (o->tls ? 3u : 1u); k++) {
     if (keygen_exists(o, fixed[k])) return false;
   }
@@ -225,6 +254,57 @@ static bool keygen_replica(const keygen_opts *o, long i, json_t *replicas) {
   return ok;
 }
 
+/* Issues a certificate and key for every --client from the CA (PEM texts borrowed). */
+static bool keygen_clients(const keygen_opts *o, const char *ca_pem, const char *ca_key) {
+  for (size_t i = 0; i < o->n_clients; i++) {
+    char *cert = NULL, *key = NULL, name[128];
+    if (mir_tls_client_cert_new(ca_pem, ca_key, o->clients[i], KEYGEN_TLS_DAYS, &cert, &key) !=
+        MIR_OK) {
+      fprintf(stderr, "mir-keygen: client certificate %s failed: %s\n", o->clients[i],
+              mir_error_detail());
+      return false;
+    }
+    snprintf(name, sizeof name, "client-%s.crt", o->clients[i]);
+    bool ok = keygen_write(o, name, cert, 0644);
+    snprintf(name, sizeof name, "client-%s.key", o->clients[i]);
+    ok = ok && keygen_write(o, name, key, 0600);
+    memset(key, 0, strlen(key));
+    free(cert);
+    free(key);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* Reads DIR/name (a PEM file of at most 64 KiB) into an owned string; NULL (and says why). */
+static char *keygen_read(const keygen_opts *o, const char *name) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", o->out, name);
+  FILE *f = fopen(path, "rb");
+  char *buf = mir_xmalloc((64u << 10) + 1);
+  size_t n = f != NULL ? fread(buf, 1, 64u << 10, f) : 0;
+  bool ok = f != NULL && ferror(f) == 0 && n > 0 && n < (64u << 10);
+  if (f != NULL) fclose(f);
+  if (!ok) {
+    fprintf(stderr, "mir-keygen: cannot read %s (the CA that issues client certificates)\n", path);
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Issues the --client certificates from the CA already in DIR. */
+static bool keygen_clients_from_dir(const keygen_opts *o) {
+  char *ca_pem = keygen_read(o, "ca.pem");
+  char *ca_key = ca_pem != NULL ? keygen_read(o, "ca.key") : NULL;
+  bool ok = ca_key != NULL && keygen_clients(o, ca_pem, ca_key);
+  if (ca_key != NULL) memset(ca_key, 0, strlen(ca_key));
+  free(ca_pem);
+  free(ca_key);
+  return ok;
+}
+
 /* Creates the cluster CA and a TLS certificate and key for every replica. */
 static bool keygen_tls(const keygen_opts *o) {
   char *ca_pem = NULL, *ca_key = NULL;
@@ -249,6 +329,7 @@ static bool keygen_tls(const keygen_opts *o) {
     free(cert);
     free(key);
   }
+  ok = ok && keygen_clients(o, ca_pem, ca_key);
   free(ca_pem);
   free(ca_key);
   return ok;
@@ -296,13 +377,20 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (!keygen_outputs_free(&o)) return 1;
+  if (o.n == 0) {
+    if (!keygen_clients_from_dir(&o)) return 1;
+    printf("mir-keygen: %zu client certificate%s in %s\n", o.n_clients, o.n_clients == 1 ? "" : "s",
+           o.out);
+    return 0;
+  }
   json_t *replicas = json_array();
   bool ok = true;
   for (long i = 0; ok && i < o.n; i++) ok = keygen_replica(&o, i, replicas);
   ok = ok && (!o.tls || keygen_tls(&o)) && keygen_membership(&o, replicas);
   json_decref(replicas);
   if (!ok) return 1;
-  printf("mir-keygen: %ld %s replicas in %s (membership.json%s)\n", o.n,
-         mir_sig_scheme_name(o.scheme), o.out, o.tls ? ", TLS CA and certificates" : "");
+  printf("mir-keygen: %ld %s replicas in %s (membership.json%s%s)\n", o.n,
+         mir_sig_scheme_name(o.scheme), o.out, o.tls ? ", TLS CA and certificates" : "",
+         o.n_clients > 0 ? ", client certificates" : "");
   return 0;
 }

@@ -63,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 5:
       (void)mir_tls_cert_check(text, text, id, sizeof id);
+      (void)mir_tls_client_cert_check(text, text, id, sizeof id); /* the same check, for clients */
       break;
     default:
       (void)mir_public_key_from_base64(scheme, text, &pub);

@@ -1,6 +1,6 @@
 // Tests of mir-keygen: the files it writes load back with the libraries replicas use, its keys
-// sign and verify against the membership file, its TLS certificates check against its CA, and
-// it refuses bad arguments and overwriting.
+// sign and verify against the membership file, its TLS certificates (replicas' and clients')
+// check against its CA, and it refuses bad arguments and overwriting.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -168,9 +168,55 @@ TEST(Keygen, RejectsBadArgumentsAndDocumentsOptions) {
   std::string help;
   ASSERT_EQ(Keygen("--help", &help), 0);
   for (const char *opt :
-       {"--n", "--out", "--scheme", "--base-port", "--host", "--tls", "--force"}) {
+       {"--n", "--out", "--scheme", "--base-port", "--host", "--tls", "--client", "--force"}) {
     EXPECT_NE(help.find(opt), std::string::npos) << opt;
   }
+}
+
+// Client certificates, made with a new cluster (--n --tls --client) or later from its CA
+// (--out DIR --client): each checks against the CA as a client with its id, is no replica
+// certificate, and has a P-256 key of mode 0600; existing ones are not overwritten without
+// --force; a bad id, --client with --n but without --tls, or a folder without a CA is refused.
+TEST(Keygen, ClientCertificatesCheckAgainstTheCa) {
+  TempDir d;
+  std::string out;
+  ASSERT_EQ(Keygen("--n 1 --tls --client alice --client u@h:1 --out " + d.path, &out), 0) << out;
+  ASSERT_EQ(Keygen("--client carol --out " + d.path, &out), 0) << out;
+  std::string ca = Read(d.path + "/ca.pem");
+  for (const char *client : {"alice", "u@h:1", "carol"}) {
+    std::string base = d.path + "/client-" + client;
+    std::string cert = Read(base + ".crt"), key = Read(base + ".key");
+    char id[MIR_TLS_CLIENT_ID_MAX + 1];
+    EXPECT_EQ(mir_tls_client_cert_check(ca.c_str(), cert.c_str(), id, sizeof id), MIR_OK)
+        << client << ": " << mir_error_detail();
+    EXPECT_EQ(std::string(id), client);
+    char rid[MIR_MODULE_ID_MAX];
+    EXPECT_EQ(mir_tls_cert_check(ca.c_str(), cert.c_str(), rid, sizeof rid), MIR_ECRYPTO);
+    mir_private_key *k = nullptr;
+    ASSERT_EQ(mir_private_key_from_pem(key.data(), key.size(), &k), MIR_OK);
+    EXPECT_EQ(mir_private_key_scheme(k), MIR_SIG_ECDSA_P256);
+    mir_private_key_free(k);
+    struct stat st;
+    ASSERT_EQ(stat((base + ".key").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  // A replica certificate is no client certificate.
+  std::string replica = Read(d.path + "/replica-0.crt");
+  char id[MIR_TLS_CLIENT_ID_MAX + 1];
+  EXPECT_EQ(mir_tls_client_cert_check(ca.c_str(), replica.c_str(), id, sizeof id), MIR_ECRYPTO);
+  EXPECT_NE(std::string(mir_error_detail()).find("names no client"), std::string::npos);
+  std::string before = Read(d.path + "/client-carol.crt");
+  EXPECT_EQ(Keygen("--client carol --out " + d.path, &out), 1);
+  EXPECT_NE(out.find("exists"), std::string::npos) << out;
+  EXPECT_EQ(Read(d.path + "/client-carol.crt"), before);
+  EXPECT_EQ(Keygen("--client carol --force --out " + d.path, &out), 0) << out;
+  EXPECT_NE(Read(d.path + "/client-carol.crt"), before);
+  EXPECT_EQ(Keygen("--client 'a b' --out " + d.path, &out), 2) << out;
+  EXPECT_EQ(Keygen("--client a/b --out " + d.path, &out), 2) << out;
+  TempDir e;
+  EXPECT_EQ(Keygen("--n 1 --client x --out " + e.path, &out), 2) << out;
+  EXPECT_EQ(Keygen("--client x --out " + e.path, &out), 1) << out;
+  EXPECT_NE(out.find("ca.pem"), std::string::npos) << out;
 }
 
 // The key set a replica builds from keygen's membership file and its own key file signs what

@@ -9,7 +9,9 @@
  * identified by the URI subjectAltName "mir:replica:<id>" (the CN carries the same id for humans);
  * the certificate also names "replica-<id>" and the replica's host as DNS or IP alternative
  * names, so that TLS clients can verify the server name. Certificates serve both TLS servers and
- * clients (mutual TLS between replicas).
+ * clients (mutual TLS between replicas). Client certificates for the client API
+ * (mir_tls_client_cert_new) have the same shape with the URI "mir:client:<id>", the fixed CN
+ * "mir client" and usage by TLS clients only.
  *
  * Certificates presented by peers are untrusted input: they are parsed from bounded PEM with a
  * password callback that declines (OpenSSL's default one would prompt on the terminal for an
@@ -134,16 +136,40 @@ static EVP_PKEY *tls_read_ca_key(X509 *ca, const char *key_pem) {
   return pkey;
 }
 
-/* Builds and signs the replica certificate x for key under ca/ca_key. */
-static bool tls_issue(X509 *x, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *id,
-                      const char *san, unsigned days) {
-  return tls_fill(x, key, id, days) && X509_set_issuer_name(x, X509_get_subject_name(ca)) == 1 &&
+/* Builds and signs the certificate x for key under ca/ca_key: subject CN cn, the extended key
+ * usage eku ("serverAuth,clientAuth" for replicas, "clientAuth" for clients) and the
+ * subjectAltName san. */
+static bool tls_issue(X509 *x, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *cn,
+                      const char *eku, const char *san, unsigned days) {
+  return tls_fill(x, key, cn, days) && X509_set_issuer_name(x, X509_get_subject_name(ca)) == 1 &&
          tls_add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") &&
          tls_add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
-         tls_add_ext(x, ca, NID_ext_key_usage, "serverAuth,clientAuth") &&
+         tls_add_ext(x, ca, NID_ext_key_usage, eku) &&
          tls_add_ext(x, ca, NID_subject_key_identifier, "hash") &&
          tls_add_ext(x, ca, NID_authority_key_identifier, "keyid:always") &&
          tls_add_ext(x, ca, NID_subject_alt_name, san) && X509_sign(x, ca_key, EVP_sha256()) > 0;
+}
+
+/* Issues a certificate with a new key under the CA (PEM texts borrowed); what names it in errors.
+ */
+static mir_err tls_issue_new(const char *ca_cert_pem, const char *ca_key_pem, const char *cn,
+                             const char *eku, const char *san, unsigned days, const char *what,
+                             char **cert_pem, char **key_pem) {
+  X509 *ca = miri_tls_read_cert(ca_cert_pem);
+  EVP_PKEY *ca_key = ca ? tls_read_ca_key(ca, ca_key_pem) : NULL;
+  if (ca_key == NULL) {
+    X509_free(ca);
+    return miri_crypto_error(MIR_ECRYPTO, "CA certificate and ECDSA P-256 key do not match");
+  }
+  EVP_PKEY *key = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  bool ok = key != NULL && x != NULL && tls_issue(x, key, ca, ca_key, cn, eku, san, days) &&
+            tls_output(x, key, cert_pem, key_pem);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  EVP_PKEY_free(ca_key);
+  X509_free(ca);
+  return ok ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, what);
 }
 
 mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const char *replica_id,
@@ -155,19 +181,20 @@ mir_err mir_tls_cert_new(const char *ca_cert_pem, const char *ca_key_pem, const 
     return mir_error_set(MIR_EINVAL, "certificate for \"%s\" (host \"%s\", %u days): bad argument",
                          replica_id, host ? host : "", days);
   }
-  X509 *ca = miri_tls_read_cert(ca_cert_pem);
-  EVP_PKEY *ca_key = ca ? tls_read_ca_key(ca, ca_key_pem) : NULL;
-  if (ca_key == NULL) {
-    X509_free(ca);
-    return miri_crypto_error(MIR_ECRYPTO, "CA certificate and ECDSA P-256 key do not match");
+  return tls_issue_new(ca_cert_pem, ca_key_pem, replica_id, "serverAuth,clientAuth", san, days,
+                       "replica certificate", cert_pem, key_pem);
+}
+
+mir_err mir_tls_client_cert_new(const char *ca_cert_pem, const char *ca_key_pem,
+                                const char *client_id, unsigned days, char **cert_pem,
+                                char **key_pem) {
+  *cert_pem = *key_pem = NULL;
+  char san[128];
+  if (client_id == NULL || !mir_tls_client_id_valid(client_id, strlen(client_id)) || days == 0 ||
+      days > MIRI_TLS_DAYS_MAX || !miri_tls_client_san(client_id, san, sizeof san)) {
+    return mir_error_set(MIR_EINVAL, "client certificate for \"%s\" (%u days): bad argument",
+                         client_id != NULL ? client_id : "", days);
   }
-  EVP_PKEY *key = EVP_EC_gen("P-256");
-  X509 *x = X509_new();
-  bool ok = key != NULL && x != NULL && tls_issue(x, key, ca, ca_key, replica_id, san, days) &&
-            tls_output(x, key, cert_pem, key_pem);
-  X509_free(x);
-  EVP_PKEY_free(key);
-  EVP_PKEY_free(ca_key);
-  X509_free(ca);
-  return ok ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "replica certificate");
+  return tls_issue_new(ca_cert_pem, ca_key_pem, MIRI_TLS_CLIENT_CN, "clientAuth", san, days,
+                       "client certificate", cert_pem, key_pem);
 }
