@@ -12,6 +12,8 @@
 #   cluster.sh kill I      SIGKILL replica I and wait until its process is gone (a crash)
 #   cluster.sh rejoin I    replica I lost its data: stop it, delete data-I, start it with --rejoin
 #                          (it catches up from its peers by state transfer)
+#   cluster.sh client-cert ID  a client certificate for client id ID (client-ID.crt, .key; an
+#                          existing one is kept)
 #
 # Environment:
 #   MIR_CLUSTER_DIR       the cluster folder (default: ./mir-cluster)
@@ -20,10 +22,16 @@
 #   MIR_PEER_BASE_PORT    replica i listens for peers on this + i (default 7000)
 #   MIR_CLIENT_BASE_PORT  and for clients on this + i (default 9000)
 #   MIR_LOG               log level of the replicas (trace, debug, info, warn, error)
+#   MIR_CLIENT_CERTS      1: the client API is TLS and every client needs a certificate naming its
+#                         client id (replica option client.require_cert); 0 (default): plaintext
+#                         client API, client ids not checked (development). Read when the folder
+#                         is made.
 #
 # Files in the folder: membership.json, keys and TLS certificates (mir-keygen), replica-<i>.json,
 # data-<i>/ (RocksDB), logs/replica-<i>.log, pids/replica-<i>.pid, client-addresses (one
-# host:port per line, for clients and benchmarks).
+# host:port per line, for clients and benchmarks). With client certificates: ca.pem (which
+# clients trust), client-mir-tools.crt and .key (the certificate this script gives mir-status),
+# and client-flags, the options mir-bench needs ("--tls-dir <folder>"; empty without).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -32,11 +40,12 @@ dir="${MIR_CLUSTER_DIR:-$PWD/mir-cluster}"
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 peer_base="${MIR_PEER_BASE_PORT:-7000}"
 client_base="${MIR_CLIENT_BASE_PORT:-9000}"
+client_certs="${MIR_CLIENT_CERTS:-0}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_bin() {
@@ -81,6 +90,16 @@ client_addr() {
   sed -n "$(($1 + 1))p" "$dir/client-addresses"
 }
 
+# mir-status with what this cluster's client API asks of clients (TLS and a certificate, or not).
+mir_status() {
+  local tls=()
+  if [ -f "$dir/client-mir-tools.crt" ]; then
+    tls=(--tls-ca "$dir/ca.pem" --tls-cert "$dir/client-mir-tools.crt"
+      --tls-key "$dir/client-mir-tools.key")
+  fi
+  "$bin/mir-status" "${tls[@]}" "$@"
+}
+
 # Starts replica $1 in the background with the extra flags $2... (none: resume from its data).
 launch() {
   local i="$1"
@@ -95,7 +114,7 @@ wait_answers() {
   addr="$(client_addr "$i")"
   for ((t = 0; t < tenths; t++)); do
     pid="$(pid_of "$i")" || die "replica $i exited at start: see $dir/logs/replica-$i.log"
-    if "$bin/mir-status" --timeout-ms 500 "$addr" >/dev/null 2>&1; then
+    if mir_status --timeout-ms 500 "$addr" >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.1
@@ -108,8 +127,24 @@ make_cluster() {
   if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 64 ]; then
     die "N must be 1..64, not '$n'"
   fi
+  case "$client_certs" in
+    0 | 1) ;;
+    *) die "MIR_CLIENT_CERTS must be 0 or 1, not '$client_certs'" ;;
+  esac
   mkdir -p "$dir/logs" "$dir/pids"
-  "$bin/mir-keygen" --n "$n" --out "$dir" --tls --base-port "$peer_base" >/dev/null
+  local keygen=(--n "$n" --out "$dir" --tls --base-port "$peer_base") client=""
+  if [ "$client_certs" = 1 ]; then
+    keygen+=(--client mir-tools)
+    # The client API serves TLS with the replica's certificate, and takes only clients whose
+    # certificate (issued by the cluster CA) names the client id they submit under.
+    client='
+  "client_tls": true,
+  "client": {"require_cert": true},'
+    echo "--tls-dir $dir" >"$dir/client-flags"
+  else
+    : >"$dir/client-flags"
+  fi
+  "$bin/mir-keygen" "${keygen[@]}" >/dev/null
   : >"$dir/client-addresses"
   for ((i = 0; i < n; i++)); do
     cat >"$dir/replica-$i.json" <<JSON
@@ -117,7 +152,7 @@ make_cluster() {
   "id": "$i",
   "membership": "membership.json",
   "key_file": "replica-$i.key",
-  "tls": {"ca_file": "ca.pem", "cert_file": "replica-$i.crt", "key_file": "replica-$i.tls.key"},
+  "tls": {"ca_file": "ca.pem", "cert_file": "replica-$i.crt", "key_file": "replica-$i.tls.key"},$client
   "client_listen": "127.0.0.1:$((client_base + i))",
   "data_dir": "data-$i"
 }
@@ -149,7 +184,7 @@ start() {
   local addrs=()
   mapfile -t addrs <"$dir/client-addresses"
   for _ in $(seq 1 100); do
-    if "$bin/mir-status" --timeout-ms 500 "${addrs[@]}" >/dev/null 2>&1; then
+    if mir_status --timeout-ms 500 "${addrs[@]}" >/dev/null 2>&1; then
       echo "cluster of $n replicas running in $dir (logs in $dir/logs)"
       status
       return 0
@@ -196,7 +231,7 @@ status() {
     local addr
     addr="$(client_addr "$i")"
     if pid_of "$i" >/dev/null; then
-      "$bin/mir-status" --timeout-ms 2000 "$addr" || rc=1
+      mir_status --timeout-ms 2000 "$addr" || rc=1
     else
       printf '%-22s id %-4s not running\n' "$addr" "$i"
       rc=1
@@ -259,8 +294,20 @@ rejoin() {
   echo "replica $1 running (pid $(pid_of "$1")); it catches up from its peers"
 }
 
+# Issues a certificate for client id $1 with the cluster CA.
+client_cert() {
+  need_bin
+  [ -f "$dir/ca.key" ] || die "no cluster CA in $dir ('cluster.sh start' makes one)"
+  [ -n "${1:-}" ] || die "client-cert needs a client id"
+  if [ ! -f "$dir/client-$1.crt" ]; then # an existing one stays: it may be in use
+    "$bin/mir-keygen" --out "$dir" --client "$1" >/dev/null
+  fi
+  echo "$dir/client-$1.crt and $dir/client-$1.key (trust $dir/ca.pem)"
+}
+
 case "${1:-}" in
   start) start "${2:-}" ;;
+  client-cert) client_cert "${2:-}" ;;
   start-one) start_one "${2:-}" ;;
   kill) kill_one "${2:-}" ;;
   rejoin) rejoin "${2:-}" ;;

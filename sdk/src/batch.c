@@ -37,6 +37,14 @@ bool miri_cl_queue_push(miri_cl_queue *q, uint64_t tx_no, size_t len, int64_t no
   return true;
 }
 
+bool miri_cl_queue_pop(miri_cl_queue *q, uint64_t *tx_no) {
+  if (q->count == 0) return false;
+  *tx_no = q->items[q->head];
+  q->head = (q->head + 1) % q->cap;
+  if (--q->count == 0) q->bytes = 0;
+  return true;
+}
+
 bool miri_cl_batch_due(const miri_cl_queue *q, const miri_cl_batch_limits *l, int64_t now_ns) {
   if (q->count == 0) return false;
   if (q->count >= l->max_txs || q->bytes >= l->max_bytes) return true;

@@ -34,6 +34,9 @@ void miri_cl_queue_clear(miri_cl_queue *q);
 /* Appends tx_no (len data bytes). Returns false, changing nothing, when the queue is full. */
 bool miri_cl_queue_push(miri_cl_queue *q, uint64_t tx_no, size_t len, int64_t now_ns);
 
+/* Takes the oldest queued number into *tx_no; false when the queue is empty. */
+bool miri_cl_queue_pop(miri_cl_queue *q, uint64_t *tx_no);
+
 /* Should a batch leave now? */
 bool miri_cl_batch_due(const miri_cl_queue *q, const miri_cl_batch_limits *l, int64_t now_ns);
 

@@ -102,6 +102,13 @@ uint64_t miri_cl_backoff_next(const mir_client *c, uint64_t backoff_ms) {
   return next > c->opts.reconnect_max_ms ? c->opts.reconnect_max_ms : next;
 }
 
+uint64_t miri_cl_random(mir_client *c, uint64_t bound) {
+  c->rng ^= c->rng >> 12;
+  c->rng ^= c->rng << 25;
+  c->rng ^= c->rng >> 27;
+  return (c->rng * 2685821657736338717ull) % bound;
+}
+
 static void cl_abs_time(int64_t at_ns, struct timespec *ts) {
   ts->tv_sec = (time_t)(at_ns / 1000000000);
   ts->tv_nsec = (long)(at_ns % 1000000000);
@@ -192,6 +199,19 @@ void mir_client_options_init(mir_client_options *opts) {
   opts->trust = MIR_CLIENT_TRUST_QUORUM;
 }
 
+/* True if id[0..len) is a client id as the replicas accept it (proto/api/api.proto): 1..64 bytes
+ * of [A-Za-z0-9._:@-]. */
+static bool cl_client_id_ok(const char *id, size_t len) {
+  if (len == 0 || len > MIR_CLIENT_ID_MAX) return false;
+  for (size_t i = 0; i < len; i++) {
+    char ch = id[i];
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-' || ch == ':' || ch == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 /* Replaces zeros by defaults and checks every field (o is the client's own copy). */
 static int cl_options_check(mir_client_options *o) {
   if (o->replicas == NULL || o->n_replicas == 0 || o->n_replicas > MIR_CLIENT_REPLICAS_MAX) {
@@ -204,8 +224,9 @@ static int cl_options_check(mir_client_options *o) {
     }
   }
   size_t id_len = o->client_id != NULL ? strlen(o->client_id) : 0;
-  if (id_len == 0 || id_len > MIR_CLIENT_ID_MAX) {
-    return miri_cl_fail(MIR_CLIENT_EINVAL, "client_id: 1 to %d bytes required", MIR_CLIENT_ID_MAX);
+  if (!cl_client_id_ok(o->client_id, id_len)) {
+    return miri_cl_fail(MIR_CLIENT_EINVAL, "client_id: 1 to %d bytes of [A-Za-z0-9._:@-] required",
+                        MIR_CLIENT_ID_MAX);
   }
   if (o->trust != MIR_CLIENT_TRUST_QUORUM && o->trust != MIR_CLIENT_TRUST_ONE) {
     return miri_cl_fail(MIR_CLIENT_EINVAL, "trust: unknown mode %d", (int)o->trust);
@@ -224,11 +245,12 @@ static int cl_options_check(mir_client_options *o) {
   if (o->reconnect_min_ms == 0) o->reconnect_min_ms = 50;
   if (o->reconnect_max_ms == 0) o->reconnect_max_ms = 1000;
   if (o->stall_ms == 0) o->stall_ms = 2000;
+  if (o->busy_max_ms == 0) o->busy_max_ms = 2000;
   if (o->window > 65536 || o->max_tx_bytes > (8u << 20) || o->batch_max_txs > 65536 ||
       o->batch_max_bytes > (8u << 20) || o->batch_delay_us > 1000000 ||
       o->connect_timeout_ms > 3600000 || o->reconnect_min_ms > o->reconnect_max_ms ||
-      o->reconnect_max_ms > 600000 || o->submit_replicas > o->n_replicas ||
-      o->subscribe_replicas > o->n_replicas) {
+      o->reconnect_max_ms > 600000 || o->busy_max_ms > 600000 ||
+      o->submit_replicas > o->n_replicas || o->subscribe_replicas > o->n_replicas) {
     return miri_cl_fail(MIR_CLIENT_EINVAL,
                         "a tuning option is out of range (see mir/client.h for the limits)");
   }
@@ -258,12 +280,17 @@ static int cl_configure(mir_client *c, const mir_client_options *opts) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a: clients spread over the replicas */
   for (const char *p = c->client_id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
   c->start_index = (uint32_t)(h % c->n);
+  /* Clients that start together must not pause in step: seed with the time as well. */
+  c->rng = (h ^ (uint64_t)miri_cl_now_ns()) | 1;
   for (uint32_t i = 0; i < c->n; i++) {
     miri_cl_replica *r = &c->rep[i];
     r->c = c;
     r->index = i;
     r->addr = strdup(o->replicas[i]);
-    if (r->addr == NULL || miri_cl_queue_init(&r->q, o->window) != 0) return MIR_CLIENT_ENOMEM;
+    if (r->addr == NULL || miri_cl_queue_init(&r->q, o->window) != 0 ||
+        miri_cl_queue_init(&r->parked, o->window) != 0) {
+      return MIR_CLIENT_ENOMEM;
+    }
   }
   c->batch_buf = calloc(o->batch_max_txs, sizeof(uint64_t));
   if (c->batch_buf == NULL) return MIR_CLIENT_ENOMEM;
@@ -334,6 +361,7 @@ static void cl_free(mir_client *c) {
   for (uint32_t i = 0; i < c->n; i++) {
     free(c->rep[i].addr);
     miri_cl_queue_fini(&c->rep[i].q);
+    miri_cl_queue_fini(&c->rep[i].parked);
   }
   miri_cl_tickets_fini(&c->tickets);
   free(c->batch_buf);

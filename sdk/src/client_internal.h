@@ -35,10 +35,13 @@
 #define MIRI_CL_FOLLOW_BYTES (8u << 20)   /* vote bytes per replica and subscription */
 #define MIRI_CL_MAX_RECV_BYTES (16 << 20) /* largest message accepted from a replica */
 #define MIRI_CL_FAILS_BEFORE_FAILOVER 2u  /* consecutive stream failures that count as "down" */
-#define MIRI_CL_RETRY_TRANSIENT_MS 100    /* pause after MEMPOOL_FULL / OUT_OF_WINDOW */
-#define MIRI_CL_STATUS_GRACE_MS 200       /* open: wait this long for more Status answers */
-#define MIRI_CL_TIMER_MAX_SLEEP_MS 200    /* the timer thread looks around at least this often */
+#define MIRI_CL_RETRY_TRANSIENT_MS                                                             \
+  100                                  /* pause after OUT_OF_WINDOW, or MEMPOOL_FULL without a \
+                                          hint (a replica that sends no retry_after_ms) */
+#define MIRI_CL_STATUS_GRACE_MS 200    /* open: wait this long for more Status answers */
+#define MIRI_CL_TIMER_MAX_SLEEP_MS 200 /* the timer thread looks around at least this often */
 
+#define MIRI_CL_RANGE_MD "mir-range" /* trailing metadata of OUT_OF_RANGE: "below" or "ahead" */
 #define MIRI_CL_METHOD_SUBMIT "/mir.api.Client/Submit"
 #define MIRI_CL_METHOD_SUBSCRIBE "/mir.api.Client/Subscribe"
 #define MIRI_CL_METHOD_STATUS "/mir.api.Client/Status"
@@ -60,6 +63,7 @@ typedef struct miri_cl_request {
   uint64_t id;
   uint32_t n;
   uint64_t *tx_nos; /* owned */
+  int64_t sent_ns;  /* when it was handed to gRPC */
 } miri_cl_request;
 
 typedef struct miri_cl_replica miri_cl_replica;
@@ -91,7 +95,18 @@ struct miri_cl_replica {
   uint32_t failures; /* consecutive stream failures */
   uint64_t backoff_ms;
   int64_t retry_ns; /* reopen the stream at this time (when ss == NULL) */
-  int64_t hold_ns;  /* send nothing before this time (transient rejections) */
+  int64_t hold_ns;  /* send nothing before this time (back-pressure, transient rejections) */
+  /* Back-pressure (submit.c): the pause of the current busy episode (0: none) and when it began. */
+  uint64_t busy_ms;
+  int64_t busy_since_ns;
+  /* Transactions r answered OUT_OF_WINDOW, held back until the window can have moved (submit.c).
+   * window_est: how far beyond this client's oldest unresolved tx number r takes transactions, as
+   * its answers showed it (0: not known yet); parked_oldest and parked_ns: the oldest unresolved
+   * tx number and the time when the parked ones were last looked at. */
+  miri_cl_queue parked;
+  uint64_t window_est;
+  uint64_t parked_oldest;
+  int64_t parked_ns;
   uint64_t next_request_id;
 };
 
@@ -135,6 +150,8 @@ struct mir_client_sub {
   bool stopped;             /* no callback may start any more */
   bool ended;               /* the final callback is queued or delivered */
   int64_t waiting_since_ns; /* since when deliveries wait without agreement (0: not waiting) */
+  uint64_t seen_frontier;   /* votes.frontier when the timer last looked */
+  int64_t frontier_ns;      /* when it last moved (or the follower started) */
   uint64_t dissent_counted; /* votes.dissent already added to stats.conflicting_votes */
   miri_cl_follower *next;   /* in c->followers */
 };
@@ -171,6 +188,7 @@ struct mir_client {
   mir_client_options opts; /* with defaults applied; pointers in it are not used after open */
   miri_cl_batch_limits limits;
   uint32_t start_index; /* where the submit and follow sets start (spreads clients) */
+  uint64_t rng;         /* jitter of back-pressure pauses (xorshift64*, never 0) */
 
   grpc_completion_queue *cq;
   pthread_t cq_thread, timer_thread;
@@ -213,10 +231,14 @@ bool miri_cl_defer(mir_client *c, const miri_cl_deferred *d);
 void miri_cl_timer_poke(mir_client *c, int64_t at_ns);
 /* The next backoff after backoff_ms (0: the first). */
 uint64_t miri_cl_backoff_next(const mir_client *c, uint64_t backoff_ms);
+/* A pseudo-random number in [0, bound) for jitter (mu held; bound > 0). */
+uint64_t miri_cl_random(mir_client *c, uint64_t bound);
 
 /* ---- grpcutil.c ---- */
 void miri_cl_callst_init(miri_cl_callst *st);
 void miri_cl_callst_fini(miri_cl_callst *st);
+/* True if the trailing metadata of a finished call has key with exactly value (both borrowed). */
+bool miri_cl_callst_md_is(const miri_cl_callst *st, const char *key, const char *value);
 /* "STATUS: details" of a finished call into buf. */
 void miri_cl_callst_text(const miri_cl_callst *st, char *buf, size_t len);
 /* Packs msg into a new byte buffer (returns owned: grpc_byte_buffer_destroy), NULL if too big. */

@@ -58,6 +58,19 @@ static const char *grpcutil_status_name(grpc_status_code code) {
   return names[code];
 }
 
+bool miri_cl_callst_md_is(const miri_cl_callst *st, const char *key, const char *value) {
+  size_t klen = strlen(key), vlen = strlen(value);
+  for (size_t i = 0; i < st->trailing.count; i++) {
+    const grpc_metadata *m = &st->trailing.metadata[i];
+    if (GRPC_SLICE_LENGTH(m->key) == klen && memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) == 0 &&
+        GRPC_SLICE_LENGTH(m->value) == vlen &&
+        memcmp(GRPC_SLICE_START_PTR(m->value), value, vlen) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void miri_cl_callst_text(const miri_cl_callst *st, char *buf, size_t len) {
   char *details = grpc_slice_to_c_string(st->details);
   snprintf(buf, len, "%s%s%s", grpcutil_status_name(st->status), details[0] ? ": " : "", details);

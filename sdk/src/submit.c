@@ -10,9 +10,28 @@
  * queue (batch.h), one SEND_MESSAGE in flight and at most MIRI_CL_INFLIGHT_MAX requests without
  * an answer. Answers are matched to requests by request_id and checked (wire.h); an answer that
  * does not match is a protocol violation: the stream is cancelled and reopened after a backoff.
- * MEMPOOL_FULL and OUT_OF_WINDOW are transient (the replica is busy or has not yet delivered what
- * this client saw committed): the transaction is queued again and the replica gets nothing for
- * MIRI_CL_RETRY_TRANSIENT_MS. Other rejections count towards the f+1 rule of tickets.h.
+ * OUT_OF_WINDOW is transient: the tx number lies beyond the replica's window of this client,
+ * which moves only when the replica delivers the client's older transactions (the client's window
+ * is larger than the replicas', or the replica lags). Sending it again before then is wasted, and
+ * with a window much larger than the replicas' it was most of the traffic under load: the
+ * transaction is parked for that replica. Answers also show how far beyond this client's oldest
+ * unresolved tx number the replica takes transactions now (window_est: a transaction taken lies
+ * below that bound, one refused OUT_OF_WINDOW at or above it), and a parked transaction is queued
+ * again when it fits below the bound from the client's oldest unresolved transaction now, so each
+ * is sent again about once per time the window moves past it. As the estimate can be off (a
+ * replica that lags takes less), every busy_max_ms the whole parked set is looked at with a bound
+ * of at least one, so the oldest transaction is never parked for good. Other rejections count
+ * towards the f+1 rule of tickets.h.
+ *
+ * Back-pressure: MEMPOOL_FULL means the replica could not take the transaction now, and the answer
+ * says for how long to leave it alone (retry_after_ms; MIRI_CL_RETRY_TRANSIENT_MS when a replica
+ * sends none). The transactions are queued again and the replica gets nothing, on this stream or a
+ * reopened one, before the pause ends: the hint plus a random part of up to half of it, so that
+ * clients refused together do not come back together. While the replica stays busy (an answer to a
+ * request sent after the pause began is refused again), the pause doubles, up to busy_max_ms but
+ * never below the hint; the first answer taken ends the episode. The stream stays open: being
+ * busy is not a failure, and a reconnect would resend the whole window to a replica that just said
+ * it has no room.
  *
  * Fail-over: a replica whose stream failed MIRI_CL_FAILS_BEFORE_FAILOVER times in a row counts as
  * down; while fewer than submit_k members are up, the next replica outside the set joins it. A
@@ -93,7 +112,8 @@ static void submit_send(miri_cl_replica *r) {
     return;
   }
   memcpy(tx_nos, c->batch_buf, n * sizeof(*tx_nos));
-  ss->inflight[ss->n_inflight++] = (miri_cl_request){.id = id, .n = n, .tx_nos = tx_nos};
+  ss->inflight[ss->n_inflight++] =
+      (miri_cl_request){.id = id, .n = n, .tx_nos = tx_nos, .sent_ns = miri_cl_now_ns()};
   ss->send_bb = bb;
   ss->sending = true;
   grpc_op op;
@@ -104,8 +124,35 @@ static void submit_send(miri_cl_replica *r) {
   c->stats.requests_sent++;
 }
 
+/* Queues r's parked transactions again that fit its window from the oldest unresolved one: from
+ * the head of the parked queue (they were parked in increasing order, mostly) when the oldest
+ * moved, all of them every busy_max_ms. */
+static void submit_unpark(miri_cl_replica *r, int64_t now_ns) {
+  mir_client *c = r->c;
+  if (r->parked.count == 0) return;
+  bool all = now_ns - r->parked_ns >= (int64_t)c->opts.busy_max_ms * 1000000;
+  if (!all && c->tickets.oldest == r->parked_oldest) return;
+  r->parked_oldest = c->tickets.oldest;
+  if (all) r->parked_ns = now_ns;
+  uint64_t limit = c->tickets.oldest + (r->window_est > 0 ? r->window_est : 1);
+  if (limit < c->tickets.oldest) limit = UINT64_MAX;
+  uint32_t look = all ? r->parked.count : UINT32_MAX;
+  uint64_t tx_no;
+  while ((all ? look-- > 0 : r->parked.count > 0) && miri_cl_queue_pop(&r->parked, &tx_no)) {
+    const miri_cl_ticket *t = miri_cl_tickets_pending(&c->tickets, tx_no);
+    if (t == NULL) continue; /* resolved meanwhile */
+    if (tx_no < limit) {
+      if (miri_cl_queue_push(&r->q, tx_no, t->len, now_ns)) c->stats.resent++;
+    } else {
+      (void)miri_cl_queue_push(&r->parked, tx_no, t->len, now_ns); /* just popped: room */
+      if (!all) break;                                             /* the rest lie beyond it too */
+    }
+  }
+}
+
 /* Sends a batch if one is due, else tells the timer thread when the next one will be. */
 static void submit_maybe_send(miri_cl_replica *r, int64_t now_ns) {
+  submit_unpark(r, now_ns);
   if (r->q.count == 0) return;
   if (submit_can_send(r, now_ns) && miri_cl_batch_due(&r->q, &r->c->limits, now_ns)) {
     submit_send(r);
@@ -130,6 +177,7 @@ static void submit_post_recv(miri_cl_sstream *ss) {
 static void submit_queue_all(miri_cl_replica *r, int64_t now_ns) {
   mir_client *c = r->c;
   miri_cl_queue_clear(&r->q);
+  miri_cl_queue_clear(&r->parked); /* every unresolved one is queued below */
   for (uint64_t n = c->tickets.oldest; n < c->tickets.next; n++) {
     const miri_cl_ticket *t = miri_cl_tickets_pending(&c->tickets, n);
     if (t != NULL && miri_cl_queue_push(&r->q, n, t->len, now_ns)) c->stats.resent++;
@@ -187,17 +235,29 @@ static void submit_on_send(miri_cl_tag *tag, bool ok) {
   submit_maybe_free(ss);
 }
 
-/* Applies one transaction's answer from replica r. */
-static void submit_apply_one(miri_cl_replica *r, uint64_t tx_no, int status, const char *reason,
+/* Applies one transaction's answer from replica r. Returns true if the replica refused it for
+ * back-pressure (MEMPOOL_FULL). */
+static bool submit_apply_one(miri_cl_replica *r, uint64_t tx_no, int status, const char *reason,
                              int64_t now_ns) {
   mir_client *c = r->c;
-  if (status == MIR_CLIENT_TX_MEMPOOL_FULL || status == MIR_CLIENT_TX_OUT_OF_WINDOW) {
+  bool busy = status == MIR_CLIENT_TX_MEMPOOL_FULL;
+  if (busy) {
     const miri_cl_ticket *t = miri_cl_tickets_pending(&c->tickets, tx_no);
-    if (t != NULL && miri_cl_queue_push(&r->q, tx_no, t->len, now_ns)) {
-      r->hold_ns = now_ns + (int64_t)MIRI_CL_RETRY_TRANSIENT_MS * 1000000;
-      miri_cl_timer_poke(c, r->hold_ns);
+    c->stats.refused++;
+    if (t != NULL && miri_cl_queue_push(&r->q, tx_no, t->len, now_ns)) c->stats.resent++;
+    return true;
+  }
+  if (status == MIR_CLIENT_TX_OUT_OF_WINDOW) {
+    const miri_cl_ticket *t = miri_cl_tickets_pending(&c->tickets, tx_no);
+    if (t != NULL) {
+      if (r->parked.count == 0) {
+        r->parked_oldest = c->tickets.oldest;
+        r->parked_ns = now_ns;
+        miri_cl_timer_poke(c, now_ns + (int64_t)c->opts.busy_max_ms * 1000000);
+      }
+      (void)miri_cl_queue_push(&r->parked, tx_no, t->len, now_ns); /* room for the window */
     }
-    return;
+    return false;
   }
   char text[MIRI_CL_REASON_MAX + 1];
   snprintf(text, sizeof(text), "%s", reason != NULL ? reason : "");
@@ -206,10 +266,46 @@ static void submit_apply_one(miri_cl_replica *r, uint64_t tx_no, int status, con
     c->stats.rejected++;
     miri_cl_defer(c, &d);
   }
+  return false;
+}
+
+/* Replica r answered req, refusing transactions of it for back-pressure (refused) or not, with the
+ * hint hint_ms (0: none given). Pauses r's sending as the file comment says. */
+static void submit_backpressure(miri_cl_replica *r, const miri_cl_request *req, bool refused,
+                                uint32_t hint_ms, int64_t now_ns) {
+  mir_client *c = r->c;
+  /* Only an answer to a request sent after the current pause began says something about the
+   * replica since then; answers to requests already on their way when it began say nothing new. */
+  bool fresh = r->busy_ms == 0 || req->sent_ns >= r->busy_since_ns;
+  if (!refused) {
+    if (fresh) r->busy_ms = 0; /* it took something: the busy episode is over */
+    return;
+  }
+  uint64_t hint = hint_ms > 0 ? hint_ms : MIRI_CL_RETRY_TRANSIENT_MS;
+  if (!fresh) {
+    /* Honour this hint too, without growing the pause. */
+    int64_t until = now_ns + (int64_t)hint * 1000000;
+    if (until > r->hold_ns) r->hold_ns = until;
+    miri_cl_timer_poke(c, r->hold_ns);
+    return;
+  }
+  uint64_t base = hint;
+  if (r->busy_ms > 0) {
+    uint64_t grown = 2 * r->busy_ms < c->opts.busy_max_ms ? 2 * r->busy_ms : c->opts.busy_max_ms;
+    if (grown > base) base = grown;
+  }
+  uint64_t pause_ms = base + miri_cl_random(c, base / 2 + 1);
+  int64_t until = now_ns + (int64_t)pause_ms * 1000000;
+  if (until > r->hold_ns) r->hold_ns = until;
+  r->busy_ms = base;
+  r->busy_since_ns = now_ns;
+  c->stats.backoffs++;
+  miri_cl_timer_poke(c, r->hold_ns);
 }
 
 /* Checks and applies a SubmitResponse; false when it violates the protocol. */
 static bool submit_apply(miri_cl_sstream *ss, const Mir__Api__SubmitResponse *resp) {
+  mir_client *c = ss->rep->c;
   uint32_t k = 0;
   while (k < ss->n_inflight && ss->inflight[k].id != resp->request_id) k++;
   if (k == ss->n_inflight) return false;
@@ -217,11 +313,25 @@ static bool submit_apply(miri_cl_sstream *ss, const Mir__Api__SubmitResponse *re
   if (miri_cl_submit_response_check(resp, req.n) != NULL) return false;
   bool refused = resp->error != NULL && resp->error[0] != '\0';
   int64_t now = miri_cl_now_ns();
+  bool busy = false;
+  miri_cl_replica *r = ss->rep;
   for (uint32_t i = 0; i < req.n; i++) {
     int status = refused ? MIR_CLIENT_TX_INVALID : (int)resp->results[i]->status;
     const char *reason = refused ? resp->error : resp->results[i]->reason;
-    submit_apply_one(ss->rep, req.tx_nos[i], status, reason, now);
+    uint64_t tx_no = req.tx_nos[i];
+    /* What the answer shows of r's window (see the file comment), in the order of the request. */
+    if (tx_no >= c->tickets.oldest) {
+      uint64_t ahead = tx_no - c->tickets.oldest;
+      if (status == MIR_CLIENT_TX_OUT_OF_WINDOW && (r->window_est == 0 || ahead < r->window_est)) {
+        r->window_est = ahead > 0 ? ahead : 1;
+      } else if ((status == MIR_CLIENT_TX_ACCEPTED || status == MIR_CLIENT_TX_DUPLICATE) &&
+                 ahead + 1 > r->window_est) {
+        r->window_est = ahead + 1;
+      }
+    }
+    if (submit_apply_one(r, tx_no, status, reason, now)) busy = true;
   }
+  submit_backpressure(ss->rep, &req, busy, resp->retry_after_ms, now);
   free(req.tx_nos);
   memmove(&ss->inflight[k], &ss->inflight[k + 1], (ss->n_inflight - k - 1) * sizeof(req));
   ss->n_inflight--;
@@ -328,10 +438,16 @@ int64_t miri_cl_submit_tick(miri_cl_replica *r, int64_t now_ns) {
     if (r->ss == NULL) return r->retry_ns;
   }
   submit_maybe_send(r, now_ns);
-  if (r->q.count == 0 || r->ss->done) return INT64_MAX;
-  if (now_ns < r->hold_ns) return r->hold_ns;
-  if (r->ss->sending || r->ss->n_inflight >= MIRI_CL_INFLIGHT_MAX) return INT64_MAX;
-  return miri_cl_batch_deadline(&r->q, &r->c->limits);
+  int64_t unpark =
+      r->parked.count > 0 ? r->parked_ns + (int64_t)r->c->opts.busy_max_ms * 1000000 : INT64_MAX;
+  if (r->q.count == 0 || r->ss->done) return unpark;
+  int64_t next = INT64_MAX;
+  if (now_ns < r->hold_ns) {
+    next = r->hold_ns;
+  } else if (!r->ss->sending && r->ss->n_inflight < MIRI_CL_INFLIGHT_MAX) {
+    next = miri_cl_batch_deadline(&r->q, &r->c->limits);
+  }
+  return next < unpark ? next : unpark;
 }
 
 void miri_cl_submit_cancel(miri_cl_replica *r) {

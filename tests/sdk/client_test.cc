@@ -1,7 +1,8 @@
 // Tests of libmirclient (mir/client.h) against an in-process fake cluster (fake_replica.h) on
 // 127.0.0.1: commits, where transactions are sent, the rejection rule, time-outs, close, failed
 // calls that never call back, faulty replicas (lying, equivocating, garbage, silent), reconnect
-// after replicas restart, fail-over when replicas stay down, subscriptions and their end.
+// after replicas restart, fail-over when replicas stay down, subscriptions and their end, and
+// back-pressure (a busy replica is left alone for its hint, and longer while it stays busy).
 //
 // Every wait is bounded (kWaitMs) and no test asserts a duration.
 #include <gtest/gtest.h>
@@ -776,6 +777,167 @@ TEST(SdkClient, SubscribeRefusalsNeverCallBack) {
   for (auto s : subs) mir_client_unsubscribe(s);
   mir_client_close(c);
   EXPECT_EQ(refused.calls.load(), 0);
+}
+
+// ---- back-pressure ----
+
+int64_t Ms(int64_t ns) {
+  return ns / 1000000;
+}
+
+TEST(SdkClient, BackPressureWaitsForTheHintThenLongerWhileBusy) {
+  // A replica refuses the first two requests (MEMPOOL_FULL, retry_after_ms 300): the SDK sends
+  // the transactions again no sooner than 300 ms after the first refusal, and no sooner than
+  // 600 ms after the second (the pause doubles while the replica stays busy); the stream stays
+  // open (no reconnect) and everything commits. The refusals and pauses are counted.
+  Cluster cl(1);
+  fake_set_retry_after(cl.fc, 300);
+  fake_set_full_budget(cl.fc, 10);  // two requests of five transactions
+  mir_client_options o = cl.Options("busy-client");
+  o.batch_delay_us = 50000;  // the five transactions leave in one request
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  std::vector<mir_client_ticket> ts;
+  for (int i = 0; i < 5; i++) ts.push_back(Submit(c, "b" + std::to_string(i)));
+  for (auto t : ts) EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr));
+  fake_request reqs[16];
+  size_t n = fake_requests(cl.fc, 0, reqs, 16);
+  ASSERT_EQ(n, 3u);
+  EXPECT_TRUE(reqs[0].refused);
+  EXPECT_TRUE(reqs[1].refused);
+  EXPECT_FALSE(reqs[2].refused);
+  for (size_t i = 0; i < 3; i++) EXPECT_EQ(reqs[i].n_txs, 5u);
+  EXPECT_GE(Ms(reqs[1].at_ns - reqs[0].at_ns), 300);
+  EXPECT_GE(Ms(reqs[2].at_ns - reqs[1].at_ns), 600);
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_EQ(st.refused, 10u);
+  EXPECT_EQ(st.backoffs, 2u);
+  EXPECT_EQ(st.resent, 10u);
+  EXPECT_EQ(st.reconnects, 0u);
+  EXPECT_EQ(st.committed, 5u);
+  mir_client_close(c);
+}
+
+TEST(SdkClient, BackPressureHintHoldsAcrossAReconnect) {
+  // A replica that refused with retry_after_ms 800 restarts at once: the SDK reopens the stream
+  // (a reconnect, because the stream failed) but sends nothing on it before the 800 ms passed;
+  // the transactions, queued again on the new stream, then commit.
+  Cluster cl(1);
+  fake_set_retry_after(cl.fc, 800);
+  fake_set_full_budget(cl.fc, 3);
+  mir_client_options o = cl.Options("busy-restart");
+  o.batch_delay_us = 50000;
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  std::vector<mir_client_ticket> ts;
+  for (int i = 0; i < 3; i++) ts.push_back(Submit(c, "r" + std::to_string(i)));
+  fake_request reqs[16];
+  ASSERT_TRUE(WaitUntil([&] { return fake_requests(cl.fc, 0, reqs, 16) >= 1; }));
+  fake_stop(cl.fc, 0);
+  ASSERT_EQ(0, fake_start(cl.fc, 0));
+  for (auto t : ts) EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr));
+  size_t n = fake_requests(cl.fc, 0, reqs, 16);
+  ASSERT_GE(n, 2u);
+  EXPECT_TRUE(reqs[0].refused);
+  EXPECT_GE(Ms(reqs[1].at_ns - reqs[0].at_ns), 800);
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_GE(st.reconnects, 1u);
+  EXPECT_EQ(st.backoffs, 1u);
+  mir_client_close(c);
+}
+
+TEST(SdkClient, ASubscribeRefusedAsAheadDoesNotEndTheSubscription) {
+  // Replicas that refuse a Subscribe with OUT_OF_RANGE and "mir-range: ahead" (their log lags far
+  // behind) do not end the subscription as "no longer retained" (that takes "below", or no
+  // metadata): it retries, and reports the entries once the replicas serve it.
+  Cluster cl(4);
+  mir_client_options o = cl.Options("ahead-client");
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  fake_set_refuse_ahead(cl.fc, true);
+  Sub sub;
+  mir_client_sub *h = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_subscribe(c, 0, Sub::Cb, &sub, &h));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // several refusals by each
+  EXPECT_EQ(sub.final_status.load(), -1);
+  fake_set_refuse_ahead(cl.fc, false);
+  for (int i = 0; i < 3; i++) fake_append_empty(cl.fc);
+  ASSERT_TRUE(WaitUntil([&] { return sub.Entries() >= 3; }));
+  EXPECT_EQ(sub.final_status.load(), -1);
+  mir_client_unsubscribe(h);
+  mir_client_close(c);
+}
+
+TEST(SdkClient, ClientIdsOutsideTheAlphabetAreRefusedAtOpen) {
+  // The SDK refuses a client id the replicas would reject (EINVAL at open, naming the rule).
+  Cluster cl(1);
+  mir_client *c = nullptr;
+  for (const char *id : {"a b", "caf\xc3\xa9", "tab\t", "slash/id"}) {
+    mir_client_options o = cl.Options(id);
+    EXPECT_EQ(MIR_CLIENT_EINVAL, mir_client_open(&o, &c)) << id;
+    EXPECT_NE(std::string(mir_client_errdetail()).find("[A-Za-z0-9._:@-]"), std::string::npos);
+  }
+  mir_client_options o = cl.Options("user@host:app_1.x-y");
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c)) << mir_client_errdetail();
+  mir_client_close(c);
+}
+
+TEST(SdkClient, OutOfWindowWaitsUntilTheWindowCanHaveMoved) {
+  // With a window of 8 at the SDK and 4 at the replica, transactions 4..7 are OUT_OF_WINDOW while
+  // 0..3 are not ordered yet (the cluster holds them): the SDK sends them no more until 0..3
+  // commit (its oldest unresolved moves), then once, and they commit.
+  Cluster cl(1);
+  fake_set_window(cl.fc, 4);
+  fake_set_hold(cl.fc, true);
+  mir_client_options o = cl.Options("window-client");
+  o.window = 8;
+  o.batch_delay_us = 50000;  // the eight leave in one request
+  o.busy_max_ms = 60000;     // the fallback never fires here
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  std::vector<mir_client_ticket> ts;
+  for (int i = 0; i < 8; i++) ts.push_back(Submit(c, "w" + std::to_string(i)));
+  ASSERT_TRUE(WaitUntil([&] { return fake_submitted(cl.fc, 0) >= 8; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(fake_submitted(cl.fc, 0), 8u);  // nothing sent again while the window stands
+  fake_set_hold(cl.fc, false);
+  for (auto t : ts) EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr));
+  EXPECT_EQ(fake_submitted(cl.fc, 0), 12u);
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_EQ(st.resent, 4u);
+  mir_client_close(c);
+}
+
+TEST(SdkClient, TheTrackerFollowsNoMoreReplicasWhileTheLogMoves) {
+  // A transaction that stays unresolved while the followed replicas keep delivering (the cluster
+  // is slow, not silent) adds no follower; once the log stops moving too, one is added.
+  Cluster cl(4);
+  fake_set_hold(cl.fc, true);
+  const char *id = "patient-client";
+  mir_client_options o = cl.Options(id);
+  o.stall_ms = 100;
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  mir_client_ticket t = Submit(c, "slow");
+  for (int i = 0; i < 40; i++) {  // 800 ms of a moving log
+    fake_append_empty(cl.fc);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_EQ(st.failovers, 0u);
+  EXPECT_EQ(fake_subscribes(cl.fc, (StartIndex(id, 4) + 3) % 4), 0u);
+  ASSERT_TRUE(WaitUntil([&] {
+    mir_client_stats now;
+    mir_client_stats_get(c, &now);
+    return now.failovers >= 1;
+  }));
+  fake_set_hold(cl.fc, false);
+  EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr));
+  mir_client_close(c);
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 // End-to-end tests of libmirclient against real mir-replica processes started with
-// deploy/local/cluster.sh on 127.0.0.1: a thousand transactions commit and appear exactly once in
-// the agreed log, and a client keeps committing after one of four replicas is killed. Skipped when
-// mir-replica is not built. Every process started here is stopped (cluster.sh clean, then SIGKILL
-// of any pid left), and every wait is bounded; no test asserts a duration.
+// deploy/local/cluster.sh on 127.0.0.1 with client certificates required (MIR_CLIENT_CERTS=1:
+// every client here presents one, issued with `cluster.sh client-cert`): a thousand transactions
+// commit and appear exactly once in the agreed log, a client keeps committing after one of four
+// replicas is killed, a client whose certificate names another client id gets every transaction
+// rejected, and one without a certificate cannot connect. Skipped when mir-replica is not built.
+// Every process started here is stopped (cluster.sh clean, then SIGKILL of any pid left), and every
+// wait is bounded; no test asserts a duration.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -57,9 +60,12 @@ class RealCluster {
       for (int i = 0; i < n && free; i++) free = PortFree(base + i) && PortFree(base + 100 + i);
       if (free) peer_base_ = base;
     }
-    env_ = {"MIR_CLUSTER_DIR=" + dir_ + "/cluster", std::string("MIR_BIN_DIR=") + MIR_BIN_DIR,
+    env_ = {"MIR_CLUSTER_DIR=" + dir_ + "/cluster",
+            std::string("MIR_BIN_DIR=") + MIR_BIN_DIR,
             "MIR_PEER_BASE_PORT=" + std::to_string(peer_base_),
-            "MIR_CLIENT_BASE_PORT=" + std::to_string(peer_base_ + 100), "MIR_LOG=warn"};
+            "MIR_CLIENT_BASE_PORT=" + std::to_string(peer_base_ + 100),
+            "MIR_LOG=warn",
+            "MIR_CLIENT_CERTS=1"};
   }
   ~RealCluster() {
     std::string out;
@@ -76,6 +82,11 @@ class RealCluster {
            RunProgram({"/bin/bash", ClusterScript(), "start", std::to_string(n_)}, env_, 60000,
                       out) == 0;
   }
+  // Issues a client certificate for id with the cluster's CA (cluster.sh client-cert).
+  bool ClientCert(const std::string &id, std::string *out) {
+    return RunProgram({"/bin/bash", ClusterScript(), "client-cert", id}, env_, 30000, out) == 0;
+  }
+  std::string Path(const std::string &name) const { return dir_ + "/cluster/" + name; }
   std::vector<std::string> Addresses() const {
     std::vector<std::string> a;
     std::ifstream in(dir_ + "/cluster/client-addresses");
@@ -139,7 +150,17 @@ class SdkE2e : public ::testing::Test {
       GTEST_SKIP() << "mir-replica, mir-keygen, mir-status or deploy/local/cluster.sh missing";
     }
   }
-  mir_client *Open(RealCluster &cl, const std::string &id) {
+  // Opens a client with id, presenting a certificate for cert_id (id when empty; "-": none).
+  mir_client *Open(RealCluster &cl, const std::string &id, std::string cert_id = "",
+                   int *err = nullptr) {
+    if (cert_id.empty()) cert_id = id;
+    std::string out;
+    if (cert_id != "-") {
+      EXPECT_TRUE(cl.ClientCert(cert_id, &out)) << out;
+    }
+    ca_ = cl.Path("ca.pem");
+    cert_ = cl.Path("client-" + cert_id + ".crt");
+    key_ = cl.Path("client-" + cert_id + ".key");
     addrs_ = cl.Addresses();
     ptrs_.clear();
     for (auto &a : addrs_) ptrs_.push_back(a.c_str());
@@ -148,11 +169,22 @@ class SdkE2e : public ::testing::Test {
     o.replicas = ptrs_.data();
     o.n_replicas = ptrs_.size();
     o.client_id = id.c_str();
-    o.connect_timeout_ms = 20000;
+    o.connect_timeout_ms = err != nullptr ? 3000 : 20000;
+    o.tls_ca_file = ca_.c_str();
+    if (cert_id != "-") {
+      o.tls_cert_file = cert_.c_str();
+      o.tls_key_file = key_.c_str();
+    }
     mir_client *c = nullptr;
-    EXPECT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c)) << mir_client_errdetail();
+    int rc = mir_client_open(&o, &c);
+    if (err != nullptr) {
+      *err = rc;
+    } else {
+      EXPECT_EQ(MIR_CLIENT_OK, rc) << mir_client_errdetail();
+    }
     return c;
   }
+  std::string ca_, cert_, key_;
   std::vector<std::string> addrs_;
   std::vector<const char *> ptrs_;
 };
@@ -236,6 +268,33 @@ TEST_F(SdkE2e, CommitsContinueAfterAReplicaIsKilled) {
     EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr)) << "ticket " << t;
   }
   mir_client_close(c);
+}
+
+TEST_F(SdkE2e, ACertificateForOneClientIdCannotSubmitAsAnother) {
+  // The replicas require client certificates: a client holding alice's certificate but calling
+  // itself bob gets every transaction rejected by f+1 replicas, with the reason; alice's own
+  // client commits; a client without a certificate cannot connect at all.
+  RealCluster cl(4);
+  std::string out;
+  ASSERT_TRUE(cl.Start(&out)) << out << cl.Logs();
+  std::string alice = "alice-" + std::to_string(getpid()), bob = "bob-" + std::to_string(getpid());
+  mir_client *impostor = Open(cl, bob, alice);
+  ASSERT_NE(impostor, nullptr);
+  mir_client_ticket t = 0;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_submit(impostor, "x", 1, nullptr, nullptr, &t));
+  mir_client_result r;
+  EXPECT_EQ(MIR_CLIENT_EREJECTED, mir_client_wait(impostor, t, kWaitMs, &r));
+  EXPECT_EQ(r.tx_status, MIR_CLIENT_TX_INVALID);
+  EXPECT_EQ(std::string(r.reason), "client id differs from the certificate's (" + alice + ")");
+  mir_client_close(impostor);
+  mir_client *real = Open(cl, alice);
+  ASSERT_NE(real, nullptr);
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_submit(real, "y", 1, nullptr, nullptr, &t));
+  EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(real, t, kWaitMs, nullptr)) << mir_client_errdetail();
+  mir_client_close(real);
+  int err = MIR_CLIENT_OK;
+  EXPECT_EQ(Open(cl, "nobody", "-", &err), nullptr);
+  EXPECT_EQ(err, MIR_CLIENT_EUNAVAILABLE);
 }
 
 }  // namespace

@@ -21,10 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.pb-c.h"
 
 #define FAKE_MAX 16
+#define FAKE_REQUESTS_KEPT 4096
 
 typedef struct fk_tag {
   void (*fn)(struct fk_tag *tag, int ok);
@@ -97,7 +99,12 @@ struct fake_cluster {
   bool hold;
   char *cert_pem, *key_pem; /* TLS when set */
   uint32_t full_budget;
+  uint32_t retry_after_ms;
+  uint64_t window;
+  bool refuse_ahead;
   uint64_t retained_from;
+  fake_request *requests[FAKE_MAX]; /* FAKE_REQUESTS_KEPT each, allocated on first use */
+  size_t n_requests[FAKE_MAX];
 };
 
 /* ---- the shared log ---- */
@@ -238,15 +245,28 @@ static void fk_post_close(fk_call *c) {
   fk_start(c, &op, 1, &c->t_close);
 }
 
-static void fk_send_status(fk_call *c, grpc_status_code code, const char *details) {
+/* Ends the call with code and details (static); range, if not NULL (static), is sent as the
+ * trailing metadata "mir-range", as the replica does with OUT_OF_RANGE. */
+static void fk_send_status_md(fk_call *c, grpc_status_code code, const char *details,
+                              const char *range) {
   grpc_op op;
   memset(&op, 0, sizeof(op));
   op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   op.data.send_status_from_server.status = code;
   grpc_slice d = grpc_slice_from_static_string(details);
   op.data.send_status_from_server.status_details = &d;
+  grpc_metadata md;
+  memset(&md, 0, sizeof(md));
+  md.key = grpc_slice_from_static_string("mir-range");
+  md.value = grpc_slice_from_static_string(range != NULL ? range : "");
+  op.data.send_status_from_server.trailing_metadata_count = range != NULL ? 1 : 0;
+  op.data.send_status_from_server.trailing_metadata = range != NULL ? &md : NULL;
   c->finished = 1;
   fk_start(c, &op, 1, &c->t_status);
+}
+
+static void fk_send_status(fk_call *c, grpc_status_code code, const char *details) {
+  fk_send_status_md(c, code, details, NULL);
 }
 
 static void fk_on_status_sent(fk_tag *tag, int ok) {
@@ -274,6 +294,24 @@ static void fk_submit_post_recv(fk_call *c) {
   fk_start(c, &op, 1, &c->t_recv);
 }
 
+/* The lowest tx number of client id not in the log (its window starts there). */
+static uint64_t fk_low_wm(struct fake_cluster *fc, const char *id) {
+  uint64_t low = 0;
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (size_t e = 0; e < fc->n_log && !moved; e++) {
+      for (size_t i = 0; i < fc->log[e].n && !moved; i++) {
+        const fk_tx *t = &fc->log[e].txs[i];
+        if (t->tx_no == low && strcmp(t->client_id, id) == 0) {
+          low++;
+          moved = true;
+        }
+      }
+    }
+  }
+  return low;
+}
+
 /* The answer of one transaction from a replica in `mode`. */
 static int fk_admit(struct fake_cluster *fc, fake_mode mode, const Trantor__Tx *tx) {
   if (mode == FAKE_REJECT) return TRANTOR__TX_STATUS__TX_TOO_LARGE;
@@ -283,6 +321,9 @@ static int fk_admit(struct fake_cluster *fc, fake_mode mode, const Trantor__Tx *
     return TRANTOR__TX_STATUS__TX_MEMPOOL_FULL;
   }
   if (fk_known(fc, tx->client_id, tx->tx_no)) return TRANTOR__TX_STATUS__TX_DUPLICATE;
+  if (fc->window > 0 && tx->tx_no >= fk_low_wm(fc, tx->client_id) + fc->window) {
+    return TRANTOR__TX_STATUS__TX_OUT_OF_WINDOW;
+  }
   if (fc->n_pending == fc->cap_pending) {
     fc->cap_pending = fc->cap_pending ? 2 * fc->cap_pending : 64;
     fc->pending = realloc(fc->pending, fc->cap_pending * sizeof(*fc->pending));
@@ -296,10 +337,24 @@ static int fk_admit(struct fake_cluster *fc, fake_mode mode, const Trantor__Tx *
   return TRANTOR__TX_STATUS__TX_ACCEPTED;
 }
 
+/* Records a request replica i received. */
+static fake_request *fk_log_request(struct fake_cluster *fc, uint32_t i, uint32_t n_txs) {
+  if (fc->requests[i] == NULL) fc->requests[i] = calloc(FAKE_REQUESTS_KEPT, sizeof(fake_request));
+  size_t k = fc->n_requests[i]++;
+  if (k >= FAKE_REQUESTS_KEPT) return NULL;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  fake_request *r = &fc->requests[i][k];
+  r->at_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  r->n_txs = n_txs;
+  return r;
+}
+
 static grpc_byte_buffer *fk_submit_answer(fk_call *c, const Mir__Api__SubmitRequest *req) {
   struct fake_cluster *fc = c->srv->fc;
   fake_mode mode = fc->mode[c->srv->index];
   fc->submitted[c->srv->index] += req->n_txs;
+  fake_request *logged = fk_log_request(fc, c->srv->index, (uint32_t)req->n_txs);
   if (mode == FAKE_SILENT) return NULL;
   Mir__Api__SubmitResponse resp = MIR__API__SUBMIT_RESPONSE__INIT;
   resp.request_id = req->request_id;
@@ -310,6 +365,10 @@ static grpc_byte_buffer *fk_submit_answer(fk_call *c, const Mir__Api__SubmitRequ
     res[i].status = (Trantor__TxStatus)fk_admit(fc, mode, req->txs[i]);
     res[i].reason =
         res[i].status == TRANTOR__TX_STATUS__TX_TOO_LARGE ? (char *)"fake: too large" : (char *)"";
+    if (res[i].status == TRANTOR__TX_STATUS__TX_MEMPOOL_FULL) {
+      resp.retry_after_ms = fc->retry_after_ms;
+      if (logged != NULL) logged->refused = true;
+    }
     ptrs[i] = &res[i];
   }
   resp.n_results = mode == FAKE_GARBAGE ? 0 : req->n_txs;
@@ -461,9 +520,12 @@ static void fk_new_subscribe(fk_call *c) {
       (Mir__Api__SubscribeRequest *)fk_unpack(&mir__api__subscribe_request__descriptor, c->payload);
   fk_send_imd(c);
   fk_post_close(c);
-  if (req == NULL || req->from_sn < fc->retained_from) {
-    fk_send_status(c, req == NULL ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_OUT_OF_RANGE,
-                   "not retained");
+  if (req == NULL) {
+    fk_send_status(c, GRPC_STATUS_INVALID_ARGUMENT, "not a SubscribeRequest");
+  } else if (req->from_sn < fc->retained_from) {
+    fk_send_status_md(c, GRPC_STATUS_OUT_OF_RANGE, "not retained", "below");
+  } else if (fc->refuse_ahead) {
+    fk_send_status_md(c, GRPC_STATUS_OUT_OF_RANGE, "too far beyond the log", "ahead");
   } else {
     fc->subscribes[c->srv->index]++;
     c->cursor = req->from_sn;
@@ -673,6 +735,7 @@ void fake_cluster_free(fake_cluster *fc) {
   for (size_t e = 0; e < fc->n_log; e++) fk_free_txs(fc->log[e].txs, fc->log[e].n);
   free(fc->log);
   fk_free_txs(fc->pending, fc->n_pending);
+  for (uint32_t i = 0; i < FAKE_MAX; i++) free(fc->requests[i]);
   free(fc->cert_pem);
   free(fc->key_pem);
   pthread_cond_destroy(&fc->cv);
@@ -710,6 +773,33 @@ void fake_set_full_budget(fake_cluster *fc, uint32_t count) {
   pthread_mutex_lock(&fc->mu);
   fc->full_budget = count;
   pthread_mutex_unlock(&fc->mu);
+}
+
+void fake_set_window(fake_cluster *fc, uint64_t window) {
+  pthread_mutex_lock(&fc->mu);
+  fc->window = window;
+  pthread_mutex_unlock(&fc->mu);
+}
+
+void fake_set_retry_after(fake_cluster *fc, uint32_t ms) {
+  pthread_mutex_lock(&fc->mu);
+  fc->retry_after_ms = ms;
+  pthread_mutex_unlock(&fc->mu);
+}
+
+void fake_set_refuse_ahead(fake_cluster *fc, bool refuse) {
+  pthread_mutex_lock(&fc->mu);
+  fc->refuse_ahead = refuse;
+  pthread_mutex_unlock(&fc->mu);
+}
+
+size_t fake_requests(fake_cluster *fc, uint32_t i, fake_request *out, size_t cap) {
+  pthread_mutex_lock(&fc->mu);
+  size_t n = fc->n_requests[i];
+  size_t kept = n < FAKE_REQUESTS_KEPT ? n : FAKE_REQUESTS_KEPT;
+  for (size_t k = 0; k < kept && k < cap; k++) out[k] = fc->requests[i][k];
+  pthread_mutex_unlock(&fc->mu);
+  return n;
 }
 
 void fake_set_retained_from(fake_cluster *fc, uint64_t sn) {

@@ -10,6 +10,7 @@
 #define FAKE_REPLICA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -47,6 +48,27 @@ void fake_set_hold(fake_cluster *fc, bool hold);
 void fake_drop_pending(fake_cluster *fc);
 /* The next `count` transactions any honest replica receives are answered MEMPOOL_FULL. */
 void fake_set_full_budget(fake_cluster *fc, uint32_t count);
+/* Each client's window of tx numbers, as replicas keep it (trantor.client_window): a transaction
+ * whose tx_no is at or beyond the client's lowest tx number not yet in the log plus window is
+ * answered OUT_OF_WINDOW (0: no window, the default). */
+void fake_set_window(fake_cluster *fc, uint64_t window);
+/* The back-pressure hint sent with MEMPOOL_FULL answers (SubmitResponse.retry_after_ms; 0: none,
+ * the default). */
+void fake_set_retry_after(fake_cluster *fc, uint32_t ms);
+/* While set, every Subscribe is refused OUT_OF_RANGE with "mir-range: ahead", as a replica whose
+ * log lags far behind from_sn does. */
+void fake_set_refuse_ahead(fake_cluster *fc, bool refuse);
+
+/* One Submit request a replica received: when (CLOCK_MONOTONIC ns), its transactions, and whether
+ * any of them was answered MEMPOOL_FULL. */
+typedef struct fake_request {
+  int64_t at_ns;
+  uint32_t n_txs;
+  bool refused;
+} fake_request;
+/* Copies the first (up to) cap requests replica i received, in arrival order, into out; returns
+ * how many it received in all (the first 4096 are kept). */
+size_t fake_requests(fake_cluster *fc, uint32_t i, fake_request *out, size_t cap);
 /* Subscribe with from_sn below sn ends with OUT_OF_RANGE (0: never). */
 void fake_set_retained_from(fake_cluster *fc, uint64_t sn);
 /* Appends an entry with no transactions (moves the log forward). */

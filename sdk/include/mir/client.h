@@ -10,7 +10,9 @@
  * (sn, log_hash, content); mir_client_wait blocks until then. mir_client_subscribe reports every
  * ordered entry to a callback, in sn order, exactly once, once f+1 replicas agree on it. With
  * MIR_CLIENT_TRUST_ONE a single replica's word is enough for all of this. Streams that fail are
- * reopened with backoff, and replicas that stay unreachable are replaced by others.
+ * reopened with backoff, and replicas that stay unreachable are replaced by others. A replica that
+ * says it is busy (TX_MEMPOOL_FULL, with its retry_after_ms hint) gets nothing more until the hint
+ * has passed, and then after a growing pause while it stays busy; its stream stays open.
  *
  * Ownership vocabulary: *borrowed* (the SDK reads it during the call only), *copied*, *returns
  * owned (free with ...)*, *valid until the callback returns*.
@@ -61,7 +63,7 @@ const char *mir_client_errdetail(void);
 /* ---- options ---- */
 
 #define MIR_CLIENT_REPLICAS_MAX 64
-#define MIR_CLIENT_ID_MAX 64 /* bytes of a client id */
+#define MIR_CLIENT_ID_MAX 64 /* bytes of a client id: 1..64 of [A-Za-z0-9._:@-] */
 
 typedef enum mir_client_trust {
   MIR_CLIENT_TRUST_QUORUM = 0, /* default: f+1 replicas must agree */
@@ -70,8 +72,9 @@ typedef enum mir_client_trust {
 
 typedef struct mir_client_options {
   /* Required. replicas: n "host:port" strings (borrowed, copied by open), 1 <= n <= 64, the whole
-   * membership with unit weights. client_id: 1..64 bytes (borrowed, copied). A client id must be
-   * used by one process at a time (see docs/SDK.md, "Client ids and tx numbers"). */
+   * membership with unit weights. client_id: 1..64 bytes of [A-Za-z0-9._:@-] (borrowed, copied;
+   * the replicas refuse any other). A client id must be used by one process at a time (see
+   * docs/SDK.md, "Client ids and tx numbers"). */
   const char *const *replicas;
   size_t n_replicas;
   const char *client_id;
@@ -81,8 +84,11 @@ typedef struct mir_client_options {
   mir_client_trust trust;
   /* TLS: all NULL = plaintext. tls_ca_file: PEM of the CA that signed the replicas' certificates
    * (required for TLS); tls_cert_file/tls_key_file: a client certificate for mutual TLS (both or
-   * neither); tls_server_name: expected name in the replicas' certificates when it differs from
-   * the host (testing). Paths borrowed; the files are read by open. */
+   * neither), needed by replicas that require client certificates (client.require_cert): it must
+   * name client_id (mir-keygen --client makes one), else the replicas reject every transaction
+   * (EREJECTED, "client id differs from the certificate's"); tls_server_name: expected name in the
+   * replicas' certificates when it differs from the host (testing). Paths borrowed; the files are
+   * read by open. */
   const char *tls_ca_file;
   const char *tls_cert_file;
   const char *tls_key_file;
@@ -102,6 +108,8 @@ typedef struct mir_client_options {
   uint32_t reconnect_min_ms;   /* first reconnect backoff [50] */
   uint32_t reconnect_max_ms;   /* backoff cap [1000] */
   uint32_t stall_ms;           /* no agreement for this long: follow one more replica [2000] */
+  uint32_t busy_max_ms;        /* back-pressure: the longest pause before sending again to a
+                                  replica that stays busy [2000]; never shorter than its hint */
 } mir_client_options;
 
 /* Fills opts with zeros and defaults; set replicas, n_replicas and client_id after it. */
@@ -227,7 +235,10 @@ typedef struct mir_client_stats {
   uint64_t rejected;          /* ... reported rejected (EREJECTED or EEXIST) */
   uint64_t unresolved;        /* tickets without an outcome now */
   uint64_t requests_sent;     /* Submit requests sent (batches), over all replicas */
-  uint64_t resent;            /* transactions sent again after a reconnect or fail-over */
+  uint64_t resent;            /* transactions queued to a replica again: after a reconnect or
+                                 fail-over, or after it refused them (refused, OUT_OF_WINDOW) */
+  uint64_t refused;           /* transactions a replica refused for back-pressure (MEMPOOL_FULL) */
+  uint64_t backoffs;          /* pauses of a replica's sending for back-pressure */
   uint64_t reconnects;        /* streams reopened after they failed */
   uint64_t failovers;         /* replicas added to the submit or follow set */
   uint64_t bad_messages;      /* replica messages that failed validation (dropped) */

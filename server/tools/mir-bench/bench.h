@@ -4,8 +4,10 @@
 #ifndef MIR_BENCH_H
 #define MIR_BENCH_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +28,26 @@ void hist_record(hist *h, uint64_t us);
 /* The value (us, bucket upper bound; max exactly) below which a fraction q of samples lie. */
 double hist_quantile_us(const hist *h, double q);
 
+/* ---- certs.c: client certificates issued with a test cluster's CA (--tls-dir) ---- */
+
+typedef struct bench_certs {
+  char ca_file[PATH_MAX]; /* DIR/ca.pem, which the clients trust */
+  char *ca_pem, *ca_key;  /* owned */
+  char tmp[PATH_MAX];     /* private folder of the issued files ("" if none) */
+} bench_certs;
+
+/* Reads the CA of the cluster folder dir (borrowed) and makes the private folder. 0, or -1 after
+ * saying why on stderr (nothing left to free). */
+int bench_certs_init(bench_certs *bc, const char *dir);
+/* Issues a certificate for client_id (borrowed) and writes it and its key into the private
+ * folder; their paths go to cert_path and key_path (cap bytes each). 0, or -1 after saying why. */
+int bench_certs_issue(bench_certs *bc, const char *client_id, char *cert_path, char *key_path,
+                      size_t cap);
+/* Deletes an issued pair once the client has read it (borrowed paths). */
+void bench_certs_forget(const char *cert_path, const char *key_path);
+/* Removes the private folder and frees the CA. */
+void bench_certs_fini(bench_certs *bc);
+
 /* ---- main.c: the run ---- */
 
 typedef struct bench_opts {
@@ -41,6 +63,8 @@ typedef struct bench_opts {
   int trust_one;
   uint32_t window, batch_delay_us, submit_replicas;
   uint32_t connect_timeout_ms;
+  const char *tls_ca;  /* TLS trusting this CA (NULL: plaintext, unless tls_dir) */
+  const char *tls_dir; /* a cluster folder: TLS with client certificates issued by its CA */
 } bench_opts;
 
 /* One per second of the run. */
@@ -64,6 +88,7 @@ typedef struct bench {
   bench_second *seconds;
   size_t n_seconds, cap_seconds;
   mir_client_stats sdk; /* summed over clients at the end */
+  bench_certs certs;    /* with --tls-dir */
 } bench;
 
 double bench_now(void);

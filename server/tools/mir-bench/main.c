@@ -4,7 +4,7 @@
  *   mir-bench --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]
  *             [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]
  *             [--window N] [--batch-delay-us US] [--submit-replicas K] [--connect-timeout-ms MS]
- *             [--client-prefix NAME] [--record FILE]
+ *             [--client-prefix NAME] [--record FILE] [--tls-ca FILE | --tls-dir DIR]
  *
  * Open loop: each client has a schedule of submit times (rate / clients per second, the clients
  * staggered evenly) and submits on time whatever the cluster does; a submission the SDK refuses
@@ -23,6 +23,10 @@
  * the end: the SDK had it and it never committed); mir-logcheck compares it with the log.
  * --client-prefix names the clients <prefix>-0, <prefix>-1, ... (default bench-<pid>), so that a
  * checker can tell them apart; a client id must not be used by two runs.
+ *
+ * TLS: --tls-ca FILE trusts the replicas' CA; --tls-dir DIR (a cluster folder of cluster.sh or
+ * mir-keygen) trusts DIR/ca.pem and gives every client a certificate for its own client id, issued
+ * at start with DIR/ca.key (certs.c), for replicas that require client certificates.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -69,7 +73,8 @@ static void usage(const char *argv0) {
           "usage: %s --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]\n"
           "          [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]\n"
           "          [--window N] [--batch-delay-us US] [--submit-replicas K]\n"
-          "          [--connect-timeout-ms MS] [--client-prefix NAME] [--record FILE]\n",
+          "          [--connect-timeout-ms MS] [--client-prefix NAME] [--record FILE]\n"
+          "          [--tls-ca FILE | --tls-dir CLUSTER_DIR]\n",
           argv0);
 }
 
@@ -106,6 +111,10 @@ static int parse_option(bench_opts *o, const char *name, char *val) {
     o->json_path = val;
   } else if (strcmp(name, "--record") == 0) {
     o->record_path = val;
+  } else if (strcmp(name, "--tls-ca") == 0) {
+    o->tls_ca = val;
+  } else if (strcmp(name, "--tls-dir") == 0) {
+    o->tls_dir = val;
   } else if (strcmp(name, "--client-prefix") == 0) {
     if (val[0] == '\0' || strlen(val) > MIR_CLIENT_ID_MAX - 8 || strchr(val, ' ') != NULL) {
       fprintf(stderr, "mir-bench: --client-prefix: 1..%d bytes without spaces\n",
@@ -154,6 +163,10 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
   }
   if (o->n_replicas == 0) {
     fprintf(stderr, "mir-bench: --replicas is required\n");
+    return -1;
+  }
+  if (o->tls_ca != NULL && o->tls_dir != NULL) {
+    fprintf(stderr, "mir-bench: --tls-ca or --tls-dir, not both\n");
     return -1;
   }
   return 0;
@@ -254,7 +267,17 @@ static int open_client(bench *b, bench_client *bc, uint32_t i) {
     return -1;
   }
   memset(bc->payload, 'b', b->o.size);
+  char cert[PATH_MAX] = "", key[PATH_MAX] = "";
+  if (b->o.tls_dir != NULL) {
+    if (bench_certs_issue(&b->certs, bc->id, cert, key, sizeof(cert)) != 0) return -1;
+    opts.tls_ca_file = b->certs.ca_file;
+    opts.tls_cert_file = cert;
+    opts.tls_key_file = key;
+  } else {
+    opts.tls_ca_file = b->o.tls_ca;
+  }
   int err = mir_client_open(&opts, &bc->c);
+  if (cert[0] != '\0') bench_certs_forget(cert, key); /* read by open */
   if (err != MIR_CLIENT_OK) {
     fprintf(stderr, "mir-bench: cannot open client %u (%s): %s\n", i, mir_client_strerror(err),
             mir_client_errdetail());
@@ -344,6 +367,7 @@ int main(int argc, char **argv) {
   }
   b->cl = calloc(b->o.clients, sizeof(*b->cl));
   int rc = b->cl != NULL ? 0 : 1;
+  if (rc == 0 && b->o.tls_dir != NULL && bench_certs_init(&b->certs, b->o.tls_dir) != 0) rc = 1;
   for (uint32_t i = 0; rc == 0 && i < b->o.clients; i++) {
     rc = open_client(b, &b->cl[i], i) == 0 ? 0 : 1;
   }
@@ -370,6 +394,8 @@ int main(int argc, char **argv) {
       b->sdk.reconnects += st.reconnects;
       b->sdk.failovers += st.failovers;
       b->sdk.resent += st.resent;
+      b->sdk.refused += st.refused;
+      b->sdk.backoffs += st.backoffs;
       b->sdk.bad_messages += st.bad_messages;
       b->sdk.conflicting_votes += st.conflicting_votes;
       mir_client_close(bc->c); /* completes what is left with ESTOPPED */
@@ -394,6 +420,7 @@ int main(int argc, char **argv) {
   }
   free(b->cl);
   free(b->seconds);
+  bench_certs_fini(&b->certs);
   free(b);
   return rc;
 }

@@ -30,9 +30,10 @@ void bench_print_summary(const bench *b, double elapsed_s) {
     printf("latency: no transaction of the measured window was committed\n");
   }
   printf(
-      "sdk: %llu requests, %llu resent, %llu reconnects, %llu fail-overs, %llu bad messages, "
-      "%llu conflicting votes\n",
+      "sdk: %llu requests, %llu resent, %llu refused by busy replicas, %llu backoffs, "
+      "%llu reconnects, %llu fail-overs, %llu bad messages, %llu conflicting votes\n",
       (unsigned long long)b->sdk.requests_sent, (unsigned long long)b->sdk.resent,
+      (unsigned long long)b->sdk.refused, (unsigned long long)b->sdk.backoffs,
       (unsigned long long)b->sdk.reconnects, (unsigned long long)b->sdk.failovers,
       (unsigned long long)b->sdk.bad_messages, (unsigned long long)b->sdk.conflicting_votes);
 }
@@ -51,6 +52,12 @@ int bench_write_json(const bench *b, const char *path) {
           (unsigned long)atomic_load(&b->rejected));
   fprintf(f, "  \"refused\": %lu,\n  \"not_committed\": %lu,\n",
           (unsigned long)atomic_load(&b->refused), (unsigned long)atomic_load(&b->stopped));
+  fprintf(f,
+          "  \"sdk\": {\"requests\": %llu, \"resent\": %llu, \"refused_busy\": %llu, "
+          "\"backoffs\": %llu, \"reconnects\": %llu, \"failovers\": %llu},\n",
+          (unsigned long long)b->sdk.requests_sent, (unsigned long long)b->sdk.resent,
+          (unsigned long long)b->sdk.refused, (unsigned long long)b->sdk.backoffs,
+          (unsigned long long)b->sdk.reconnects, (unsigned long long)b->sdk.failovers);
   fprintf(f, "  \"throughput_tx_s\": %.3f,\n",
           (double)atomic_load(&b->committed_in_window) / b->o.duration_s);
   fprintf(f,
