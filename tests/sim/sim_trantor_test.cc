@@ -203,7 +203,13 @@ TEST(TrantorRegression, SeedsThatOnceFailedPass) {
                  // wipe): the members that had adopted it, one of them restarted since, did not
                  // relay it, and the others no longer sent the view changes that would have let
                  // the node time out.
-                 Case{"trantor-4-swarm-restart", 103}, Case{"trantor-4-swarm-restart", 2050}}) {
+                 Case{"trantor-4-swarm-restart", 103}, Case{"trantor-4-swarm-restart", 2050},
+                 // A node left in view 1's view change while the others reached view 2: its
+                 // view changes were dropped as old, nobody sent it view 2's NewView, and with
+                 // one replica rejoining (passive) the segment never finished. The unit test
+                 // PbftViewChange.NodeLeftInALowerViewChangeIsSentTheCurrentNewView pins it down;
+                 // the seed failed on the code of that time.
+                 Case{"trantor-4-swarm-restart", 9046}}) {
     const mir_sim_scenario *sc = mir_sim_scenario_find(c.scenario);
     ASSERT_NE(sc, nullptr) << c.scenario;
     Outcome o = run_one(sc, c.seed);
@@ -251,6 +257,13 @@ TEST(TrantorPlantedBug, VotesSentBeforeTheyAreDurableAreCaughtWithinTenSeeds) {
                          {"agreement", "no-duplicates"}),
             0u)
       << "votes released before durability went unnoticed for 10 seeds";
+}
+
+TEST(TrantorPlantedBug, OrderingWhileIdleIsCaughtWithinTenSeeds) {
+  // The idle check itself: transactions that trickle in while it watches make the cluster order
+  // batches, and the check says so; the same seeds without the trickle pass trantor-4-idle.
+  EXPECT_GT(first_caught("trantor-4-idle-trickle", "trantor-4-idle", {"idle"}), 0u)
+      << "batches ordered in the idle window went unnoticed for 10 seeds";
 }
 
 TEST(TrantorWiring, ObservedWiringIsTheSystemWiring) {

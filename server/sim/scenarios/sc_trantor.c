@@ -71,9 +71,30 @@ static const sct_shape sct_shapes[SCT_V_COUNT] = {
     [SCT_V_7_RESTART] = {7, false, 12, 280, 3000, 4, 2, 50, 3000, 20000},
     [SCT_V_SWARM_RESTART] = {4, false, 8, 400, 3000, 4, 2, 50, 3000, 20000},
     [SCT_V_BUG_UNSYNCED] = {4, false, 8, 400, 3000, 4, 2, 50, 3000, 5000},
+    [SCT_V_IDLE] = {4, false, 8, 400, 1000, 4, 2, 50, 0, 30000},
+    [SCT_V_IDLE_TRICKLE] = {4, false, 8, 400, 1000, 4, 2, 50, 0, 30000},
 };
 
 static const uint64_t sct_weights_3221[4] = {3, 2, 2, 1};
+
+/* The idle variant: the first half of the load over [0, load], the second from SCT_IDLE_RESUME_MS
+ * on. Once every replica applied the first half, and SCT_IDLE_SETTLE_MS later (the begun epoch
+ * is finished after a push period of idleness), the replicas must be quiet for SCT_IDLE_WINDOW_MS:
+ * no batch ordered, no epoch started, no write to the store, and at most SCT_IDLE_MSGS_PER_S
+ * messages per second over all replicas (what remains is checkpoint pushes, a few per second
+ * per replica). The window must end before the second half comes. */
+#define SCT_IDLE_RESUME_MS 10000
+#define SCT_IDLE_SETTLE_MS 3000
+#define SCT_IDLE_WINDOW_MS 2000
+#define SCT_IDLE_MSGS_PER_S 100
+/* The check of the check: SCT_IDLE_TRICKLE transactions of the second half, one every
+ * SCT_IDLE_TRICKLE_MS from the end of the first half on, must make the idle check fail. */
+#define SCT_IDLE_TRICKLE 24
+#define SCT_IDLE_TRICKLE_MS 350
+
+static bool sct_idle_variant(int variant) {
+  return variant == SCT_V_IDLE || variant == SCT_V_IDLE_TRICKLE;
+}
 
 #define SCT_LONG_EPOCHS 100
 #define SCT_LONG_HOLD_MS 8000 /* the long run goes on at least this long */
@@ -317,8 +338,9 @@ static mir_err sct_plan(sct_run *run, mir_sim *sim) {
 /* ---- workload ---- */
 
 /* Every transaction, in client order, at evenly spread times, to every replica a few
- * milliseconds apart; not to a replica that crashed for good already (a submission waits for a
- * restart that never comes, which would hold the run until its time budget). */
+ * milliseconds apart (the idle variants: in two bursts, the second to f + 1 replicas); not to a
+ * replica that crashed for good already (a submission waits for a restart that never comes, which
+ * would hold the run until its time budget). */
 static mir_err sct_workload(sct_run *run, mir_sim *sim) {
   mir_sim_rng *r = mir_sim_scenario_rng(sim);
   uint64_t next[SCT_CLIENTS_MAX] = {0};
@@ -328,7 +350,20 @@ static mir_err sct_workload(sct_run *run, mir_sim *sim) {
     char value[48];
     size_t len = sct_tx_value(c, next[c]++, value, sizeof value);
     uint64_t at = run->load_ns * k / run->txs;
+    uint64_t to = (1ull << run->nodes) - 1; /* the replicas it is submitted to */
+    if (sct_idle_variant(run->variant)) {   /* two bursts */
+      size_t half = run->txs / 2;
+      at = k < half ? run->load_ns * k / half
+                    : SCT_IDLE_RESUME_MS * MS + run->load_ns * (k - half) / (run->txs - half);
+      if (run->variant == SCT_V_IDLE_TRICKLE && k >= half && k < half + SCT_IDLE_TRICKLE) {
+        at = run->load_ns + (k - half + 1) * SCT_IDLE_TRICKLE_MS * MS;
+      }
+      /* The second half wakes the idle cluster as a client that submits to f + 1 replicas does
+       * (the SDK's submit_replicas): segment leaders without it stay idle until needed. */
+      if (k >= half) to = sct_pick(r, run->nodes, (run->nodes - 1) / 3 + 1);
+    }
     for (size_t i = 0; i < run->nodes && err == MIR_OK; i++) {
+      if (!((to >> i) & 1)) continue;
       uint64_t t = at + mir_sim_rng_range(r, 0, 3 * MS);
       if (((run->crashed >> i) & 1) && t >= run->crash_ns[i]) continue;
       err = mir_sim_submit(sim, t, i, value, len);
@@ -379,6 +414,60 @@ static void sct_finish_report(sct_run *run, mir_sim *sim) {
   if (r->epoch_min == UINT64_MAX) r->epoch_min = 0;
 }
 
+/* The idle variant: marks what the replicas had done when the idle window begins, and fails the
+ * run if they ordered, started an epoch or wrote anything within it, or exchanged more than a
+ * trickle of messages. */
+static void sct_check_idle(sct_run *run, mir_sim *sim) {
+  uint64_t now = mir_sim_now(sim);
+  mir_sim_stats st;
+  if (run->idle_checked) return;
+  if (now >= SCT_IDLE_RESUME_MS * MS) {
+    run->idle_checked = true;
+    mir_sim_fail(sim, "idle: the first half of the load was not ordered and settled by %.1f s",
+                 SCT_IDLE_RESUME_MS / 1000.0);
+    return;
+  }
+  if (run->idle_settled_ns == 0) {
+    for (size_t i = 0; i < run->nodes; i++) {
+      if (run->apps[i].txs < run->txs / 2) return;
+    }
+    run->idle_settled_ns = now;
+  }
+  if (!run->idle_marked && now >= run->idle_settled_ns + SCT_IDLE_SETTLE_MS * MS) {
+    mir_sim_get_stats(sim, &st);
+    run->idle_marked = true;
+    run->idle_from_ns = now;
+    run->idle_sent = st.sent;
+    run->idle_writes = st.store_writes;
+    for (size_t i = 0; i < run->nodes; i++) {
+      run->idle_batches[i] = run->apps[i].batches;
+      run->idle_epoch[i] = run->apps[i].epoch;
+    }
+    return;
+  }
+  if (!run->idle_marked || now < run->idle_from_ns + SCT_IDLE_WINDOW_MS * MS) return;
+  run->idle_checked = true;
+  mir_sim_get_stats(sim, &st);
+  double secs = (double)(now - run->idle_from_ns) / 1e9;
+  for (size_t i = 0; i < run->nodes; i++) {
+    if (run->apps[i].batches != run->idle_batches[i] || run->apps[i].epoch != run->idle_epoch[i]) {
+      mir_sim_fail(sim,
+                   "idle: replica %zu ordered %" PRIu64 " batches and went from epoch %" PRIu64
+                   " to %" PRIu64 " in %.1f s without transactions",
+                   i, run->apps[i].batches - run->idle_batches[i], run->idle_epoch[i],
+                   run->apps[i].epoch, secs);
+      return;
+    }
+  }
+  if (st.store_writes != run->idle_writes) {
+    mir_sim_fail(sim, "idle: %" PRIu64 " store writes in %.1f s without transactions",
+                 st.store_writes - run->idle_writes, secs);
+  } else if ((double)(st.sent - run->idle_sent) > SCT_IDLE_MSGS_PER_S * secs) {
+    mir_sim_fail(sim, "idle: %" PRIu64 " messages in %.1f s without transactions (at most %d/s)",
+                 st.sent - run->idle_sent, secs, SCT_IDLE_MSGS_PER_S);
+  }
+}
+
 /* The variant's own claims, at the end of a run that passed every other check. */
 static void sct_check_claims(sct_run *run, mir_sim *sim) {
   const sc_trantor_report *r = &run->rep;
@@ -387,6 +476,9 @@ static void sct_check_claims(sct_run *run, mir_sim *sim) {
   }
   if (run->variant == SCT_V_PARTITION_LONG && run->apps[run->special].restores == 0) {
     mir_sim_fail(sim, "partition: replica %zu caught up without a state transfer", run->special);
+  }
+  if (sct_idle_variant(run->variant) && !run->idle_checked) {
+    mir_sim_fail(sim, "idle: the run ended before the idle window did");
   }
   if (r->epoch_min < run->epochs_min) {
     mir_sim_fail(sim, "long run: a correct replica reached epoch %" PRIu64 " only, not %" PRIu64,
@@ -401,6 +493,7 @@ static void sct_check(void *user, mir_sim *sim, bool final) {
   run->sampled_once = true;
   run->last_sample_ns = now;
   sct_sample(run, sim);
+  if (sct_idle_variant(run->variant) && !mir_sim_failed(sim)) sct_check_idle(run, sim);
   if (!final || mir_sim_failed(sim)) return;
   sct_check_logs(run, sim);
   sct_finish_report(run, sim);

@@ -50,6 +50,8 @@ enum {
   SCT_V_7_RESTART,       /* seven replicas, the same */
   SCT_V_SWARM_RESTART,   /* four replicas, the seed picks the faults; crash waves, torn writes */
   SCT_V_BUG_UNSYNCED,    /* planted bug: the store releases votes before they are durable */
+  SCT_V_IDLE,            /* four replicas, two bursts of load with an idle time between them */
+  SCT_V_IDLE_TRICKLE,    /* check of the check: transactions trickle in while the idle one runs */
   SCT_V_COUNT
 };
 
@@ -115,6 +117,7 @@ typedef struct sct_app {
   uint64_t reached;  /* the most transactions applied by any incarnation since the last wipe */
   uint8_t state[32]; /* running hash of every applied transaction */
   uint64_t epoch;    /* last epoch started */
+  uint64_t batches;  /* batches applied by every incarnation (sns, empty ones too) */
   uint64_t restores; /* state transfers restored */
   uint64_t *fp;      /* SCT_TXS_MAX entries, owned */
   uint64_t *chain;   /* SCT_TXS_MAX entries, owned */
@@ -159,6 +162,13 @@ struct sct_run {
   uint64_t crash_ns[SCT_NODES_MAX]; /* ... and when */
   size_t special;                   /* the slow, equivocating, corrupting or cut-off replica */
   uint64_t epochs_min;              /* required at the end (long runs) */
+
+  /* the idle variant: what the replicas had done when the idle window began */
+  bool idle_marked, idle_checked;
+  uint64_t idle_settled_ns; /* when every replica had applied the first half (0: not yet) */
+  uint64_t idle_from_ns;
+  uint64_t idle_batches[SCT_NODES_MAX], idle_epoch[SCT_NODES_MAX];
+  uint64_t idle_sent, idle_writes;
 
   sct_app apps[SCT_NODES_MAX];
   sct_obs obs[SCT_NODES_MAX];

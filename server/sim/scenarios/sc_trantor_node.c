@@ -64,6 +64,7 @@ static mir_err sct_app_apply(void *user, uint64_t sn, uint64_t epoch, Trantor__T
   (void)sn;
   (void)epoch;
   sct_app *a = user;
+  a->batches++;
   for (size_t i = 0; i < n; i++) {
     const ProtobufCBinaryData *d = &txs[i]->data;
     mir_sim_report_delivery(a->run->sim, a->node, a->txs, d->data, d->len);

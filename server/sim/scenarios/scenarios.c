@@ -131,6 +131,13 @@ static const mir_sim_scenario sc_table[] = {
     TRANTOR("trantor-4-swarm-restart",
             "Trantor, 4 replicas, the seed picks the faults; crash waves and torn unsynced writes",
             F_SWARM | MIR_SIM_FAULT_TORN, SCT_V_SWARM_RESTART),
+    TRANTOR("trantor-4-idle",
+            "Trantor, 4 replicas, two bursts of load, the second to f + 1 replicas: quiet while "
+            "idle (no batch, epoch or write), live again after; delays",
+            MIR_SIM_FAULT_DELAY, SCT_V_IDLE),
+    TRANTOR_BUG("trantor-4-idle-trickle",
+                "CHECK OF THE CHECK: transactions trickle in while the idle check runs (must fail)",
+                MIR_SIM_FAULT_DELAY, SCT_V_IDLE_TRICKLE),
     TRANTOR_BUG("trantor-4-bug-unsynced",
                 "PLANTED BUG: votes leave before their write is durable; crash waves (must fail)",
                 0, SCT_V_BUG_UNSYNCED),

@@ -174,6 +174,7 @@ static mir_err bc_on_request_cert(mir_dsl *dsl, const mir_event *ev, void *user)
   rb->n_buckets = rc->n_buckets;
   rb->buckets = mir_xmemdup(rc->buckets, rc->n_buckets * sizeof(uint32_t));
   rb->origin = mir_dsl_origin_new(dsl, id);
+  rb->fill = rc->fill;
   mir_dsl_emit_new(dsl, b->mempool, &rb->base);
   return MIR_OK;
 }

@@ -44,6 +44,9 @@ void miri_iss_epoch_clear(iss *s) {
   for (uint64_t i = 0; s->log != NULL && i < s->cur.length; i++) free(s->log[i].cert.data);
   free(s->log);
   s->log = NULL;
+  free(s->seg_low);
+  free(s->seg_needed);
+  s->seg_low = s->seg_needed = NULL;
   for (size_t i = 0; s->leaders != NULL && i < s->cur.k; i++) free(s->leaders[i]);
   free(s->leaders);
   s->leaders = NULL;
@@ -172,6 +175,7 @@ static void iss_create_segment(mir_dsl *dsl, iss *s, size_t i) {
   p.msg_buf_bytes = pp->msg_buf_bytes;
   p.max_cert_bytes = s->max_cert_bytes;
   p.store = s->store;
+  p.active = s->active;
   p.recovered = iss_recovered_pbft(s, s->cur.nr, i);
   p.passive = s->cur.nr < s->vote_floor;
   if (p.recovered != NULL) s->stats.recovered_instances++;
@@ -196,6 +200,10 @@ mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_s
   free(ids);
   s->cur = (iss_epoch_info){.nr = nr, .first_sn = first_sn, .length = length, .k = k};
   s->log = mir_xcalloc(length, sizeof(*s->log));
+  s->seg_low = mir_xcalloc(k, sizeof(*s->seg_low));
+  s->seg_needed = mir_xcalloc(k, sizeof(*s->seg_needed));
+  s->epoch_decided = false;
+  s->idle_seen = false;
   s->next_sn = first_sn;
   s->stats.epoch = nr;
   s->stats.next_sn = first_sn;
@@ -324,6 +332,69 @@ static void iss_request_verify(mir_dsl *dsl, iss *s, uint64_t sn, size_t segment
   mir_dsl_emit_new(dsl, s->availability, &vc->base);
 }
 
+/* Every segment with an undecided sn below sn holds up the log up to there: it gets Needed{sn}
+ * (once per increase): its primary proposes for those sns even with nothing to propose, and its
+ * members expect them (docs/PROTOCOL.md, "Idle"). */
+static void iss_need(mir_dsl *dsl, iss *s, uint64_t sn) {
+  uint32_t seg_len = s->params.segment_length;
+  for (size_t i = 0; i < s->cur.k; i++) {
+    while (s->seg_low[i] < seg_len) {
+      uint64_t low = trantor_layout_sn(s->cur.first_sn, s->cur.k, i, s->seg_low[i]);
+      if (s->log[low - s->cur.first_sn].state == ISS_SLOT_EMPTY) break;
+      s->seg_low[i]++;
+    }
+    if (s->seg_low[i] == seg_len || s->seg_needed[i] >= sn) continue;
+    if (trantor_layout_sn(s->cur.first_sn, s->cur.k, i, s->seg_low[i]) >= sn) continue;
+    s->seg_needed[i] = sn;
+    Trantor__Needed *n = mir_xmalloc(sizeof(*n));
+    trantor__needed__init(n);
+    n->up_to_sn = sn;
+    char sub[MIR_MODULE_ID_MAX];
+    snprintf(sub, sizeof(sub), "%s/%" PRIu64 "/%zu", s->ordering, s->cur.nr, i);
+    mir_dsl_emit_new(dsl, sub, &n->base);
+  }
+}
+
+/* The slot of sn was just decided: the log waits for every sn below it. */
+static void iss_gaps(mir_dsl *dsl, iss *s, uint64_t sn) {
+  s->epoch_decided = true;
+  iss_need(dsl, s, sn);
+}
+
+void miri_iss_idle_tick(mir_dsl *dsl, iss *s) {
+  /* A begun epoch is finished once the node has been idle for a whole push period: its segments
+   * fill their remaining sns (empty), so that every segment completes and sends Done, and a
+   * replica that lags behind in it can catch up; the next epoch then stays empty and quiet. Not
+   * at once: a cluster under a light load goes idle between transactions, and would otherwise
+   * churn through an epoch of empty sns each time. */
+  if (s->active || s->log == NULL || !s->epoch_decided) {
+    s->idle_seen = false;
+    return;
+  }
+  if (!s->idle_seen) {
+    s->idle_seen = true;
+    return;
+  }
+  iss_need(dsl, s, s->cur.first_sn + s->cur.length);
+}
+
+/* The mempool went from empty to holding transactions, or back: every segment of the current
+ * epoch learns it (later epochs get it in their parameters). */
+static mir_err iss_on_activity(mir_dsl *dsl, const mir_event *ev, void *user) {
+  iss *s = user;
+  s->active = ((const Trantor__Activity *)ev->payload)->active;
+  if (s->active) s->idle_seen = false;
+  for (size_t i = 0; s->log != NULL && i < s->cur.k; i++) {
+    Trantor__Activity *a = mir_xmalloc(sizeof(*a));
+    trantor__activity__init(a);
+    a->active = s->active;
+    char sub[MIR_MODULE_ID_MAX];
+    snprintf(sub, sizeof(sub), "%s/%" PRIu64 "/%zu", s->ordering, s->cur.nr, i);
+    mir_dsl_emit_new(dsl, sub, &a->base);
+  }
+  return MIR_OK;
+}
+
 static mir_err iss_on_sb_deliver(mir_dsl *dsl, const mir_event *ev, void *user) {
   iss *s = user;
   const Trantor__SbDeliver *d = (const Trantor__SbDeliver *)ev->payload;
@@ -341,18 +412,21 @@ static mir_err iss_on_sb_deliver(mir_dsl *dsl, const mir_event *ev, void *user) 
   iss_slot *slot = &s->log[d->sn - s->cur.first_sn];
   if (d->aborted) {
     iss_slot_abort(s, slot, d->segment);
+    iss_gaps(dsl, s, d->sn);
     return iss_deliver_ready(dsl, s);
   }
   if (d->cert.len > s->max_cert_bytes) {
     /* PBFT enforces the same bound, so this is deterministic at every correct node. */
     s->stats.oversized_certs++;
     iss_slot_abort(s, slot, d->segment);
+    iss_gaps(dsl, s, d->sn);
     return iss_deliver_ready(dsl, s);
   }
   slot->state = ISS_SLOT_VERIFYING;
   slot->cert.len = d->cert.len;
   slot->cert.data = mir_xmemdup(d->cert.data, d->cert.len);
   iss_request_verify(dsl, s, d->sn, d->segment, slot);
+  iss_gaps(dsl, s, d->sn);
   return MIR_OK;
 }
 
@@ -482,6 +556,7 @@ void trantor_iss_register_types(void) {
       &trantor__restore_state__descriptor,   &trantor__checkpoint_notice__descriptor,
       &trantor__recovered__descriptor,       &trantor__checkpoint_durable__descriptor,
       &trantor__rejoin_request__descriptor,  &trantor__rejoin_answer__descriptor,
+      &trantor__activity__descriptor,        &trantor__needed__descriptor,
   };
   mir_err err = mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
   MIR_ASSERT(err == MIR_OK); /* a few types, far below the registry's bound */
@@ -570,6 +645,7 @@ static mir_dsl *iss_dsl_new(iss *s, size_t msg_bytes_max) {
     err = mir_dsl_upon_event(dsl, &trantor__checkpoint_durable__descriptor,
                              miri_iss_on_checkpoint_durable);
   }
+  if (err == MIR_OK) err = mir_dsl_upon_event(dsl, &trantor__activity__descriptor, iss_on_activity);
   if (err == MIR_OK) {
     err =
         mir_dsl_upon_message(dsl, &trantor__rejoin_request__descriptor, miri_iss_on_rejoin_request);

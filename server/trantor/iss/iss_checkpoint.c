@@ -154,6 +154,7 @@ mir_err miri_iss_on_push(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)ev;
   iss *s = user;
   miri_iss_rejoin_tick(dsl, s);
+  miri_iss_idle_tick(dsl, s);
   if (s->stable == NULL) return MIR_OK;
   uint64_t e = iss_stable_epoch(s);
   const Trantor__Membership *m = s->membership;

@@ -61,6 +61,13 @@ typedef struct iss {
   char **leaders;
   iss_slot *log;
   uint64_t next_sn;
+  /* Per segment of the current epoch (cur.k entries, owned): the position of its first sn not
+   * decided yet, and the highest Needed sent to it (docs/PROTOCOL.md, "Idle"). */
+  uint64_t *seg_low;
+  uint64_t *seg_needed;
+  bool active;        /* the mempool's last Activity: it holds transactions */
+  bool epoch_decided; /* an sn of the current epoch was decided */
+  bool idle_seen;     /* a push tick found the node idle with the epoch begun */
 
   /* Finished epochs whose instances may still report (duplicates), oldest first. At most
    * params.retained_epochs entries. */
@@ -104,6 +111,8 @@ mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_s
 #define ISS_NONE UINT64_MAX
 
 /* iss.c */
+/* Push tick: an epoch begun while the node stays idle is finished (iss.c). */
+void miri_iss_idle_tick(mir_dsl *dsl, iss *s);
 /* Starts epoch nr at first_sn now, or as soon as the stable checkpoint of epoch
  * nr - epochs_ahead_max or later is durable. */
 mir_err miri_iss_start_or_block(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_sn);

@@ -1,6 +1,7 @@
 /*
  * The mempool module (mempool.h): admission of client transactions, waiting batch requests and
- * the epoch rule that lets proposed transactions be proposed again.
+ * the epoch rule that lets proposed transactions be proposed again, and the Activity it reports to
+ * iss (the pool went from empty to holding transactions, or back).
  *
  * State: the pool (pool.h), the delivery progress of every client as reported by TxsDelivered
  * and RestoreState, the current epoch (last NewEpoch or restored checkpoint) and a FIFO of
@@ -9,7 +10,7 @@
  * batch at the end of an event (mp_serve_full runs after everything that adds fresh
  * transactions); a waiting request's epoch is at least the current epoch; at most requests_max
  * requests wait. Every request is answered exactly once: when full, at its timeout, when its
- * epoch ends, or at once.
+ * epoch ends, or at once (a fill request, for a slot the log waits for, takes what is there).
  *
  * Client input is never trusted: every transaction gets a status, none reaches an assertion.
  * Malformed events from local modules (no origin, invalid module id, bucket out of range) are
@@ -51,6 +52,8 @@ typedef struct mempool {
   trantor_params params;
   char self[MIR_MODULE_ID_MAX];
   char timer[MIR_MODULE_ID_MAX];
+  char iss[MIR_MODULE_ID_MAX];
+  bool active; /* last Activity sent to iss: the pool holds transactions */
   size_t requests_max;
   trantor_pool pool;
   trantor_client_progress *progress;
@@ -288,7 +291,7 @@ static mir_err mp_on_request_batch(mir_dsl *dsl, const mir_event *ev, void *user
   mp_request *r = mp_request_new(m, req);
   if (r->epoch < m->epoch || r->n_buckets == 0) {
     mp_answer(dsl, m, r, true); /* epoch over, or nothing could ever fill it */
-  } else if (mp_full(m, r)) {
+  } else if (mp_full(m, r) || req->fill) {
     mp_answer(dsl, m, r, false);
   } else if (m->n_waiting >= m->requests_max) {
     m->st.overflows++;
@@ -385,9 +388,18 @@ static mir_err mp_on_restore_state(mir_dsl *dsl, const mir_event *ev, void *user
 
 /* ---- module ---- */
 
+/* After every batch: tells iss when the pool went from empty to holding transactions or back,
+ * so that the segments propose (and expect proposals) only while there is work. */
 static mir_err mp_publish(mir_dsl *dsl, void *user) {
-  (void)dsl;
   mempool *m = user;
+  bool active = m->pool.n_txs > 0;
+  if (dsl != NULL && active != m->active) {
+    m->active = active;
+    Trantor__Activity *a = mir_xmalloc(sizeof(*a));
+    trantor__activity__init(a);
+    a->active = active;
+    mir_dsl_emit_new(dsl, m->iss, &a->base);
+  }
   m->st.epoch = m->epoch;
   m->st.pending_txs = m->pool.n_txs;
   m->st.pending_bytes = m->pool.bytes;
@@ -465,6 +477,7 @@ mir_err trantor_mempool_new(const trantor_mempool_config *cfg, mir_dsl **out) {
   trantor_pool_init(&m->pool, m->params.num_buckets, mp_on_fresh, m);
   err = mp_copy_id(m->self, cfg->module_id, TRANTOR_MEMPOOL_ID, "module_id");
   if (err == MIR_OK) err = mp_copy_id(m->timer, cfg->timer_id, "timer", "timer_id");
+  if (err == MIR_OK) err = mp_copy_id(m->iss, cfg->iss_id, "iss", "iss_id");
   if (err == MIR_OK) {
     err = trantor_client_progress_new(m->params.client_window, cfg->clients_max, &m->progress);
   }
@@ -479,7 +492,7 @@ mir_err trantor_mempool_new(const trantor_mempool_config *cfg, mir_dsl **out) {
     mir_dsl_free(dsl);
     return err;
   }
-  mp_publish(dsl, m);
+  mp_publish(NULL, m);
   *out = dsl;
   return MIR_OK;
 }

@@ -15,7 +15,8 @@
  *    batch_timeout_ms passed (a TimerDelay to the timer carrying BatchTimeout back to this
  *    module), then takes what is there, possibly nothing. A request of an epoch that is already
  *    over, or for no bucket, gets an empty batch at once; so does a request beyond the bound on
- *    waiting requests, which gets what is there instead of waiting.
+ *    waiting requests, which gets what is there instead of waiting, and a fill request (the log
+ *    waits for the slot: RequestBatch.fill).
  *  - BatchTimeout{request_id}: from the timer, see above (stale ones are ignored).
  *  - NewEpoch{epoch}: must come from the batch fetcher, in log order (after the TxsDelivered of
  *    every earlier sn). Transactions proposed in earlier epochs and still pending were not
@@ -25,6 +26,10 @@
  *  - RestoreState{checkpoint}: from the batch fetcher after state transfer: the client progress
  *    becomes the checkpoint's, transactions it covers leave, and the checkpoint's epoch is
  *    entered as by NewEpoch (proposals of earlier epochs become proposable again).
+ *
+ * Events out besides the answers: Activity{active} to iss after a batch in which the pool went
+ * from empty to holding transactions (active) or back, so that segments propose while, and only
+ * while, there is work (docs/PROTOCOL.md, "Idle").
  *
  * A transaction is proposed at most once per epoch: it leaves the fresh list when cut and
  * returns only when a NewEpoch shows that its epoch ended without ordering it. Requests of a
@@ -56,6 +61,7 @@ typedef struct trantor_mempool_config {
   const trantor_params *params; /* borrowed during the call (copied); must pass the check */
   const char *module_id;        /* NULL: TRANTOR_MEMPOOL_ID */
   const char *timer_id;         /* NULL: "timer" */
+  const char *iss_id;           /* receives Activity (NULL: "iss") */
   size_t clients_max;           /* 0: TRANTOR_CLIENTS_MAX_DEFAULT; the batch fetcher's value */
   size_t requests_max;          /* waiting batch requests (0: the default) */
 } trantor_mempool_config;

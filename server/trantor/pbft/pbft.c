@@ -87,15 +87,19 @@ void miri_pbft_arm_sn_timer(pbft *p) {
   trantor__view_change_sn_timeout__init(t);
   t->view = p->view;
   t->committed = p->n_delivered;
+  t->arming = p->arming;
   miri_pbft_timer_delay(p, &t->base,
                         pbft_timeout_ms(p->params->view_change_sn_timeout_ms, p->view));
 }
 
 void miri_pbft_arm_view_timers(pbft *p) {
+  p->arming++;
+  p->view_timers_armed = true;
   miri_pbft_arm_sn_timer(p);
   Trantor__ViewChangeSegTimeout *t = mir_xmalloc(sizeof(*t));
   trantor__view_change_seg_timeout__init(t);
   t->view = p->view;
+  t->arming = p->arming;
   miri_pbft_timer_delay(p, &t->base,
                         pbft_timeout_ms(p->params->view_change_segment_timeout_ms, p->view));
 }
@@ -138,8 +142,9 @@ void miri_pbft_ensure_resend_tick(pbft *p) {
 /* ---- local events ---- */
 
 /* Starts the instance: takes back what it persisted before a restart, then, unless it is
- * passive, runs the timeouts of its view (a view change it was in resumes: its own view change
- * is signed, recorded and sent again) and proposes if it is the primary. */
+ * passive, resumes a view change it was in (its own view change is signed, recorded and sent
+ * again) or proposes if it is the primary and there is work; the view's timeouts run from the
+ * end of the batch while progress is expected. */
 static mir_err pbft_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   (void)ev;
@@ -153,10 +158,47 @@ static mir_err pbft_on_init(mir_dsl *dsl, const mir_event *ev, void *user) {
     if (p->nvb.sent && p->nvb.view == p->view) miri_pbft_send_all(p, &p->nvb.nv->base);
     return MIR_OK;
   }
-  p->view_timers_armed = true;
-  miri_pbft_arm_view_timers(p);
   miri_pbft_ensure_resend_tick(p); /* retransmissions of votes that wait too long */
   miri_pbft_propose(p);
+  return MIR_OK;
+}
+
+/* True if this node expects the segment to make progress now: there is work in its mempool, a
+ * proposal of this view is in flight, or the log awaits one of its sns. An idle segment needs no
+ * timeout: its primary has nothing to propose, and waiting is not a fault. */
+static bool pbft_expecting(const pbft *p) {
+  if (p->active) return true;
+  for (size_t i = 0; i < p->L; i++) {
+    const pbft_slot *s = &p->slots[i];
+    if (s->delivered) continue;
+    if (s->has_pp || s->sn < p->needed_up_to) return true;
+  }
+  return false;
+}
+
+void miri_pbft_update_timers(pbft *p) {
+  if (p->in_vc || p->passive || p->done || p->stable) return;
+  bool expecting = pbft_expecting(p);
+  if (expecting && !p->view_timers_armed) {
+    miri_pbft_arm_view_timers(p);
+  } else if (!expecting && p->view_timers_armed) {
+    p->view_timers_armed = false;
+    p->arming++; /* the pending timeouts are stale */
+  }
+}
+
+static mir_err pbft_on_activity(mir_dsl *dsl, const mir_event *ev, void *user) {
+  (void)dsl;
+  pbft *p = user;
+  p->active = ((const Trantor__Activity *)ev->payload)->active;
+  return MIR_OK; /* proposals and timeouts follow at the end of the batch */
+}
+
+static mir_err pbft_on_needed(mir_dsl *dsl, const mir_event *ev, void *user) {
+  (void)dsl;
+  pbft *p = user;
+  uint64_t up_to = ((const Trantor__Needed *)ev->payload)->up_to_sn;
+  if (up_to > p->needed_up_to) p->needed_up_to = up_to;
   return MIR_OK;
 }
 
@@ -179,8 +221,8 @@ static mir_err pbft_on_sn_timeout(mir_dsl *dsl, const mir_event *ev, void *user)
   (void)dsl;
   pbft *p = user;
   const Trantor__ViewChangeSnTimeout *t = (const Trantor__ViewChangeSnTimeout *)ev->payload;
-  /* Stale unless nothing was committed since it was armed in this view. */
-  if (t->view != p->view || t->committed != p->n_delivered) {
+  /* Stale unless nothing was committed since it was armed in this view and arming. */
+  if (t->view != p->view || t->committed != p->n_delivered || t->arming != p->arming) {
     p->st.stale_answers++;
     return MIR_OK;
   }
@@ -192,7 +234,7 @@ static mir_err pbft_on_seg_timeout(mir_dsl *dsl, const mir_event *ev, void *user
   (void)dsl;
   pbft *p = user;
   const Trantor__ViewChangeSegTimeout *t = (const Trantor__ViewChangeSegTimeout *)ev->payload;
-  if (t->view != p->view) {
+  if (t->view != p->view || t->arming != p->arming) {
     p->st.stale_answers++;
     return MIR_OK;
   }
@@ -204,13 +246,15 @@ static mir_err pbft_on_tick(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   pbft *p = user;
   const Trantor__PbftTick *t = (const Trantor__PbftTick *)ev->payload;
-  p->ticks++;
   if (t->kind == TRANTOR_PBFT_TICK_RESEND) {
+    p->ticks++; /* the clock of resends and of answers taken as lost */
     miri_pbft_view_change_tick(p);
     miri_pbft_new_view_tick(p);
     miri_pbft_retransmit(p);
   } else if (t->kind == TRANTOR_PBFT_TICK_CATCH_UP) {
     miri_pbft_catch_up_tick(p);
+  } else if (t->kind == TRANTOR_PBFT_TICK_DONE) {
+    miri_pbft_done_tick(p);
   } else {
     p->st.stale_answers++;
   }
@@ -223,6 +267,7 @@ static mir_err pbft_after_batch(mir_dsl *dsl, void *user) {
   pbft *p = user;
   miri_pbft_new_view_progress(p);
   miri_pbft_propose(p);
+  miri_pbft_update_timers(p);
   return MIR_OK;
 }
 
@@ -345,6 +390,7 @@ static pbft *pbft_state_new(const char *module_id, const Trantor__PbftParams *pp
   pbft_copy_id(p->net, cfg->net);
   pbft_copy_id(p->store, cfg->store);
   p->passive = p->params->passive;
+  p->active = p->params->active;
   const Trantor__Membership *m = p->params->membership;
   p->n = m->n_members;
   p->self = (size_t)trantor_member_index(m, cfg->self);
@@ -376,7 +422,9 @@ static mir_err pbft_register_types(void) {
       &trantor__request_cert__descriptor,
       &trantor__new_cert__descriptor,
       &trantor__pbft_params__descriptor,
-      &trantor__pbft_persisted__descriptor};
+      &trantor__pbft_persisted__descriptor,
+      &trantor__activity__descriptor,
+      &trantor__needed__descriptor};
   return mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
 }
 
@@ -392,7 +440,9 @@ static mir_err pbft_register_events(mir_dsl *dsl) {
             {&trantor__view_change_sn_timeout__descriptor, pbft_on_sn_timeout},
             {&trantor__view_change_seg_timeout__descriptor, pbft_on_seg_timeout},
             {&trantor__pbft_tick__descriptor, pbft_on_tick},
-            {&trantor__pbft_persisted__descriptor, miri_pbft_on_persisted}};
+            {&trantor__pbft_persisted__descriptor, miri_pbft_on_persisted},
+            {&trantor__activity__descriptor, pbft_on_activity},
+            {&trantor__needed__descriptor, pbft_on_needed}};
   mir_err err = MIR_OK;
   for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]) && err == MIR_OK; i++) {
     err = mir_dsl_upon_event(dsl, ev[i].d, ev[i].fn);

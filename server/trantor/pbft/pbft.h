@@ -76,6 +76,7 @@ extern "C" {
 /* PbftTick kinds. */
 #define TRANTOR_PBFT_TICK_RESEND 0   /* resend view change, NewView, requests, waiting votes */
 #define TRANTOR_PBFT_TICK_CATCH_UP 1 /* send catch-up requests */
+#define TRANTOR_PBFT_TICK_DONE 2     /* resend Done to members whose Done has not come */
 
 /* What an instance needs besides its PbftParams. Every string is borrowed and copied. */
 typedef struct trantor_pbft_config {

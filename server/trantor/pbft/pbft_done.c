@@ -2,7 +2,8 @@
  * PBFT segment orderer: the segment checkpoint (Done) and catch-up.
  *
  * A node that committed every sn sends Done(digests, one per sn ascending) to all members and
- * repeats it every done_resend_ms while the epoch is retained. Only the first Done of a sender
+ * repeats it every done_resend_ms to the members whose own Done has not come, while the epoch is
+ * retained. Only the first Done of a sender
  * counts; senders are grouped by identical lists. A group with a weak quorum of weight contains a
  * correct node, so its digests are the committed ones (the checkpoint argument of OSDI 1999,
  * section 4.3, with a weak instead of a strong quorum since only availability is at stake): a
@@ -47,9 +48,9 @@ static void pbft_check_stable(pbft *p) {
   }
 }
 
-void miri_pbft_on_all_committed(pbft *p) {
-  MIR_ASSERT(p->n_delivered == p->L && !p->done);
-  p->done = true;
+/* The SendMessage of the node's Done to member `to`, or to every member when to is PBFT_NONE.
+ * Returns owned. */
+static mir_event *pbft_done_event(pbft *p, size_t to) {
   Trantor__Done d = TRANTOR__DONE__INIT;
   ProtobufCBinaryData *digests = mir_xmalloc(p->L * sizeof(*digests));
   for (size_t i = 0; i < p->L; i++) {
@@ -57,14 +58,33 @@ void miri_pbft_on_all_committed(pbft *p) {
   }
   d.n_digests = p->L;
   d.digests = digests;
-  miri_pbft_send_all(p, &d.base);
-  mir_event_list l = MIR_EVENT_LIST_INIT;
-  mir_event_list_push(
-      &l, mir_event_send_message(p->net, p->mod_id, p->member_ids, p->n, p->mod_id, &d.base));
-  mir_dsl_emit(p->dsl, mir_event_timer_repeat(p->timer, p->mod_id, &l, p->params->done_resend_ms,
-                                              p->params->epoch));
+  mir_event *ev = to == PBFT_NONE ? miri_pbft_send_all_event(p, &d.base)
+                                  : miri_pbft_send_to_event(p, to, &d.base);
   free(digests);
+  return ev;
+}
+
+void miri_pbft_on_all_committed(pbft *p) {
+  MIR_ASSERT(p->n_delivered == p->L && !p->done);
+  p->done = true;
+  /* Done says "I committed these", and peers stop resending theirs to a member whose Done came:
+   * it leaves only once the commit records are durable (a barrier after them), so that a node
+   * that restarts is done again, never a laggard its peers no longer help. */
+  Mir__StoreWrite *w = mir_storage_write_new();
+  mir_storage_then(w, pbft_done_event(p, PBFT_NONE));
+  mir_storage_then(w, miri_pbft_persisted_event(p, MIRI_PBFT_PERSISTED_DONE));
+  miri_pbft_wal_emit(p, w);
+  miri_pbft_tick_repeat(p, TRANTOR_PBFT_TICK_DONE, p->params->done_resend_ms);
   pbft_check_stable(p);
+}
+
+void miri_pbft_done_tick(pbft *p) {
+  /* Only members whose own Done has not come: once everyone's has, an idle segment is silent. A
+   * member that sent its Done holds every digest durably, and can serve the others' catch-up. */
+  if (!p->done_durable) return;
+  for (size_t i = 0; i < p->n; i++) {
+    if (i != p->self && !p->peers[i].has_done) mir_dsl_emit(p->dsl, pbft_done_event(p, i));
+  }
 }
 
 /* The first group with a weak quorum fixes what catch-up accepts for every missing sn. */
@@ -133,7 +153,7 @@ void miri_pbft_catch_up_tick(pbft *p) {
     if (i != p->self && pe->has_done && pe->done_group == p->cu_group) members[k++] = i;
   }
   if (k == 0) return;
-  size_t to = members[p->ticks % k]; /* rotate, so a silent group member cannot stall us */
+  size_t to = members[p->cu_ticks++ % k]; /* rotate, so a silent group member cannot stall us */
   for (size_t i = 0; i < p->L; i++) {
     pbft_slot *s = &p->slots[i];
     if (s->delivered || !s->has_cu) continue;

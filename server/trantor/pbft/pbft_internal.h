@@ -90,6 +90,7 @@ typedef struct pbft_peer {
   bool has_done;
   size_t done_group;
   bool nv_resend; /* primary: send it the NewView again at the next tick */
+  bool vc_resend; /* a complete node in a view change: send it the own view change at the tick */
 } pbft_peer;
 
 /* Senders of one distinct Done list. */
@@ -147,15 +148,23 @@ typedef struct pbft {
   uint64_t view;
   bool in_vc;
   /* The sn and segment timeouts of `view` are running. In a view change they start only with
-   * view changes of a strong quorum for the view (pbft_vc.c). */
+   * view changes of a strong quorum for the view (pbft_vc.c); outside one, only while progress is
+   * expected (miri_pbft_update_timers). `arming` counts armings: a timeout of an earlier one is
+   * stale. */
   bool view_timers_armed;
+  uint64_t arming;
+  /* Idle (docs/PROTOCOL.md "Idle"): the node's mempool holds transactions (iss's Activity), and
+   * every sn below needed_up_to is awaited by the log (iss's Needed). */
+  bool active;
+  uint64_t needed_up_to;
   Trantor__SignedViewChange *my_vc; /* own signed view change for `view` (owned) or NULL */
   bool vc_durable;                  /* my_vc's view is in the log: it may be resent directly */
   bool sign_pending; /* a signature of the own view change is in flight (sign_ctx, sign_tick) */
   uint64_t sign_ctx, sign_tick;
   bool resend_started;
   bool catch_up_started;
-  uint64_t ticks;
+  uint64_t ticks;    /* resend ticks */
+  uint64_t cu_ticks; /* catch-up ticks */
 
   bool cert_pending; /* a RequestCert is in flight */
   bool has_spare;    /* a certificate that arrived when it could not be proposed */
@@ -163,6 +172,7 @@ typedef struct pbft {
 
   size_t n_delivered;
   bool done;
+  bool done_durable; /* the commits behind the own Done are in the log: it may be resent */
   bool stable;
   pbft_done_group *groups; /* n entries at most */
   size_t n_groups;
@@ -212,8 +222,12 @@ void miri_pbft_send_to(pbft *p, size_t to, const ProtobufCMessage *msg);
 void miri_pbft_timer_delay(pbft *p, ProtobufCMessage *payload, uint64_t delay_ms);
 /* Starts a PbftTick of `kind` every period_ms while the epoch is retained. */
 void miri_pbft_tick_repeat(pbft *p, uint32_t kind, uint64_t period_ms);
-/* Arms the sn and segment timeouts of the current view (base << view, saturated). */
+/* Arms the sn and segment timeouts of the current view (base << view, saturated): a new arming. */
 void miri_pbft_arm_view_timers(pbft *p);
+/* Outside a view change: arms the view's timeouts when progress is expected (the mempool holds
+ * transactions, a proposal is in flight, or the log awaits an sn of this segment) and they are
+ * not running, and stops them when it is not. Called after every batch. */
+void miri_pbft_update_timers(pbft *p);
 /* The sn timeout of the current view, re-armed after a commit. */
 void miri_pbft_arm_sn_timer(pbft *p);
 /* Stores a context (takes ownership of c, freed also on failure); false if the store is full.
@@ -259,6 +273,12 @@ void miri_pbft_persist_send_all(pbft *p, Mir__StoreWrite *w, const ProtobufCMess
  * detail for records that contradict each other or the segment: a damaged log. */
 mir_err miri_pbft_recover(pbft *p);
 mir_err miri_pbft_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user);
+/* What a PbftPersisted says is durable. */
+#define MIRI_PBFT_PERSISTED_VIEW_CHANGE 0
+#define MIRI_PBFT_PERSISTED_NEW_VIEW 1
+#define MIRI_PBFT_PERSISTED_DONE 2
+/* The PbftPersisted{kind, current view} the store gives back to this instance. Returns owned. */
+mir_event *miri_pbft_persisted_event(pbft *p, uint32_t kind);
 
 /* ---- pbft_msg.c: encodings and ingress checks (pure) ---- */
 
@@ -369,8 +389,10 @@ void miri_pbft_new_view_tick(pbft *p);
 
 /* ---- pbft_done.c: segment checkpoint and catch-up ---- */
 
-/* Every sn is committed: send Done and keep resending it. */
+/* Every sn is committed: send Done and keep resending it (miri_pbft_done_tick). */
 void miri_pbft_on_all_committed(pbft *p);
+/* Done tick: the own Done to every member whose Done has not come. */
+void miri_pbft_done_tick(pbft *p);
 mir_err miri_pbft_on_done(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg, void *user);
 mir_err miri_pbft_on_catch_up_request(mir_dsl *dsl, const char *from, const ProtobufCMessage *msg,
                                       void *user);

@@ -485,7 +485,7 @@ static const pbft_known *pbft_held_batch(pbft_slot *s) {
   return best;
 }
 
-static void pbft_request_cert(pbft *p) {
+static void pbft_request_cert(pbft *p, bool fill) {
   pbft_ctx *c = mir_xcalloc(1, sizeof(*c));
   c->kind = PBFT_CTX_CERT;
   c->view = p->view;
@@ -497,6 +497,7 @@ static void pbft_request_cert(pbft *p) {
   r->n_buckets = p->params->n_buckets;
   r->buckets = mir_xmemdup(p->params->buckets, r->n_buckets * sizeof(*r->buckets));
   r->origin = mir_dsl_origin_new(p->dsl, id);
+  r->fill = fill;
   mir_dsl_emit_new(p->dsl, p->availability, &r->base);
   p->cert_pending = true;
 }
@@ -515,7 +516,10 @@ void miri_pbft_propose(pbft *p) {
       p->spare = (ProtobufCBinaryData){0, NULL};
       p->has_spare = false;
     } else {
-      if (!p->cert_pending) pbft_request_cert(p);
+      /* A new batch only while there is work, or when the log awaits this sn (then at once, with
+       * what the mempool holds): an idle cluster does not churn through empty batches. */
+      bool needed = s->sn < p->needed_up_to;
+      if (!p->cert_pending && (p->active || needed)) pbft_request_cert(p, needed);
       return; /* one request in flight; the answer continues the loop */
     }
   }

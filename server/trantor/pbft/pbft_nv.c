@@ -174,15 +174,13 @@ static void pbft_adopt(pbft *p, const Trantor__NewView *nv) {
     p->sign_pending = false;
     miri_pbft_nvb_clear(&p->nvb);
     p->nv_durable = false;
-    for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = false;
+    for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = p->peers[i].vc_resend = false;
     p->view_timers_armed = false;
   }
-  /* The NewView proves a strong quorum of view changes even if this node saw too few of them
-   * itself: the view's timeouts run from here at the latest. */
-  if (!p->view_timers_armed) {
-    p->view_timers_armed = true;
-    miri_pbft_arm_view_timers(p);
-  }
+  /* The view's timeouts (of the view change) stop; from the end of the batch they run again
+   * while progress is expected, as in any view (its re-proposals are in flight). */
+  p->view_timers_armed = false;
+  p->arming++;
   p->in_vc = false;
   p->st.new_views++;
   if (p->adopted_nv != NULL) protobuf_c_message_free_unpacked(&p->adopted_nv->base, NULL);

@@ -134,7 +134,7 @@ void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join) {
   if (p->adopted_nv != NULL) protobuf_c_message_free_unpacked(&p->adopted_nv->base, NULL);
   p->adopted_nv = NULL;
   p->nv_dirty = true;
-  for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = false;
+  for (size_t i = 0; i < p->n; i++) p->peers[i].nv_resend = p->peers[i].vc_resend = false;
   p->view_timers_armed = false;
   pbft_request_signature(p); /* disposes of the request of an older view */
   miri_pbft_ensure_resend_tick(p);
@@ -171,18 +171,7 @@ void miri_pbft_arm_on_vc_quorum(pbft *p) {
     if (i == p->self || (pe->vc != NULL && pe->vc->view_change->view >= p->view)) w += pe->weight;
   }
   if (w < p->q.strong) return;
-  p->view_timers_armed = true;
   miri_pbft_arm_view_timers(p);
-}
-
-/* The event the store gives back once the record of `kind` (0: view change, 1: NewView) of the
- * current view is durable. Returns owned. */
-static mir_event *pbft_persisted_event(pbft *p, uint32_t kind) {
-  Trantor__PbftPersisted *m = mir_xmalloc(sizeof(*m));
-  trantor__pbft_persisted__init(m);
-  m->kind = kind;
-  m->view = p->view;
-  return mir_event_new(p->mod_id, p->store, &m->base);
 }
 
 mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user) {
@@ -213,7 +202,7 @@ mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user) 
   Mir__StoreWrite *w = mir_storage_write_new();
   miri_pbft_wal_view(p, w);
   mir_storage_then(w, miri_pbft_send_all_event(p, &svc->base));
-  mir_storage_then(w, pbft_persisted_event(p, 0));
+  mir_storage_then(w, miri_pbft_persisted_event(p, MIRI_PBFT_PERSISTED_VIEW_CHANGE));
   miri_pbft_wal_emit(p, w);
   return MIR_OK;
 }
@@ -289,14 +278,18 @@ mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMe
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_MALFORMED, "SignedViewChange");
   }
   uint64_t v = svc->view_change->view;
+  pbft_peer *pe = &p->peers[m];
+  /* It asks for this view or a lower one: it missed the NewView that ended its view change, and
+   * the NewView of this view (certified by its view changes) lets it catch up. A lower view is
+   * never built again: left without it, the sender would wait there for good, and with a replica
+   * passive the others may lack the quorum to reach it (simulator, trantor-4-swarm-restart seed
+   * 9046 before this answer covered lower views). */
+  if (v <= p->view && !p->in_vc && p->adopted_nv != NULL) pe->nv_resend = true;
   if (v < p->view) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_OLD_VIEW, "SignedViewChange");
   if (v - p->view > TRANTOR_PBFT_VIEWS_AHEAD_MAX) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_VIEW_AHEAD, "SignedViewChange");
   }
-  pbft_peer *pe = &p->peers[m];
-  if (v == p->view && !p->in_vc && p->adopted_nv != NULL) {
-    pe->nv_resend = true; /* it missed the NewView of the view it asks for */
-  }
+  if (p->in_vc && p->done) pe->vc_resend = true; /* it may still need this node's (below) */
   if (pe->vc != NULL && pe->vc->view_change->view >= v) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_DUPLICATE, "SignedViewChange");
   }
@@ -492,7 +485,7 @@ static void pbft_send_new_view(pbft *p) {
   Mir__StoreWrite *w = mir_storage_write_new();
   miri_pbft_wal_new_view(p, w, nv);
   mir_storage_then(w, miri_pbft_send_all_event(p, &nv->base));
-  mir_storage_then(w, pbft_persisted_event(p, 1));
+  mir_storage_then(w, miri_pbft_persisted_event(p, MIRI_PBFT_PERSISTED_NEW_VIEW));
   miri_pbft_wal_emit(p, w);
 }
 
@@ -523,8 +516,26 @@ static void pbft_verify_lost(pbft *p) {
   }
 }
 
+/* The own view change goes to everyone at every tick, until the node committed every sn: then it
+ * needs no new view itself, and sends it only to peers whose view changes show they are in one
+ * too (their quorum may need it). Otherwise a node that caught up by Done while in a view change
+ * nobody joined (the others went on in the view) would resend it for as long as the segment is
+ * kept: for good in an idle cluster, whose epochs no longer advance. */
+static void pbft_resend_own_view_change(pbft *p) {
+  if (!p->in_vc || p->my_vc == NULL || !p->vc_durable) return;
+  if (!p->done) {
+    miri_pbft_send_all(p, &p->my_vc->base);
+    return;
+  }
+  for (size_t i = 0; i < p->n; i++) {
+    if (!p->peers[i].vc_resend) continue;
+    p->peers[i].vc_resend = false;
+    miri_pbft_send_to(p, i, &p->my_vc->base);
+  }
+}
+
 void miri_pbft_view_change_tick(pbft *p) {
-  if (p->in_vc && p->my_vc != NULL && p->vc_durable) miri_pbft_send_all(p, &p->my_vc->base);
+  pbft_resend_own_view_change(p);
   if (p->in_vc && p->my_vc == NULL &&
       (!p->sign_pending || p->ticks - p->sign_tick >= PBFT_ANSWER_TICKS)) {
     pbft_request_signature(p);

@@ -123,6 +123,14 @@ void miri_pbft_persist_send_all(pbft *p, Mir__StoreWrite *w, const ProtobufCMess
   miri_pbft_wal_emit(p, w);
 }
 
+mir_event *miri_pbft_persisted_event(pbft *p, uint32_t kind) {
+  Trantor__PbftPersisted *m = mir_xmalloc(sizeof(*m));
+  trantor__pbft_persisted__init(m);
+  m->kind = kind;
+  m->view = p->view;
+  return mir_event_new(p->mod_id, p->store, &m->base);
+}
+
 mir_err miri_pbft_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   pbft *p = user;
@@ -131,10 +139,13 @@ mir_err miri_pbft_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user) {
     p->st.stale_answers++;
     return MIR_OK;
   }
-  if (m->kind == 0 && m->view == p->view && p->in_vc && p->my_vc != NULL) {
+  if (m->kind == MIRI_PBFT_PERSISTED_VIEW_CHANGE && m->view == p->view && p->in_vc &&
+      p->my_vc != NULL) {
     p->vc_durable = true;
-  } else if (m->kind == 1 && p->nvb.sent && p->nvb.view == m->view) {
+  } else if (m->kind == MIRI_PBFT_PERSISTED_NEW_VIEW && p->nvb.sent && p->nvb.view == m->view) {
     p->nv_durable = true;
+  } else if (m->kind == MIRI_PBFT_PERSISTED_DONE && p->done) {
+    p->done_durable = true;
   } else {
     p->st.stale_answers++; /* the view moved on meanwhile */
   }

@@ -285,6 +285,8 @@ void trantor_system_register_types(void) {
       &trantor__rejoin_answer__descriptor,
       &trantor__pbft_persisted__descriptor,
       &trantor__checkpoint_persisted__descriptor,
+      &trantor__activity__descriptor,
+      &trantor__needed__descriptor,
   };
   mir_err err = mir_registry_add_all(types, sizeof(types) / sizeof(types[0]));
   MIR_ASSERT(err == MIR_OK); /* a fixed list far below the registry's bound */

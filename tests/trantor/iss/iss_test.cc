@@ -487,6 +487,106 @@ mir_event *push_tick() {
   return mir_event_new("iss", "iss", &t->base);
 }
 
+// ---- idle (docs/PROTOCOL.md, "Idle") ----
+
+// The Needed{up_to_sn} events emitted, as (destination, up_to_sn), in order.
+std::vector<std::pair<std::string, uint64_t>> needed_of(const tt::Events &out) {
+  std::vector<std::pair<std::string, uint64_t>> v;
+  for (auto *ev : out.of(&trantor__needed__descriptor)) {
+    v.emplace_back(ev->dest, tt::payload<Trantor__Needed>(ev)->up_to_sn);
+  }
+  return v;
+}
+
+mir_event *activity_event(bool active) {
+  auto *a = static_cast<Trantor__Activity *>(mir_xmalloc(sizeof(Trantor__Activity)));
+  trantor__activity__init(a);
+  a->active = active;
+  return mir_event_new("iss", "mempool", &a->base);
+}
+
+TEST(IssIdle, ADecidedSnMakesTheSegmentsBelowItNeeded) {
+  // Epoch 0 interleaves 4 segments (sn = 4 * j + segment). Segment 2 decides sn 6: sns 0 to 5
+  // of every segment (its own sn 2 too) hold the log, so each segment learns that the log needs
+  // its sns below 6, once. Decisions below that ask nothing more; one further up asks the
+  // segments that still hold the log below it.
+  Iss iss;
+  tt::Events out;
+  iss.init(out);
+  out.clear();
+  iss.feed(sbd(0, 2, 6, cert_of(6)), out);
+  using N = std::vector<std::pair<std::string, uint64_t>>;
+  EXPECT_EQ(needed_of(out), (N{{ordering_id(0, 0), 6},
+                               {ordering_id(0, 1), 6},
+                               {ordering_id(0, 2), 6},
+                               {ordering_id(0, 3), 6}}));
+  out.clear();
+  iss.feed(sbd(0, 2, 2, cert_of(2)), out);
+  EXPECT_TRUE(needed_of(out).empty()); /* below what was asked already */
+  iss.feed(sbd(0, 0, 0, cert_of(0)), out);
+  iss.feed(sbd(0, 1, 1, cert_of(1)), out);
+  iss.feed(sbd(0, 3, 3, cert_of(3)), out);
+  iss.feed(sbd(0, 0, 4, cert_of(4)), out);
+  iss.feed(sbd(0, 1, 5, cert_of(5)), out);
+  EXPECT_TRUE(needed_of(out).empty());
+  iss.feed(sbd(0, 1, 9, cert_of(9)), out);
+  EXPECT_EQ(needed_of(out), (N{{ordering_id(0, 0), 9}, {ordering_id(0, 3), 9}}));
+}
+
+TEST(IssIdle, ABegunEpochIsFinishedAfterAWholeIdlePushPeriod) {
+  // Something was decided in epoch 0 and the mempool is empty: the first push tick only notes
+  // the idleness, the second asks every unfinished segment for its sns up to the epoch's end.
+  // Transactions arriving in between restart the wait; an epoch nothing was decided in is left
+  // alone (idle and quiet).
+  Iss iss;
+  tt::Events out;
+  iss.init(out);
+  iss.feed(push_tick(), out);
+  iss.feed(push_tick(), out);
+  EXPECT_TRUE(needed_of(out).empty()); /* nothing begun */
+  iss.feed(activity_event(true), out);
+  iss.feed(sbd(0, 0, 0, cert_of(0)), out);
+  iss.feed(activity_event(false), out);
+  out.clear();
+  iss.feed(push_tick(), out);
+  EXPECT_TRUE(needed_of(out).empty());
+  iss.feed(activity_event(true), out);
+  iss.feed(activity_event(false), out);
+  iss.feed(push_tick(), out);
+  EXPECT_TRUE(needed_of(out).empty()); /* the wait started again */
+  iss.feed(push_tick(), out);
+  using N = std::vector<std::pair<std::string, uint64_t>>;
+  EXPECT_EQ(needed_of(out), (N{{ordering_id(0, 0), 16},
+                               {ordering_id(0, 1), 16},
+                               {ordering_id(0, 2), 16},
+                               {ordering_id(0, 3), 16}}));
+}
+
+TEST(IssIdle, ActivityReachesTheCurrentSegmentsAndTheNextEpochsParameters) {
+  // The mempool's Activity goes to every segment of the current epoch; the segments of the next
+  // epoch start with it in their parameters.
+  Iss iss;
+  tt::Events out;
+  iss.init(out);
+  out.clear();
+  iss.feed(activity_event(true), out);
+  auto acts = out.of(&trantor__activity__descriptor);
+  ASSERT_EQ(acts.size(), 4u);
+  for (uint32_t seg = 0; seg < 4; seg++) {
+    EXPECT_EQ(acts[seg]->dest, ordering_id(0, seg));
+    EXPECT_TRUE(tt::payload<Trantor__Activity>(acts[seg])->active);
+  }
+  out.clear();
+  finish_epoch(iss, 0, 0, 4, out);
+  auto subs = out.of(&mir__new_submodule__descriptor, "ordering");
+  ASSERT_EQ(subs.size(), 4u);
+  for (auto *ev : subs) {
+    auto *pp = params_of<Trantor__PbftParams>(ev, &trantor__pbft_params__descriptor);
+    EXPECT_TRUE(pp->active);
+    tt::free_msg(pp);
+  }
+}
+
 TEST(Iss, StableCheckpointNotifiesAndCollectsGarbage) {
   // The checkpoint of epoch 1 is only announced (1 - 2 retained epochs is not positive); that of
   // epoch 3 also garbage-collects epochs below 1 in ordering, checkpoint and the timer and

@@ -131,10 +131,11 @@ class MempoolTest : public ::testing::Test {
     return status;
   }
 
-  mir_err Request(uint64_t epoch, std::vector<uint32_t> buckets, uint64_t ctx) {
+  mir_err Request(uint64_t epoch, std::vector<uint32_t> buckets, uint64_t ctx, bool fill = false) {
     auto *rb = static_cast<Trantor__RequestBatch *>(mir_xmalloc(sizeof(Trantor__RequestBatch)));
     trantor__request_batch__init(rb);
     rb->epoch = epoch;
+    rb->fill = fill;
     rb->n_buckets = buckets.size();
     rb->buckets = static_cast<uint32_t *>(mir_xmemdup(buckets.data(), buckets.size() * 4));
     rb->origin = NewOrigin("availability", ctx);
@@ -190,6 +191,17 @@ class MempoolTest : public ::testing::Test {
     return Apply(mir_event_new("mempool", "batchfetcher", &td->base));
   }
 
+  // Removes the Activity reports and returns their values, in output order (all go to iss).
+  std::vector<bool> Activity() {
+    std::vector<bool> out;
+    for (mir_event *ev : Take(&trantor__activity__descriptor)) {
+      EXPECT_STREQ(ev->dest, "iss");
+      out.push_back(reinterpret_cast<Trantor__Activity *>(ev->payload)->active);
+      mir_event_free(ev);
+    }
+    return out;
+  }
+
   trantor_mempool_stats Stats() {
     trantor_mempool_stats s;
     trantor_mempool_get_stats(mp_, &s);
@@ -239,6 +251,40 @@ TEST_F(MempoolTest, FullBatchByCountIsAnsweredAtOnceOldestFirst) {
   EXPECT_EQ(ans[0].dest, "availability");
   EXPECT_EQ(ans[0].ctx, 5u);
   EXPECT_EQ(ans[0].txs, (std::vector<Tx>{{a, 0, "a0"}, {b, 0, "b0"}, {a, 1, "a1"}}));
+  EXPECT_TRUE(Timers().empty());
+}
+
+TEST_F(MempoolTest, ActivityIsReportedOnlyWhenThePoolEmptiesOrFills) {
+  // ISS learns when the pool goes from empty to holding transactions and back (its segments
+  // propose and expect progress only then), once per change, not per transaction.
+  std::string a = Client(0), b = Client(1);
+  EXPECT_TRUE(Activity().empty());
+  Submit({{a, 0, "a0"}});
+  EXPECT_EQ(Activity(), std::vector<bool>{true});
+  Submit({{b, 0, "b0"}, {a, 1, "a1"}});
+  EXPECT_TRUE(Activity().empty());
+  ASSERT_EQ(Delivered({{a, 0, ""}, {b, 0, ""}}), MIR_OK);
+  EXPECT_TRUE(Activity().empty()); /* a1 is still pending */
+  ASSERT_EQ(Delivered({{a, 1, ""}}), MIR_OK);
+  EXPECT_EQ(Activity(), std::vector<bool>{false});
+  Submit({{a, 0, "again"}}); /* delivered already: refused, the pool stays empty */
+  EXPECT_TRUE(Activity().empty());
+}
+
+TEST_F(MempoolTest, FillRequestIsAnsweredAtOnceEvenEmpty) {
+  // A fill request (the log waits for the slot) takes what is there without waiting for a full
+  // batch or the timeout; with nothing of its buckets pending, an empty batch.
+  std::string a = Client(2);
+  ASSERT_EQ(Request(0, {2}, 1, true), MIR_OK);
+  std::vector<Answer> ans = Answers();
+  ASSERT_EQ(ans.size(), 1u);
+  EXPECT_TRUE(ans[0].txs.empty());
+  EXPECT_TRUE(Timers().empty());
+  Submit({{a, 0, "a0"}});
+  ASSERT_EQ(Request(0, {2}, 2, true), MIR_OK);
+  ans = Answers();
+  ASSERT_EQ(ans.size(), 1u);
+  EXPECT_EQ(ans[0].txs, (std::vector<Tx>{{a, 0, "a0"}}));
   EXPECT_TRUE(Timers().empty());
 }
 

@@ -102,6 +102,8 @@ struct Node {
   std::vector<mir_event *> held_writes;      // pending StoreWrites, in order
   int writes = 0;                            // StoreWrites made durable
   bool failed = false;                       // an apply returned an error: the node stopped
+  int fill_requests = 0;                     // RequestCerts with fill set
+  int cert_requests = 0;                     // RequestCerts (proposals asked for)
 };
 
 // Decides the fate of a message from node `from` to node `to`; msg is decoded and may be
@@ -116,6 +118,7 @@ struct Options {
   uint64_t seg_timeout_ms = 1000;
   uint64_t max_cert_bytes = 1024;
   uint64_t msg_buf_bytes = 1 << 20;
+  bool active = true;  // the nodes' mempools hold transactions (PbftParams.active)
 };
 
 class Cluster {
@@ -232,6 +235,19 @@ class Cluster {
   }
 
   void push(size_t i, mir_event *ev) { queue_.emplace_back(i, ev); }
+
+  // Delivers a local event with payload msg (owned) to node i, as ISS sends it.
+  void from_iss(size_t i, ProtobufCMessage *msg) { push(i, mir_event_new(kModule, "iss", msg)); }
+
+  // Node i's pending one-shot view-change timeouts.
+  size_t pending_timeouts(size_t i) const {
+    size_t k = 0;
+    for (const auto &t : nodes_[i].timers) {
+      k += !t.repeat && (mir_event_is(t.ev, &trantor__view_change_sn_timeout__descriptor) ||
+                         mir_event_is(t.ev, &trantor__view_change_seg_timeout__descriptor));
+    }
+    return k;
+  }
 
   // Delivers msg (borrowed) to node `to` as if node `from` (any id) had sent it.
   void inject(size_t to, const std::string &from, const ProtobufCMessage *msg) {
@@ -368,6 +384,7 @@ class Cluster {
     params_.view_change_resend_ms = 70;
     params_.msg_buf_bytes = opt_.msg_buf_bytes;
     params_.max_cert_bytes = opt_.max_cert_bytes;
+    params_.active = opt_.active;
   }
 
   // A timer hands its event (owned) to its destination: the instance, or the transport.
@@ -407,6 +424,7 @@ class Cluster {
     } else if (dest == "crypto") {
       on_crypto(i, e);
     } else if (dest == "availability" && mir_event_is(e, &trantor__request_cert__descriptor)) {
+      nodes_[i].cert_requests++;
       if (nodes_[i].hold_certs) {
         nodes_[i].held_requests.push_back(e);
         return;
@@ -535,6 +553,7 @@ class Cluster {
 
   void answer_cert(size_t i, mir_event *e) {
     auto *r = reinterpret_cast<const Trantor__RequestCert *>(e->payload);
+    if (r->fill) nodes_[i].fill_requests++;
     EXPECT_EQ(r->epoch, 0u);
     EXPECT_EQ(r->n_buckets, buckets_.size());
     auto *nc = static_cast<Trantor__NewCert *>(mir_xmalloc(sizeof(Trantor__NewCert)));

@@ -397,7 +397,8 @@ TEST(PbftViewChange, TimeoutsDoublePerView) {
   ASSERT_GE(sn.size(), 3u);
   EXPECT_EQ(std::vector<uint64_t>(sn.begin(), sn.begin() + 3),
             (std::vector<uint64_t>{100, 200, 400}));
-  EXPECT_EQ(seg, (std::vector<uint64_t>{1000, 2000, 4000}));
+  // View 2's timeouts run twice: from the quorum of view changes, and again from its NewView.
+  EXPECT_EQ(seg, (std::vector<uint64_t>{1000, 2000, 4000, 4000}));
   EXPECT_GE(c.stats(2).stale_answers, 2u) << "the second timeout of each view was stale";
 }
 
@@ -428,7 +429,8 @@ TEST(PbftViewChange, ViewChangeAloneWaitsForAStrongQuorum) {
   }
   ASSERT_GE(c.node(1).sn_delays.size(), 2u);
   EXPECT_EQ(c.node(1).sn_delays[1], 200u) << "view 1's timeout runs once the quorum is there";
-  EXPECT_EQ(c.node(1).seg_delays, (std::vector<uint64_t>{1000, 2000}));
+  EXPECT_EQ(c.node(1).seg_delays, (std::vector<uint64_t>{1000, 2000, 2000}))
+      << "view 1's timeouts: from the quorum of view changes, again from the NewView";
   c.expect_agreement({1, 2, 3});
 }
 
@@ -453,6 +455,120 @@ TEST(PbftViewChange, LostNewViewIsSentAgain) {
   EXPECT_FALSE(c.stats(3).in_view_change);
   EXPECT_TRUE(c.all_delivered(3));
   c.expect_agreement({1, 2, 3});
+}
+
+// ---- idle segments (docs/PROTOCOL.md, "Idle") ----
+
+Trantor__Needed *needed(uint64_t up_to) {
+  auto *n = static_cast<Trantor__Needed *>(mir_xmalloc(sizeof(Trantor__Needed)));
+  trantor__needed__init(n);
+  n->up_to_sn = up_to;
+  return n;
+}
+
+Trantor__Activity *activity(bool active) {
+  auto *a = static_cast<Trantor__Activity *>(mir_xmalloc(sizeof(Trantor__Activity)));
+  trantor__activity__init(a);
+  a->active = active;
+  return a;
+}
+
+TEST(PbftIdle, IdleSegmentProposesNothingAndArmsNoTimeout) {
+  // With empty mempools the primary asks for no certificate and nobody expects progress: no
+  // timeout is armed, and none can start a view change.
+  Options o;
+  o.active = false;
+  Cluster c(o);
+  c.start();
+  c.run();
+  for (size_t i = 0; i < 4; i++) {
+    EXPECT_EQ(c.node(i).cert_requests, 0) << i;
+    EXPECT_EQ(c.pending_timeouts(i), 0u) << i;
+    EXPECT_TRUE(c.node(i).delivered.empty());
+  }
+  for (int round = 0; round < 3; round++) {
+    c.fire_all_repeats();
+    c.run();
+  }
+  for (size_t i = 0; i < 4; i++) EXPECT_EQ(c.stats(i).view_changes, 0u) << i;
+}
+
+TEST(PbftIdle, NeededSnsAreFilledAndTimedButNoMore) {
+  // The log needs the sns below 8 (a later sn of another segment was decided): the primary fills
+  // them at once with what it has (fill requests), every member times them, and they are
+  // delivered; then the segment is idle again, and its pending timeouts are stale.
+  Options o;
+  o.active = false;
+  Cluster c(o);
+  c.start();
+  c.run();
+  for (size_t i = 0; i < 4; i++) c.from_iss(i, &needed(8)->base);
+  c.run();
+  /* Armed while sns 0 and 4 were awaited; they stay pending in the timer, stale now. */
+  for (size_t i = 1; i < 4; i++) EXPECT_GT(c.pending_timeouts(i), 0u) << i;
+  EXPECT_EQ(c.node(0).fill_requests, 2);
+  EXPECT_EQ(c.node(0).cert_requests, 2);
+  for (size_t i = 0; i < 4; i++) {
+    EXPECT_EQ(c.node(i).delivered.size(), 2u) << i;
+    c.fire_timeouts(i);
+  }
+  c.run();
+  for (size_t i = 0; i < 4; i++) EXPECT_EQ(c.stats(i).view_changes, 0u) << i;
+  EXPECT_EQ(c.node(0).cert_requests, 2);
+  // Transactions arrive: the segment proposes its remaining sns.
+  for (size_t i = 0; i < 4; i++) c.from_iss(i, &activity(true)->base);
+  c.run();
+  for (size_t i = 0; i < 4; i++) EXPECT_TRUE(c.all_delivered(i)) << i;
+  c.expect_agreement({0, 1, 2, 3});
+}
+
+TEST(PbftIdle, ActiveMembersTimeOutAnIdlePrimary) {
+  // The members hold transactions but the primary proposes nothing (its mempool stays empty, or
+  // it is faulty): the members expect progress and replace it by a view change, whose new
+  // primary proposes.
+  Cluster c(Options{});
+  c.node(0).hold_certs = true;
+  c.start();
+  c.run();
+  for (size_t i = 1; i < 4; i++) {
+    EXPECT_GT(c.pending_timeouts(i), 0u) << i;
+    c.fire_timeouts(i);
+  }
+  c.run();
+  for (size_t i = 1; i < 4; i++) {
+    EXPECT_EQ(c.stats(i).view, 1u) << i;
+    EXPECT_TRUE(c.all_delivered(i)) << i;
+  }
+}
+
+TEST(PbftViewChange, NodeLeftInALowerViewChangeIsSentTheCurrentNewView) {
+  // Node 3 was cut off while the others went through views 1 and 2; it then asks for view 1,
+  // which nobody will build again. A member in view 2 answers with the NewView of view 2, and
+  // node 3 enters it. Without that answer node 3 waits in view 1 for good, and with one replica
+  // passive (rejoining) the segment never finishes (simulator, trantor-4-swarm-restart seed
+  // 9046 before the fix: node 2 of a segment was in view 1's view change, node 0 done in view 2,
+  // node 3 in view 3's view change).
+  Cluster c(Options{});
+  for (size_t i = 0; i < 4; i++) c.node(i).hold_certs = true; /* nothing is decided */
+  c.set_filter([](size_t from, size_t to, ProtobufCMessage *) { return from != 3 && to != 3; });
+  c.start();
+  c.run();
+  for (uint64_t v = 1; v <= 2; v++) {
+    for (size_t i = 0; i < 3; i++) c.fire_timeouts(i);
+    c.run();
+    for (size_t i = 0; i < 3; i++) ASSERT_EQ(c.stats(i).view, v) << i;
+  }
+  c.clear_filter();
+  c.fire_timeouts(3);
+  c.run();
+  ASSERT_EQ(c.stats(3).view, 1u);
+  ASSERT_TRUE(c.stats(3).in_view_change);
+  for (int round = 0; round < 3 && c.stats(3).view < 2; round++) {
+    c.fire_all_repeats();
+    c.run();
+  }
+  EXPECT_EQ(c.stats(3).view, 2u);
+  EXPECT_FALSE(c.stats(3).in_view_change);
 }
 
 TEST(PbftViewChange, LostCryptoAnswersAreRequestedAgain) {
@@ -731,6 +847,51 @@ TEST(PbftDone, CompleteNodeDoesNotStartAViewChangeItself) {
   }
   c.run();
   for (size_t i = 0; i < 4; i++) EXPECT_EQ(c.stats(i).view_changes, 0u);
+}
+
+TEST(PbftDone, CompleteNodeInAViewChangeResendsItOnlyToPeersInOne) {
+  // Node 3, cut off, times out alone and starts a view change nobody joins; healed, it catches up
+  // through Done. Complete now, it stops resending its view change at every tick (in an idle
+  // cluster the segment is kept for good, and so would the resends be), but sends it once to a
+  // peer whose own view change shows it needs one.
+  Cluster c(Options{});
+  bool cut = true;
+  size_t vcs_from_3 = 0, to_peer_1 = 0;
+  c.set_filter([&](size_t from, size_t to, ProtobufCMessage *m) {
+    if (from == 3 && is_type(m, &trantor__signed_view_change__descriptor)) {
+      vcs_from_3++;
+      if (to == 1) to_peer_1++;
+    }
+    return !cut || (from != 3 && to != 3);
+  });
+  c.start();
+  c.run();
+  c.fire_timeouts(3);
+  c.run();
+  ASSERT_TRUE(c.stats(3).in_view_change);
+  cut = false;
+  for (int round = 0; round < 3 && !c.all_delivered(3); round++) {
+    c.fire_all_repeats();
+    c.run();
+  }
+  ASSERT_TRUE(c.all_delivered(3));
+  ASSERT_TRUE(c.stats(3).done);
+  ASSERT_TRUE(c.stats(3).in_view_change);
+  vcs_from_3 = to_peer_1 = 0;
+  for (int round = 0; round < 3; round++) {
+    c.fire_repeats(3);
+    c.run();
+  }
+  EXPECT_EQ(vcs_from_3, 0u);
+  send_owned(c, 3, "n1", &make_vc("n1", 1)->base);
+  c.run();
+  c.fire_repeats(3);
+  c.run();
+  c.fire_repeats(3);
+  c.run();
+  EXPECT_EQ(vcs_from_3, 1u);
+  EXPECT_EQ(to_peer_1, 1u);
+  c.expect_agreement({0, 1, 2, 3});
 }
 
 // ---- ingress validation ----
