@@ -107,11 +107,13 @@ one_run() {
   "$src/deploy/local/cluster.sh" start 4 >"$work/start-$label.log" 2>&1 ||
     { "$src/deploy/local/cluster.sh" stop >/dev/null 2>&1 || true; die "cluster $label did not start: $work/start-$label.log"; }
   local json="$work/run-$label-$clients-$rate-$run.json"
-  local t0 t1
+  local t0 t1 flags=()
+  # The client options the version's cluster asks of clients (client certificates), if any.
+  if [ -s "$dir/client-flags" ]; then read -r -a flags <"$dir/client-flags"; fi
   t0="$(cpu_ticks)"
-  "$bin/mir-bench" --replicas "$(paste -sd, "$dir/client-addresses")" --clients "$clients" \
-    --rate "$rate" --size "$size" --duration "$duration" --warmup 2 --drain 5 --json "$json" \
-    >"$work/bench-$label-$clients-$rate-$run.log" 2>&1 || true
+  "$bin/mir-bench" --replicas "$(paste -sd, "$dir/client-addresses")" "${flags[@]}" \
+    --clients "$clients" --rate "$rate" --size "$size" --duration "$duration" --warmup 2 \
+    --drain 5 --json "$json" >"$work/bench-$label-$clients-$rate-$run.log" 2>&1 || true
   t1="$(cpu_ticks)"
   "$src/deploy/local/cluster.sh" clean >/dev/null 2>&1 || true
   [ -s "$json" ] || die "mir-bench wrote no results: $work/bench-$label-$clients-$rate-$run.log"
