@@ -150,8 +150,6 @@ struct mir_client_sub {
   bool stopped;             /* no callback may start any more */
   bool ended;               /* the final callback is queued or delivered */
   int64_t waiting_since_ns; /* since when deliveries wait without agreement (0: not waiting) */
-  uint64_t seen_frontier;   /* votes.frontier when the timer last looked */
-  int64_t frontier_ns;      /* when it last moved (or the follower started) */
   uint64_t dissent_counted; /* votes.dissent already added to stats.conflicting_votes */
   miri_cl_follower *next;   /* in c->followers */
 };

@@ -18,10 +18,7 @@
  * Fail-over and stalls: a member whose stream failed MIRI_CL_FAILS_BEFORE_FAILOVER times in a row
  * counts as down, and another replica joins while fewer than `target` are up. If deliveries wait
  * at or beyond the frontier without agreement for stall_ms (for example f replicas are silent or
- * lie and one correct replica is slow), one more replica joins, up to all n. For the tracker, a
- * transaction unresolved for stall_ms while the frontier has not moved for stall_ms counts too
- * (the followed replicas may send nothing at all); while the log moves, a transaction that takes
- * long is the cluster being slow (overload), which more followers would only make worse.
+ * lie and one correct replica is slow), one more replica joins, up to all n.
  *
  * A replica that ends a stream with OUT_OF_RANGE no longer retains the requested sn; when f+1
  * (one with TRUST_ONE) say so, a subscription ends with MIR_CLIENT_ENOTFOUND. Not when it adds
@@ -311,8 +308,6 @@ miri_cl_follower *miri_cl_follower_new(mir_client *c, bool commits, uint64_t fro
   f->next = c->followers;
   c->followers = f;
   int64_t now = miri_cl_now_ns();
-  f->seen_frontier = from_sn;
-  f->frontier_ns = now;
   for (uint32_t k = 0; k < f->target; k++) {
     uint32_t r = (c->start_index + k) % c->n;
     f->m[r].member = true;
@@ -321,12 +316,11 @@ miri_cl_follower *miri_cl_follower_new(mir_client *c, bool commits, uint64_t fro
   return f;
 }
 
-/* For the tracker, a transaction unresolved for stall_ns while the frontier stood still for
- * stall_ns also counts as waiting: followed replicas that send nothing at all (so no vote waits)
- * must not hide commits for ever. */
+/* For the tracker, a transaction unresolved for stall_ns also counts as waiting: followed
+ * replicas that send nothing at all (so no vote waits) must not hide commits for ever. */
 static bool follow_tracker_waiting(const miri_cl_follower *f, int64_t now_ns, int64_t stall_ns) {
   const miri_cl_tickets *t = &f->c->tickets;
-  if (!f->commits || t->unresolved == 0 || now_ns - f->frontier_ns < stall_ns) return false;
+  if (!f->commits || t->unresolved == 0) return false;
   const miri_cl_ticket *oldest = &t->slots[t->oldest % t->cap];
   return oldest->state == MIRI_CL_T_PENDING && now_ns - oldest->submit_ns >= stall_ns;
 }
@@ -342,10 +336,6 @@ int64_t miri_cl_follower_tick(miri_cl_follower *f, int64_t now_ns) {
     if (m->s == NULL && m->retry_ns < next) next = m->retry_ns;
   }
   int64_t stall_ns = (int64_t)c->opts.stall_ms * 1000000;
-  if (f->votes.frontier != f->seen_frontier) {
-    f->seen_frontier = f->votes.frontier;
-    f->frontier_ns = now_ns;
-  }
   if (!miri_cl_votes_waiting(&f->votes) && !follow_tracker_waiting(f, now_ns, stall_ns)) {
     f->waiting_since_ns = 0;
     return next;

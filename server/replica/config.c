@@ -52,7 +52,7 @@ static const cfg_num cfg_nums[] = {
     {"client", "max_submit_streams", C(max_submit_streams), 64, 1, 65536, false,
      "Submit streams open at once"},
     {"client", "max_requests_in_flight", C(max_requests_in_flight), 64, 1, 65536, false,
-     "requests of one Submit stream awaiting their answer"},
+     "requests of one Submit stream at the mempool (more are answered busy, with a hint)"},
     {"client", "max_subscribers", C(max_subscribers), 64, 1, 65536, false,
      "Subscribe streams open at once"},
     {"client", "subscriber_stall_ms", C(subscriber_stall_ms), 64, 100, CFG_MS_MAX, false,

@@ -30,7 +30,7 @@ typedef struct mir_replica_client_limits {
   uint64_t max_request_bytes;          /* largest Submit request or message received */
   uint64_t max_txs_per_request;        /* transactions in one SubmitRequest */
   uint64_t max_submit_streams;         /* Submit streams open at once */
-  uint64_t max_requests_in_flight;     /* per Submit stream, awaiting the mempool's answer */
+  uint64_t max_requests_in_flight;     /* per Submit stream at the mempool; more: answered busy */
   uint64_t max_subscribers;            /* Subscribe streams open at once */
   uint64_t subscriber_stall_ms;        /* a subscriber that accepts nothing for this long is cut */
   uint64_t max_subscribers_per_client; /* ... naming one client (certificate or client_id) */

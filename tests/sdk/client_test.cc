@@ -911,33 +911,4 @@ TEST(SdkClient, OutOfWindowWaitsUntilTheWindowCanHaveMoved) {
   mir_client_close(c);
 }
 
-TEST(SdkClient, TheTrackerFollowsNoMoreReplicasWhileTheLogMoves) {
-  // A transaction that stays unresolved while the followed replicas keep delivering (the cluster
-  // is slow, not silent) adds no follower; once the log stops moving too, one is added.
-  Cluster cl(4);
-  fake_set_hold(cl.fc, true);
-  const char *id = "patient-client";
-  mir_client_options o = cl.Options(id);
-  o.stall_ms = 100;
-  mir_client *c = nullptr;
-  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
-  mir_client_ticket t = Submit(c, "slow");
-  for (int i = 0; i < 40; i++) {  // 800 ms of a moving log
-    fake_append_empty(cl.fc);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  mir_client_stats st;
-  mir_client_stats_get(c, &st);
-  EXPECT_EQ(st.failovers, 0u);
-  EXPECT_EQ(fake_subscribes(cl.fc, (StartIndex(id, 4) + 3) % 4), 0u);
-  ASSERT_TRUE(WaitUntil([&] {
-    mir_client_stats now;
-    mir_client_stats_get(c, &now);
-    return now.failovers >= 1;
-  }));
-  fake_set_hold(cl.fc, false);
-  EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, t, kWaitMs, nullptr));
-  mir_client_close(c);
-}
-
 }  // namespace
