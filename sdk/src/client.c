@@ -10,7 +10,7 @@
  * waits, which would deadlock there, are refused.
  *
  * The timer thread sleeps until the earliest of: a batch delay, a stream's reconnect time, a
- * transient-rejection hold, a stall check (MIRI_CL_TIMER_MAX_SLEEP_MS at most); other threads
+ * back-pressure pause, a stall check (MIRI_CL_TIMER_MAX_SLEEP_MS at most); other threads
  * wake it early through miri_cl_timer_poke.
  *
  * open learns where the log is with a Status round: it waits for f+1 answers (one with

@@ -35,11 +35,9 @@
 #define MIRI_CL_FOLLOW_BYTES (8u << 20)   /* vote bytes per replica and subscription */
 #define MIRI_CL_MAX_RECV_BYTES (16 << 20) /* largest message accepted from a replica */
 #define MIRI_CL_FAILS_BEFORE_FAILOVER 2u  /* consecutive stream failures that count as "down" */
-#define MIRI_CL_RETRY_TRANSIENT_MS                                                             \
-  100                                  /* pause after OUT_OF_WINDOW, or MEMPOOL_FULL without a \
-                                          hint (a replica that sends no retry_after_ms) */
-#define MIRI_CL_STATUS_GRACE_MS 200    /* open: wait this long for more Status answers */
-#define MIRI_CL_TIMER_MAX_SLEEP_MS 200 /* the timer thread looks around at least this often */
+#define MIRI_CL_RETRY_TRANSIENT_MS 100    /* the pause after MEMPOOL_FULL without a hint */
+#define MIRI_CL_STATUS_GRACE_MS 200       /* open: wait this long for more Status answers */
+#define MIRI_CL_TIMER_MAX_SLEEP_MS 200    /* the timer thread looks around at least this often */
 
 #define MIRI_CL_RANGE_MD "mir-range" /* trailing metadata of OUT_OF_RANGE: "below" or "ahead" */
 #define MIRI_CL_METHOD_SUBMIT "/mir.api.Client/Submit"

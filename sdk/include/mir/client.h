@@ -109,7 +109,9 @@ typedef struct mir_client_options {
   uint32_t reconnect_max_ms;   /* backoff cap [1000] */
   uint32_t stall_ms;           /* no agreement for this long: follow one more replica [2000] */
   uint32_t busy_max_ms;        /* back-pressure: the longest pause before sending again to a
-                                  replica that stays busy [2000]; never shorter than its hint */
+                                  replica that stays busy [2000]; never shorter than its hint.
+                                  Also the longest a transaction a replica answered
+                                  OUT_OF_WINDOW waits before it is looked at again */
 } mir_client_options;
 
 /* Fills opts with zeros and defaults; set replicas, n_replicas and client_id after it. */
