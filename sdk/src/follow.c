@@ -20,8 +20,9 @@
  * at or beyond the frontier without agreement for stall_ms (for example f replicas are silent or
  * lie and one correct replica is slow), one more replica joins, up to all n.
  *
- * A replica that ends a stream with OUT_OF_RANGE no longer retains the requested sn; when f+1
- * (one with TRUST_ONE) say so, a subscription ends with MIR_CLIENT_ENOTFOUND. Not when it adds
+ * A replica that ends a stream with OUT_OF_RANGE no longer retains the requested sn; once so many
+ * say so that the others cannot make a quorum (n - f with TRUST_QUORUM, all n with TRUST_ONE), a
+ * subscription ends with MIR_CLIENT_ENOTFOUND. Not when it adds
  * the trailing metadata "mir-range: ahead": then the sn lies too far beyond that replica's log
  * (it lags, or the sn is not there yet), which is a failure like any other, retried with backoff.
  *
@@ -274,7 +275,10 @@ static void follow_on_status(miri_cl_tag *tag, bool ok) {
       m->gone = true;
       uint32_t gone = 0;
       for (uint32_t r = 0; r < c->n; r++) gone += f->m[r].gone ? 1u : 0u;
-      if (gone >= c->quorum) follow_end(f, MIR_CLIENT_ENOTFOUND);
+      /* Ended only once the replicas left cannot make a quorum: a correct replica brought
+       * forward by a state transfer holds nothing below its checkpoint while its peers still
+       * do, so f + 1 replicas without the sn do not mean it is gone. */
+      if (gone > c->n - c->quorum) follow_end(f, MIR_CLIENT_ENOTFOUND);
     } else {
       m->failures++;
       m->backoff_ms = miri_cl_backoff_next(c, m->backoff_ms);

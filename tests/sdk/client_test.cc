@@ -728,7 +728,7 @@ TEST(SdkClient, UnsubscribeFromTheCallbackStopsIt) {
 }
 
 TEST(SdkClient, SubscriptionEndsWhenItsStartIsNoLongerRetained) {
-  // Subscribing below what f+1 replicas retain ends the subscription with ENOTFOUND (one final
+  // Subscribing below what every replica retains ends the subscription with ENOTFOUND (one final
   // call); close then adds no second final call.
   Cluster cl(4);
   for (int i = 0; i < 10; i++) fake_append_empty(cl.fc);
@@ -743,6 +743,34 @@ TEST(SdkClient, SubscriptionEndsWhenItsStartIsNoLongerRetained) {
   EXPECT_EQ(sub.final_status.load(), MIR_CLIENT_ENOTFOUND);
   mir_client_close(c);
   EXPECT_EQ(sub.calls.load(), 1);
+}
+
+TEST(SdkClient, SubscriptionReadsPastReplicasThatNoLongerHoldTheStart) {
+  // Two of four replicas were brought forward by a state transfer and hold nothing below sn 5;
+  // the two others hold the whole log. A subscription from 0 reads it all from those two: f + 1
+  // replicas without the start do not mean that no f + 1 replicas can serve it.
+  Cluster cl(4);
+  for (int i = 0; i < 10; i++) fake_append_empty(cl.fc);
+  fake_set_replica_retained_from(cl.fc, 0, 5);
+  fake_set_replica_retained_from(cl.fc, 3, 5);
+  // Followed from 2f + 1 = 3 replicas (the default), at least one of them without the start: it
+  // says so, and the fourth replica joins, so both replicas without the start have answered
+  // before the entries appended below can be delivered.
+  mir_client_options o = cl.Options("ann");
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  Sub sub;
+  mir_client_sub *h = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_subscribe(c, 0, Sub::Cb, &sub, &h));
+  ASSERT_TRUE(WaitUntil([&] { return sub.Entries() >= 10 || sub.final_status.load() != -1; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return fake_subscribes(cl.fc, 1) + fake_subscribes(cl.fc, 2) >= 2; }));
+  for (int i = 0; i < 5; i++) fake_append_empty(cl.fc);
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_wait(c, Submit(c, "after"), kWaitMs, nullptr));
+  ASSERT_TRUE(WaitUntil([&] { return sub.Entries() >= 16 || sub.final_status.load() != -1; }));
+  EXPECT_EQ(sub.final_status.load(), -1);
+  EXPECT_EQ(sub.Entries(), 16u);
+  mir_client_close(c);
 }
 
 TEST(SdkClient, CloseEndsSubscriptionsWithAFinalCall) {

@@ -102,7 +102,7 @@ struct fake_cluster {
   uint32_t retry_after_ms;
   uint64_t window;
   bool refuse_ahead;
-  uint64_t retained_from;
+  uint64_t retained_from[FAKE_MAX]; /* per replica: a state transfer leaves each its own base */
   fake_request *requests[FAKE_MAX]; /* FAKE_REQUESTS_KEPT each, allocated on first use */
   size_t n_requests[FAKE_MAX];
 };
@@ -522,7 +522,7 @@ static void fk_new_subscribe(fk_call *c) {
   fk_post_close(c);
   if (req == NULL) {
     fk_send_status(c, GRPC_STATUS_INVALID_ARGUMENT, "not a SubscribeRequest");
-  } else if (req->from_sn < fc->retained_from) {
+  } else if (req->from_sn < fc->retained_from[c->srv->index]) {
     fk_send_status_md(c, GRPC_STATUS_OUT_OF_RANGE, "not retained", "below");
   } else if (fc->refuse_ahead) {
     fk_send_status_md(c, GRPC_STATUS_OUT_OF_RANGE, "too far beyond the log", "ahead");
@@ -542,7 +542,7 @@ static void fk_new_status(fk_call *c) {
   struct fake_cluster *fc = c->srv->fc;
   Mir__Api__StatusResponse resp = MIR__API__STATUS_RESPONSE__INIT;
   resp.next_sn = fc->n_log;
-  resp.retained_from_sn = fc->retained_from;
+  resp.retained_from_sn = fc->retained_from[c->srv->index];
   grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -804,7 +804,13 @@ size_t fake_requests(fake_cluster *fc, uint32_t i, fake_request *out, size_t cap
 
 void fake_set_retained_from(fake_cluster *fc, uint64_t sn) {
   pthread_mutex_lock(&fc->mu);
-  fc->retained_from = sn;
+  for (uint32_t i = 0; i < FAKE_MAX; i++) fc->retained_from[i] = sn;
+  pthread_mutex_unlock(&fc->mu);
+}
+
+void fake_set_replica_retained_from(fake_cluster *fc, uint32_t i, uint64_t sn) {
+  pthread_mutex_lock(&fc->mu);
+  if (i < FAKE_MAX) fc->retained_from[i] = sn;
   pthread_mutex_unlock(&fc->mu);
 }
 

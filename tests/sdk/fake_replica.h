@@ -71,6 +71,9 @@ typedef struct fake_request {
 size_t fake_requests(fake_cluster *fc, uint32_t i, fake_request *out, size_t cap);
 /* Subscribe with from_sn below sn ends with OUT_OF_RANGE (0: never). */
 void fake_set_retained_from(fake_cluster *fc, uint64_t sn);
+/* The same for replica i alone (as after a state transfer to a checkpoint at sn: the replica
+ * holds nothing below it while its peers still do). */
+void fake_set_replica_retained_from(fake_cluster *fc, uint32_t i, uint64_t sn);
 /* Appends an entry with no transactions (moves the log forward). */
 void fake_append_empty(fake_cluster *fc);
 

@@ -210,7 +210,8 @@ typedef struct mir_client_sub mir_client_sub;
 /* Subscription callback, on the SDK thread. With entry != NULL (status MIR_CLIENT_OK): the next
  * entry in sn order (valid until the callback returns). With entry == NULL: the subscription
  * ended and this is its last call; status says why (MIR_CLIENT_ESTOPPED: the client closes;
- * MIR_CLIENT_ENOTFOUND: f+1 replicas no longer retain from_sn; MIR_CLIENT_ENOMEM). */
+ * MIR_CLIENT_ENOTFOUND: so many replicas no longer retain from_sn that the others cannot make a
+ * quorum, n - f of them, all n with TRUST_ONE; MIR_CLIENT_ENOMEM). */
 typedef void (*mir_client_entry_cb)(mir_client_sub *sub, int status, const mir_client_entry *entry,
                                     void *user_data);
 
