@@ -194,7 +194,8 @@ TEST(PbftGoodCase, SevenUnitNodesToleratesTwoCrashes) {
 }
 
 TEST(PbftGoodCase, ProposalsArePipelined) {
-  // The primary proposes every sn without waiting for earlier ones to commit.
+  // With full batches (the load fills them) the primary proposes every sn without waiting for
+  // earlier ones to commit.
   Cluster c(Options{});
   c.set_filter([](size_t, size_t, ProtobufCMessage *m) {
     return !is_type(m, &trantor__commit__descriptor);
@@ -203,6 +204,31 @@ TEST(PbftGoodCase, ProposalsArePipelined) {
   c.run();
   EXPECT_EQ(c.stats(0).proposals, L(c));
   EXPECT_TRUE(c.node(1).delivered.empty());
+}
+
+TEST(PbftGoodCase, UnderALightLoadTheNextBatchWaitsForTheCommitAndIsAskedEagerly) {
+  // Batches that are not full say the load is light: the primary proposes one at a time, asking
+  // for each eagerly (the mempool answers with the first transaction) once the previous one
+  // committed, so a transaction waits for no batch timer; every sn still gets proposed.
+  Cluster c(Options{});
+  c.node(0).full_certs = false;
+  bool commits = false;
+  c.set_filter([&](size_t, size_t, ProtobufCMessage *m) {
+    return commits || !is_type(m, &trantor__commit__descriptor);
+  });
+  c.start();
+  c.run();
+  EXPECT_EQ(c.stats(0).proposals, 1u);
+  EXPECT_EQ(c.node(0).eager_requests, 1);
+  commits = true;
+  for (int round = 0; round < 4 && !c.all_delivered(0); round++) {
+    c.fire_all_repeats(); /* the lost Commits are sent again */
+    c.run();
+  }
+  for (size_t i = 0; i < 4; i++) EXPECT_TRUE(c.all_delivered(i)) << i;
+  EXPECT_EQ(c.stats(0).proposals, L(c));
+  EXPECT_EQ(c.node(0).eager_requests, static_cast<int>(L(c)));
+  c.expect_agreement({0, 1, 2, 3});
 }
 
 // A Prepare or Commit (owned) for sn in view 0 with the digest of cert.
