@@ -170,6 +170,12 @@ std::string Cluster::ClientAddr(size_t i) const {
   return "127.0.0.1:" + std::to_string(base_port_ + static_cast<int>(opts_.n + i));
 }
 
+std::string Cluster::ClientAddrs() const {
+  std::string out;
+  for (size_t i = 0; i < opts_.n; i++) out += (i ? "," : "") + ClientAddr(i);
+  return out;
+}
+
 std::string Cluster::ConfigPath(size_t i) const {
   return dir_ + "/replica-" + std::to_string(i) + ".json";
 }

@@ -55,6 +55,8 @@ class Cluster {
   void WipeData(size_t i);
 
   std::string ClientAddr(size_t i) const;
+  // Every replica's client address, comma-separated (mir-bench's --replicas).
+  std::string ClientAddrs() const;
   std::string PeerAddr(size_t i) const;
   std::string ConfigPath(size_t i) const;
   // The last `lines` lines of replica i's log (all runs).

@@ -39,12 +39,6 @@ using mirtest::ClusterOptions;
 
 namespace {
 
-std::string Addrs(const Cluster &c) {
-  std::string out;
-  for (size_t i = 0; i < c.size(); i++) out += (i ? "," : "") + c.ClientAddr(i);
-  return out;
-}
-
 Mir__Api__StatusResponse *StatusOf(const Cluster &c, size_t i, int timeout_ms = 2000) {
   Channel ch(c.ClientAddr(i));
   return mirtest::GetStatus(ch.get(), timeout_ms);
@@ -94,7 +88,7 @@ class Load {
       : out_(c.dir() + "/load-" + prefix + ".out"), record_(c.dir() + "/record-" + prefix) {
     pid_ = mirtest::StartProgram({mirtest::BinDir() + "/mir-bench",
                                   "--replicas",
-                                  Addrs(c),
+                                  c.ClientAddrs(),
                                   "--clients",
                                   "4",
                                   "--rate",
@@ -137,7 +131,7 @@ int LogCheck(const Cluster &c, uint64_t to_sn, const std::vector<std::string> &r
              std::string *out) {
   std::vector<std::string> argv = {mirtest::BinDir() + "/mir-logcheck",
                                    "--replicas",
-                                   Addrs(c),
+                                   c.ClientAddrs(),
                                    "--to-sn",
                                    std::to_string(to_sn),
                                    "--timeout-s",
