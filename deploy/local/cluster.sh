@@ -61,12 +61,17 @@ cluster_size() {
   echo "$n"
 }
 
-# Whether process $1 exists and is not a zombie (a killed replica whose parent has not reaped it
-# yet is gone for every purpose here).
+# True while any thread of process $1 runs (a killed replica whose parent has not reaped it yet is
+# gone for every purpose here once all its threads are). Not only the main thread's state: after
+# SIGKILL the main thread of a multi-threaded process can be a zombie while its other threads
+# still exit, holding the process's files (the store's lock among them).
 alive() {
-  local state
-  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)" || return 1
-  [ -n "$state" ] && [ "$state" != "Z" ]
+  local t state
+  for t in /proc/"$1"/task/*/status; do
+    state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$t" 2>/dev/null)" || continue
+    [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ] && return 0
+  done
+  return 1
 }
 
 pid_of() {
