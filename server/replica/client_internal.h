@@ -56,6 +56,7 @@ typedef struct cs_req {
   char **reason;   /* n owned strings or NULL */
   size_t *fwd;     /* indexes of the forwarded transactions, in order */
   size_t n_fwd;
+  uint64_t fwd_bytes; /* their data bytes, counted in the service's bytes_at_mempool */
   struct cs_req *next;
 } cs_req;
 
@@ -165,6 +166,10 @@ struct mir_client_service {
   cs_sub *subs;
   size_t n_subs;
   cs_tag t_shutdown;
+  /* Transaction bytes of requests at the mempool over all Submit streams (max_bytes_in_flight):
+   * what clients make the replica hold on the way to the mempool, bounded in sum, not only per
+   * stream. */
+  uint64_t bytes_at_mempool;
   mir_client_service_stats st;
 };
 

@@ -308,6 +308,7 @@ static mir_err cs_check_config(const mir_client_service_config *c) {
   if (l->max_request_bytes < 1024 || l->max_request_bytes > INT32_MAX ||
       l->max_txs_per_request == 0 || l->max_submit_streams == 0 || l->max_submit_streams > 65536 ||
       l->max_requests_in_flight == 0 || l->max_requests_in_flight > 65536 ||
+      l->max_bytes_in_flight == 0 ||
       l->max_subscribers == 0 || l->subscriber_stall_ms == 0 || c->max_tx_bytes == 0 ||
       l->max_subscribers_per_client == 0 || l->max_subscribers_per_connection == 0 ||
       l->retry_after_ms == 0 || l->retry_after_ms > UINT32_MAX) {

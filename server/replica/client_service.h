@@ -12,7 +12,9 @@
  * mempool's trantor.TxsAccepted comes back through the node to the module's apply, which completes
  * the request and writes its SubmitResponse (one TxResult per transaction, in order, with a reason
  * for every rejection). A stream has at most max_requests_in_flight requests at the mempool; a
- * request read beyond that is answered at once, its transactions TX_MEMPOOL_FULL ("busy"), and
+ * request read beyond that, or one that would take the transaction bytes of all streams at the
+ * mempool beyond max_bytes_in_flight, is answered at once, its transactions TX_MEMPOOL_FULL
+ * ("busy"), and
  * every answer with TX_MEMPOOL_FULL carries the back-pressure hint retry_after_ms. The service
  * reads at most 2 * max_requests_in_flight requests ahead of the answers sent, which pushes back on
  * the client through HTTP/2 flow control; the node's own backpressure (a blocking inbox) does the
@@ -106,7 +108,7 @@ typedef struct mir_client_service_stats {
   uint64_t submit_refused;      /* streams refused: too many open */
   uint64_t requests;            /* SubmitRequests received */
   uint64_t malformed;           /* ... that did not decode or broke a request limit */
-  uint64_t requests_busy;       /* ... refused at once: max_requests_in_flight at the mempool */
+  uint64_t requests_busy; /* ... refused at once: max_requests_in_flight or max_bytes_in_flight */
   uint64_t txs_accepted;        /* by the mempool */
   uint64_t txs_rejected;        /* at ingress or by the mempool */
   uint64_t txs_full;            /* ... of which TX_MEMPOOL_FULL (back-pressure, with a hint) */

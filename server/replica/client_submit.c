@@ -337,6 +337,7 @@ static void cs_split(cs_submit_check *chk, cs_work *w) {
   for (size_t i = 0, k = 0; i < r->n_txs; i++) {
     if (k < q->n_fwd && q->fwd[k] == i) {
       nt->txs[nt->n_txs++] = r->txs[i]; /* moved */
+      q->fwd_bytes += r->txs[i]->data.len;
       k++;
     } else {
       r->txs[kept++] = r->txs[i];
@@ -377,6 +378,7 @@ static void cs_submit_free_locked(cs_submit *c) {
   while (c->reqs != NULL) {
     cs_req *r = c->reqs;
     c->reqs = r->next;
+    svc->bytes_at_mempool -= r->fwd_bytes;
     miri_cs_req_free(r);
   }
   while (c->out != NULL) {
@@ -494,18 +496,15 @@ static void cs_submit_maybe_finish(cs_submit *c) {
 /* ---- completions ---- */
 
 /* Answers a request that passed ingress at once, without forwarding it: every forwarded
- * transaction is TX_MEMPOOL_FULL ("busy"), with the back-pressure hint. Consumes w->req and
- * w->nt. Caller holds svc->mu. */
-static void cs_submit_busy(cs_submit *c, cs_work *w) {
+ * transaction is TX_MEMPOOL_FULL ("busy: " what, then the back-pressure hint). Consumes w->req
+ * and w->nt. Caller holds svc->mu. */
+static void cs_submit_busy(cs_submit *c, cs_work *w, const char *what) {
   mir_client_service *svc = c->svc;
   cs_req *q = w->req;
   uint64_t hint = svc->cfg.limits.retry_after_ms;
   for (size_t k = 0; k < q->n_fwd; k++) {
     q->status[q->fwd[k]] = TRANTOR__TX_STATUS__TX_MEMPOOL_FULL;
-    q->reason[q->fwd[k]] = cs_fmt(
-        "busy: %zu requests of this stream await the mempool; retry "
-        "after %" PRIu64 " ms",
-        c->at_mempool, hint);
+    q->reason[q->fwd[k]] = cs_fmt("busy: %s; retry after %" PRIu64 " ms", what, hint);
   }
   svc->st.requests_busy++;
   svc->st.txs_rejected += q->n_fwd;
@@ -539,11 +538,24 @@ static mir_event *cs_submit_take(cs_submit *c, cs_work *w) {
     cs_submit_enqueue(c, w->resp);
   }
   if (w->req == NULL) return NULL;
-  if (c->at_mempool >= svc->cfg.limits.max_requests_in_flight) {
-    cs_submit_busy(c, w);
+  const mir_replica_client_limits *l = &svc->cfg.limits;
+  char what[96];
+  if (c->at_mempool >= l->max_requests_in_flight) {
+    snprintf(what, sizeof(what), "%zu requests of this stream await the mempool", c->at_mempool);
+    cs_submit_busy(c, w, what);
+    return NULL;
+  }
+  /* A request alone may exceed the budget (it is within max_request_bytes): it passes when
+   * nothing else is in flight, so no request size is refused for good. */
+  if (svc->bytes_at_mempool > 0 &&
+      svc->bytes_at_mempool + w->req->fwd_bytes > l->max_bytes_in_flight) {
+    snprintf(what, sizeof(what), "%" PRIu64 " bytes of client requests await the mempool",
+             svc->bytes_at_mempool);
+    cs_submit_busy(c, w, what);
     return NULL;
   }
   cs_req *q = w->req;
+  svc->bytes_at_mempool += q->fwd_bytes;
   q->seq = c->next_seq++ & CS_SEQ_MASK;
   if (c->reqs_tail != NULL) {
     c->reqs_tail->next = q;
@@ -766,6 +778,7 @@ void miri_cs_submit_answer(mir_client_service *svc, const Trantor__TxsAccepted *
   }
   if (c->reqs_tail == q) c->reqs_tail = prev;
   c->at_mempool--;
+  svc->bytes_at_mempool -= q->fwd_bytes;
   cs_fill(svc, q, acc);
   cs_out *out = cs_response(q->request_id, q, NULL, svc->cfg.limits.retry_after_ms);
   miri_cs_req_free(q);

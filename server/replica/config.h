@@ -31,6 +31,7 @@ typedef struct mir_replica_client_limits {
   uint64_t max_txs_per_request;        /* transactions in one SubmitRequest */
   uint64_t max_submit_streams;         /* Submit streams open at once */
   uint64_t max_requests_in_flight;     /* per Submit stream at the mempool; more: answered busy */
+  uint64_t max_bytes_in_flight; /* transaction bytes of all streams at the mempool; more: busy */
   uint64_t max_subscribers;            /* Subscribe streams open at once */
   uint64_t subscriber_stall_ms;        /* a subscriber that accepts nothing for this long is cut */
   uint64_t max_subscribers_per_client; /* ... naming one client (certificate or client_id) */

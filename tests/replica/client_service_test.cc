@@ -232,6 +232,7 @@ struct Service {
     l.max_txs_per_request = 16;
     l.max_submit_streams = 8;
     l.max_requests_in_flight = 4;
+    l.max_bytes_in_flight = 1 << 20;
     l.max_subscribers = 4;
     l.subscriber_stall_ms = 30000;
     l.max_subscribers_per_client = 4;
@@ -837,6 +838,46 @@ TEST(ClientService, BusyStreamAndFullMempoolAnswerWithARetryHint) {
   EXPECT_EQ(s.Stats().requests_busy, 2u);
   EXPECT_EQ(s.Stats().txs_full, 3u);
   EXPECT_EQ(s.mempool->accepted, 5u);
+}
+
+TEST(ClientService, TransactionBytesAtTheMempoolAreBoundedOverAllStreams) {
+  // max_bytes_in_flight 1000: 800 bytes of one stream wait at the mempool (which holds its
+  // answers); 300 more from another stream would pass the budget and are answered busy at once,
+  // with the hint, though that stream has nothing in flight; once the mempool answers, the same
+  // request is taken. A request alone may be larger than the budget.
+  mir_replica_client_limits l = Service::Limits();
+  l.max_bytes_in_flight = 1000;
+  Service s(l);
+  s.mempool->hold = true;
+  Channel ch(s.addr);
+  SubmitStream a(ch.get()), b(ch.get());
+  const std::string d(100, 'x');
+  std::vector<mirtest::Tx> eight, three;
+  for (uint64_t n = 0; n < 8; n++) eight.push_back({"ca", 2 * n, d});  // even: the fake takes it
+  for (uint64_t n = 0; n < 3; n++) three.push_back({"cb", 2 * n, d});
+  ASSERT_TRUE(a.Send(1, eight));
+  ASSERT_TRUE(WaitFor([&] { return s.Stats().requests == 1; }, 10000));
+  ASSERT_TRUE(b.Send(1, three));
+  Mir__Api__SubmitResponse *r = nullptr;
+  ASSERT_EQ(b.Recv(&r), 1);
+  EXPECT_EQ(r->retry_after_ms, 250u);
+  EXPECT_EQ(Statuses(r), std::vector<std::string>(
+                             3,
+                             "4 busy: 800 bytes of client requests await the mempool; retry "
+                             "after 250 ms"));
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  s.mempool->hold = false;
+  s.Release();
+  ASSERT_EQ(a.Recv(&r), 1);
+  EXPECT_EQ(Statuses(r), std::vector<std::string>(8, "0 "));
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  std::vector<mirtest::Tx> twelve;
+  for (uint64_t n = 0; n < 12; n++) twelve.push_back({"cb", 2 * n, d});
+  ASSERT_TRUE(b.Send(2, twelve));  // 1,200 bytes alone: taken
+  ASSERT_EQ(b.Recv(&r), 1);
+  EXPECT_EQ(Statuses(r), std::vector<std::string>(12, "0 "));
+  mir__api__submit_response__free_unpacked(r, nullptr);
+  EXPECT_EQ(s.Stats().requests_busy, 1u);
 }
 
 TEST(ClientService, ClientCertificatesBindTheClientId) {

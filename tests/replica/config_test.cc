@@ -228,6 +228,7 @@ TEST(ReplicaConfig, HelpDocumentsEveryField) {
                             "client.max_txs_per_request",
                             "client.max_submit_streams",
                             "client.max_requests_in_flight",
+                            "client.max_bytes_in_flight",
                             "client.max_subscribers",
                             "client.subscriber_stall_ms",
                             "net.max_message_bytes",

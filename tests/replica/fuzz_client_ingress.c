@@ -158,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                  .max_request_bytes = 16 + (uint64_t)data[3] * 16,
                                  .max_submit_streams = 1,
                                  .max_requests_in_flight = 1,
+                                 .max_bytes_in_flight = 1024,
                                  .max_subscribers = 1,
                                  .subscriber_stall_ms = 100,
                                  .max_subscribers_per_client = 1,

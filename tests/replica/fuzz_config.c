@@ -53,6 +53,7 @@ static void fuzz_check_valid(const mir_replica_config *c) {
   MIR_ASSERT(l->max_txs_per_request >= 1 && l->max_txs_per_request <= 1000000);
   MIR_ASSERT(l->max_submit_streams >= 1 && l->max_submit_streams <= 65536);
   MIR_ASSERT(l->max_requests_in_flight >= 1 && l->max_requests_in_flight <= 65536);
+  MIR_ASSERT(l->max_bytes_in_flight >= 1024);
   MIR_ASSERT(l->max_subscribers >= 1 && l->max_subscribers <= 65536);
   MIR_ASSERT(l->subscriber_stall_ms >= 100);
   MIR_ASSERT(c->crypto_workers <= 256 && c->retention_sns >= 16);

@@ -119,7 +119,7 @@ void trantor_params_default(trantor_params *p) {
   p->max_tx_bytes = 64u << 10;
   p->client_window = 1024;
   p->mempool_max_txs = 1000000;
-  p->mempool_max_bytes = (uint64_t)512 << 20;
+  p->mempool_max_bytes = (uint64_t)128 << 20; /* 20 s of the peak at 256 bytes a transaction */
   p->checkpoint_resend_ms = 500;
 }
 
