@@ -133,8 +133,8 @@ fail() {
 # On any exit: end the load generators and the replicas this campaign started, by pid.
 cleanup() {
   local rc=$?
-  for p in "${load_pids[@]}"; do
-    alive "$p" && kill -TERM "$p" 2>/dev/null || true
+  for j in "${!load_pids[@]}"; do
+    [ -f "$work/load-$j.rc" ] || kill -TERM "${load_pids[$j]}" 2>/dev/null || true
   done
   if [ -d "$cdir/pids" ]; then
     for f in "$cdir"/pids/replica-*.pid; do
@@ -150,9 +150,8 @@ cleanup() {
       alive "$p" && kill -KILL "$p" 2>/dev/null || true
     done
   fi
-  for p in "${load_pids[@]}"; do
-    for _ in $(seq 1 100); do alive "$p" || break; sleep 0.1; done
-    alive "$p" && kill -KILL "$p" 2>/dev/null || true
+  for j in "${!load_pids[@]}"; do
+    for _ in $(seq 1 100); do [ -f "$work/load-$j.rc" ] && break; sleep 0.1; done
   done
   if [ "$rc" -eq 0 ] && [ -z "$failed" ] && [ "$keep" -eq 0 ]; then
     rm -rf "$work"
@@ -191,12 +190,24 @@ check_all_alive() {
 }
 
 # Starts the next load segment in the background.
+# A segment runs in a subshell that writes mir-bench's exit status to load-<k>.rc when it ends:
+# the campaign starts thousands of processes, so pids wrap around, and a finished segment's pid
+# may belong to another process by the end (bash then forgets its status, and signalling it could
+# hit a stranger). A segment is finished once its .rc exists; only unfinished ones are signalled.
 start_segment() {
   local k=$segments
   segments=$((segments + 1))
-  "$bin/mir-bench" --replicas "$(all_addrs)" --clients 4 --rate "$rate" --size 256 \
-    --duration "$segment_s" --warmup 0 --drain "$drain_s" --connect-timeout-ms 60000 \
-    --client-prefix "crash-$seed-$k" --record "$work/record-$k" >"$work/load-$k.out" 2>&1 &
+  (
+    child=""
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; exit 143' TERM
+    "$bin/mir-bench" --replicas "$(all_addrs)" --clients 4 --rate "$rate" --size 256 \
+      --duration "$segment_s" --warmup 0 --drain "$drain_s" --connect-timeout-ms 60000 \
+      --client-prefix "crash-$seed-$k" --record "$work/record-$k" >"$work/load-$k.out" 2>&1 &
+    child=$!
+    st=0
+    wait "$child" || st=$?
+    echo "$st" >"$work/load-$k.rc"
+  ) &
   load_pids+=($!)
   seg_started=$(date +%s)
   log "load segment $k started (pid $!, $rate tx/s for ${segment_s} s, clients crash-$seed-$k-*)"
@@ -276,10 +287,11 @@ cycles_s=$(now_s)
 # The load finishes: its schedule, then the drain of every transaction.
 log "cycles done; waiting for the load to finish (at most $((segment_s + drain_s + 60)) s)"
 for j in "${!load_pids[@]}"; do
-  p="${load_pids[$j]}"
-  for _ in $(seq 1 $(((segment_s + drain_s + 60) * 10))); do alive "$p" || break; sleep 0.1; done
-  alive "$p" && fail "load segment $j (pid $p) did not finish"
-  wait "$p" || { tail -5 "$work/load-$j.out"; fail "load segment $j failed (exit status $?)"; }
+  rcf="$work/load-$j.rc"
+  for _ in $(seq 1 $(((segment_s + drain_s + 60) * 10))); do [ -f "$rcf" ] && break; sleep 0.1; done
+  [ -f "$rcf" ] || fail "load segment $j (pid ${load_pids[$j]}) did not finish"
+  st="$(cat "$rcf")"
+  [ "$st" = 0 ] || { tail -5 "$work/load-$j.out"; fail "load segment $j failed (exit status $st)"; }
   summary="$(grep -E '^submitted' "$work/load-$j.out" || true)"
   log "load segment $j: $summary"
 done
