@@ -10,6 +10,7 @@ pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(GRPC IMPORTED_TARGET grpc)
 pkg_check_modules(ROCKSDB IMPORTED_TARGET rocksdb)
 pkg_check_modules(MHD IMPORTED_TARGET libmicrohttpd)
+pkg_check_modules(PROFILER IMPORTED_TARGET libprofiler)
 
 find_program(PROTOC_C protoc-c REQUIRED)
 

@@ -8,8 +8,9 @@ packages=(
   # RPC, serialization, crypto, storage, config, metrics/profiles, event-log compression
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler android-libboringssl-dev librocksdb-dev
   libjansson-dev libmicrohttpd-dev libgoogle-perftools-dev google-perftools libzstd-dev
-  # tests (openssl: the command-line tool makes certificates in the transport tests)
-  libgtest-dev openssl
+  # tests (openssl: the command-line tool makes certificates in the transport tests;
+  # prometheus: the server and promtool that check the replicas' /metrics pages; curl: HTTP)
+  libgtest-dev openssl prometheus curl
   # build tools; clang and its runtime for the fuzz targets (libFuzzer)
   cmake make pkg-config gcc g++ clang clang-format libclang-rt-14-dev
 )

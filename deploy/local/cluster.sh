@@ -6,7 +6,8 @@
 #                          later starts reuse keys and data), then starts every replica in the
 #                          background and waits until all answer
 #   cluster.sh stop        SIGTERM to every replica (SIGKILL after 15 s)
-#   cluster.sh status      per replica: id, epoch, last delivered sn and log hash (mir-status)
+#   cluster.sh status      per replica: id, epoch, last delivered sn and log hash (mir-status),
+#                          and the URLs of its HTTP endpoint (/metrics, /debug/stats, profiles)
 #   cluster.sh clean       stop, then delete the cluster folder
 #   cluster.sh start-one I start replica I (resuming from its data) and wait until it answers
 #   cluster.sh kill I      SIGKILL replica I and wait until its process is gone (a crash)
@@ -21,6 +22,8 @@
 #                         this repository)
 #   MIR_PEER_BASE_PORT    replica i listens for peers on this + i (default 7000)
 #   MIR_CLIENT_BASE_PORT  and for clients on this + i (default 9000)
+#   MIR_HTTP_BASE_PORT    and serves HTTP (metrics, profiles) on this + i (default 9100); read
+#                         when the folder is made
 #   MIR_LOG               log level of the replicas (trace, debug, info, warn, error)
 #   MIR_CLIENT_CERTS      1: the client API is TLS and every client needs a certificate naming its
 #                         client id (replica option client.require_cert); 0 (default): plaintext
@@ -29,7 +32,8 @@
 #
 # Files in the folder: membership.json, keys and TLS certificates (mir-keygen), replica-<i>.json,
 # data-<i>/ (RocksDB), logs/replica-<i>.log, pids/replica-<i>.pid, client-addresses (one
-# host:port per line, for clients and benchmarks). With client certificates: ca.pem (which
+# host:port per line, for clients and benchmarks), metrics-urls (one /metrics URL per line, for
+# mir-bench --metrics and Prometheus). With client certificates: ca.pem (which
 # clients trust), client-mir-tools.crt and .key (the certificate this script gives mir-status),
 # and client-flags, the options mir-bench needs ("--tls-dir <folder>"; empty without).
 set -euo pipefail
@@ -40,12 +44,13 @@ dir="${MIR_CLUSTER_DIR:-$PWD/mir-cluster}"
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 peer_base="${MIR_PEER_BASE_PORT:-7000}"
 client_base="${MIR_CLIENT_BASE_PORT:-9000}"
+http_base="${MIR_HTTP_BASE_PORT:-9100}"
 client_certs="${MIR_CLIENT_CERTS:-0}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_bin() {
@@ -151,6 +156,7 @@ make_cluster() {
   fi
   "$bin/mir-keygen" "${keygen[@]}" >/dev/null
   : >"$dir/client-addresses"
+  : >"$dir/metrics-urls"
   for ((i = 0; i < n; i++)); do
     cat >"$dir/replica-$i.json" <<JSON
 {
@@ -159,10 +165,12 @@ make_cluster() {
   "key_file": "replica-$i.key",
   "tls": {"ca_file": "ca.pem", "cert_file": "replica-$i.crt", "key_file": "replica-$i.tls.key"},$client
   "client_listen": "127.0.0.1:$((client_base + i))",
+  "http_listen": "127.0.0.1:$((http_base + i))",
   "data_dir": "data-$i"
 }
 JSON
     echo "127.0.0.1:$((client_base + i))" >>"$dir/client-addresses"
+    echo "http://127.0.0.1:$((http_base + i))/metrics" >>"$dir/metrics-urls"
   done
 }
 
@@ -226,6 +234,11 @@ stop() {
   [ "${#pids[@]}" -gt 0 ] || echo "no replica running"
 }
 
+# The HTTP endpoint of replica i from its configuration ("" if it has none).
+http_addr() {
+  sed -n 's/.*"http_listen": *"\([^"]*\)".*/\1/p' "$dir/replica-$1.json"
+}
+
 status() {
   need_bin
   local n
@@ -237,6 +250,12 @@ status() {
     addr="$(client_addr "$i")"
     if pid_of "$i" >/dev/null; then
       mir_status --timeout-ms 2000 "$addr" || rc=1
+      local http
+      http="$(http_addr "$i")"
+      if [ -n "$http" ]; then
+        printf '%-22s http://%s/metrics  http://%s/debug/stats  http://%s/debug/pprof/profile?seconds=30\n' \
+          "" "$http" "$http" "$http"
+      fi
     else
       printf '%-22s id %-4s not running\n' "$addr" "$i"
       rc=1

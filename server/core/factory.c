@@ -28,6 +28,7 @@
 #include "mir/alloc.h"
 #include "mir/assert.h"
 #include "mir/log.h"
+#include "mir/metrics.h"
 #include "mir/registry.h"
 
 #define FAC_LOG "factory"
@@ -120,6 +121,7 @@ struct fac_sub {
   mir_event_list pending;
   fac_sub *next_pending;
   bool queued;
+  mir_metrics *set; /* the submodule's own set, hung below the factory's (borrowed) */
 };
 
 typedef struct fac_msg fac_msg;
@@ -162,7 +164,10 @@ struct mir_factory {
   fac_sender **heap; /* max-heap by bytes */
   size_t heap_len, heap_cap;
   size_t msgbuf_used, msgbuf_msgs;
-  uint64_t buffered, evicted, dropped, replayed;
+  /* Own metrics; a collected submodule's counters fold into this set. */
+  mir_metrics *metrics;
+  mir_counter *buffered, *evicted, *dropped, *replayed;
+  mir_gauge *submodules, *msgbuf_bytes;
 };
 
 /* ---- the senders' max-heap ---- */
@@ -263,6 +268,7 @@ static mir_event *fac_msg_remove(mir_factory *f, fac_msg *m) {
     s->tail = m->s_prev;
   s->bytes -= m->charge;
   f->msgbuf_used -= m->charge;
+  mir_gauge_set(f->msgbuf_bytes, (int64_t)f->msgbuf_used);
   f->msgbuf_msgs--;
   if (s->head == NULL) {
     fac_heap_remove(f, s);
@@ -284,14 +290,14 @@ static mir_event *fac_msg_remove(mir_factory *f, fac_msg *m) {
 static void fac_evict_oldest(mir_factory *f, fac_sender *s) {
   mir_log(MIR_LOG_DEBUG, FAC_LOG, "%s: buffer full, evicting a message from %s", f->id, s->name);
   mir_event_free(fac_msg_remove(f, s->head));
-  f->evicted++;
+  mir_counter_inc(f->evicted);
 }
 
 static void fac_drop(mir_factory *f, mir_event *ev, const char *why) {
   mir_log(MIR_LOG_DEBUG, FAC_LOG, "%s: dropping %s for %s (%s)", f->id, mir_event_type_name(ev),
           ev->dest, why);
   mir_event_free(ev);
-  f->dropped++;
+  mir_counter_inc(f->dropped);
 }
 
 /* Makes room for `charge` bytes from sender `from` by the fairness rule: evict from whoever uses
@@ -347,8 +353,9 @@ static void fac_msgbuf_add(mir_factory *f, const char *sub_id, mir_event *ev) {
   m->sender->bytes += charge;
   fac_heap_up(f, m->sender->heap_pos);
   f->msgbuf_used += charge;
+  mir_gauge_set(f->msgbuf_bytes, (int64_t)f->msgbuf_used);
   f->msgbuf_msgs++;
-  f->buffered++;
+  mir_counter_inc(f->buffered);
 }
 
 /* Moves every buffered message for sub_id, oldest first, to the end of out. */
@@ -357,15 +364,17 @@ static void fac_msgbuf_take(mir_factory *f, const char *sub_id, mir_event_list *
   while (q != NULL) {
     bool last = q->head == q->tail;
     mir_event_list_push(out, fac_msg_remove(f, q->head));
-    f->replayed++;
+    mir_counter_inc(f->replayed);
     if (last) q = NULL; /* fac_msg_remove freed it */
   }
 }
 
 /* ---- submodules ---- */
 
-static void fac_sub_free(fac_sub *sub) {
+/* Frees sub; with fold its counters are added to the factory's first (garbage collection). */
+static void fac_sub_free(fac_sub *sub, bool fold) {
   mir_event_list_free(&sub->pending);
+  if (sub->set != NULL) mir_metrics_detach(sub->set, fold);
   if (sub->ops->destroy != NULL) sub->ops->destroy(sub->state);
   free(sub);
 }
@@ -469,7 +478,10 @@ static mir_err fac_create(mir_factory *f, const Mir__NewSubmodule *ns, fac_sub *
   sub->state = state;
   sub->retention = ns->retention_index;
   mir_event_list_init(&sub->pending);
+  sub->set = ops->metrics != NULL ? ops->metrics(state) : NULL;
+  if (sub->set != NULL) mir_metrics_attach(f->metrics, sub->set);
   fac_map_insert(&f->subs, &sub->h);
+  mir_gauge_set(f->submodules, (int64_t)f->subs.len);
   *out = sub;
   return MIR_OK;
 }
@@ -521,9 +533,10 @@ static void fac_on_gc(mir_factory *f, uint64_t r) {
       MIR_ASSERT(!sub->queued); /* flushed before any factory event */
       *pp = sub->h.hnext;
       f->subs.len--;
-      fac_sub_free(sub);
+      fac_sub_free(sub, true);
     }
   }
+  mir_gauge_set(f->submodules, (int64_t)f->subs.len);
 }
 
 /* ---- the module ---- */
@@ -541,7 +554,7 @@ static mir_err fac_apply_own(mir_factory *f, const mir_event *ev, mir_event_list
     /* A peer addressed the factory itself, which takes no messages: its input, not our bug. */
     mir_log(MIR_LOG_DEBUG, FAC_LOG, "%s: dropping a peer message for the factory itself (from %s)",
             f->id, ev->src);
-    f->dropped++;
+    mir_counter_inc(f->dropped);
     return MIR_OK;
   }
   return mir_error_set(MIR_EINVAL, "factory %s: unexpected event type %s", f->id,
@@ -596,12 +609,37 @@ static void fac_destroy(void *state) {
   mir_factory_free(state);
 }
 
+static mir_metrics *fac_metrics(void *state) {
+  return ((mir_factory *)state)->metrics;
+}
+
+/* Registers the factory's own metrics. */
+static void fac_metrics_init(mir_factory *f) {
+  mir_metrics *m = f->metrics = mir_metrics_new(f->id);
+  const char *help =
+      "Early peer messages for submodules that did not exist yet, by what became "
+      "of them (buffered, evicted, dropped, replayed).";
+  f->buffered =
+      mir_metrics_counter(m, "mir_factory_early_messages_total", help, "reason", "buffered");
+  f->evicted =
+      mir_metrics_counter(m, "mir_factory_early_messages_total", help, "reason", "evicted");
+  f->dropped =
+      mir_metrics_counter(m, "mir_factory_early_messages_total", help, "reason", "dropped");
+  f->replayed =
+      mir_metrics_counter(m, "mir_factory_early_messages_total", help, "reason", "replayed");
+  f->submodules =
+      mir_metrics_gauge(m, "mir_factory_submodules", "Live submodules of the factory.", NULL, NULL);
+  f->msgbuf_bytes = mir_metrics_gauge(m, "mir_factory_early_buffer_bytes",
+                                      "Bytes charged to the early-message buffer.", NULL, NULL);
+}
+
 const mir_module_ops mir_factory_ops = {
     .name = "factory",
     .kind = MIR_MODULE_PASSIVE,
     .apply = fac_apply,
     .destroy = fac_destroy,
     .peer_messages = true,
+    .metrics = fac_metrics,
 };
 
 void mir_factory_params_default(mir_factory_params *p, mir_factory_create_fn create,
@@ -635,6 +673,7 @@ mir_err mir_factory_new(const char *id, const mir_factory_params *params, mir_fa
   fac_map_init(&f->subs);
   fac_map_init(&f->queues);
   fac_map_init(&f->senders);
+  fac_metrics_init(f);
   *out = f;
   return MIR_OK;
 }
@@ -645,7 +684,7 @@ void mir_factory_free(mir_factory *f) {
     fac_hnode *n = f->subs.buckets[i];
     while (n != NULL) {
       fac_hnode *next = n->hnext;
-      fac_sub_free((fac_sub *)n);
+      fac_sub_free((fac_sub *)n, false);
       n = next;
     }
   }
@@ -654,15 +693,20 @@ void mir_factory_free(mir_factory *f) {
   free(f->queues.buckets);
   free(f->senders.buckets);
   free(f->heap);
+  mir_metrics_free(f->metrics);
   free(f);
 }
 
 void mir_factory_get_stats(const mir_factory *f, mir_factory_stats *out) {
   memset(out, 0, sizeof(*out));
-  out->buffered = f->buffered;
-  out->evicted = f->evicted;
-  out->dropped = f->dropped;
-  out->replayed = f->replayed;
+  out->buffered =
+      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "buffered");
+  out->evicted =
+      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "evicted");
+  out->dropped =
+      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "dropped");
+  out->replayed =
+      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "replayed");
   out->msgbuf_used = f->msgbuf_used;
   out->msgbuf_msgs = f->msgbuf_msgs;
   out->submodules = f->subs.len;

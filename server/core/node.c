@@ -20,10 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mir/alloc.h"
 #include "mir/assert.h"
+#include "mir/lock.h"
 #include "mir/log.h"
+#include "mir/metrics.h"
 #include "mir/registry.h"
 
 #define NODE_UNKNOWN_LOGGED_MAX 32
@@ -33,10 +36,11 @@ typedef struct node_module {
   size_t id_len;
   const mir_module_ops *ops;
   void *state;
-  mir_event_list queue;              /* dispatcher-owned */
-  bool started;                      /* active module whose start() succeeded */
-  uint64_t events, batches, busy_ns; /* written under node->lock */
-  size_t queued;                     /* published copy of queue.len, under node->lock */
+  mir_event_list queue; /* dispatcher-owned */
+  bool started;         /* active module whose start() succeeded */
+  mir_metrics *set;     /* the node's set for this module, below the node's root */
+  mir_counter *events, *batches, *busy_ns;
+  mir_gauge *queued; /* published copy of queue.len */
 } node_module;
 
 struct mir_inbox {
@@ -53,7 +57,8 @@ struct mir_node {
   mir_interceptor interceptor;
   struct mir_inbox inbox;
 
-  pthread_mutex_t lock;
+  mir_metrics *metrics; /* root of the node's metric tree */
+  mir_lock lock;
   pthread_cond_t work_cv;    /* dispatcher: new input or stop */
   pthread_cond_t resume_cv;  /* pushers: input resumed or stop */
   pthread_cond_t exit_cv;    /* waiters: dispatcher exited */
@@ -64,9 +69,7 @@ struct mir_node {
   size_t queued_total; /* events in module queues (published by the dispatcher) */
   size_t buffered_max;
   bool paused;
-  uint64_t pauses;
-  uint64_t dropped_unknown;
-  uint64_t dropped_stray;
+  uint64_t paused_since_ns;
   node_state state;
   bool exited; /* dispatcher finished (error or stop) */
   mir_err exit_err;
@@ -80,6 +83,10 @@ struct mir_node {
   size_t n_unknown_logged;
   char stray_logged[MIR_NODE_MODULES_MAX][MIR_MODULE_ID_MAX];
   size_t n_stray_logged;
+
+  /* metrics of the root set; updated under lock, read by anyone */
+  mir_counter *pauses, *paused_ns, *dropped_unknown, *dropped_stray;
+  mir_gauge *inbox_depth, *buffered, *buffered_max_g;
 };
 
 /* Events node_route dropped, added to the node's counters under its lock. */
@@ -109,6 +116,49 @@ static mir_err node_config_check(const mir_node_config *cfg) {
   return MIR_OK;
 }
 
+/* Registers the node's own metrics in a new root set named after the node. */
+static void node_metrics_init(mir_node *n) {
+  mir_metrics *m = n->metrics = mir_metrics_new(n->id);
+  n->pauses = mir_metrics_counter(m, "mir_node_backpressure_pauses_total",
+                                  "Times the node paused its active modules' input.", NULL, NULL);
+  n->paused_ns = mir_metrics_counter(m, "mir_node_backpressure_paused_seconds_total",
+                                     "Time the node's active input was paused.", NULL, NULL);
+  const char *drop_help = "Events the node dropped, by reason.";
+  n->dropped_unknown = mir_metrics_counter(m, "mir_node_dropped_events_total", drop_help, "reason",
+                                           "unknown_module");
+  n->dropped_stray =
+      mir_metrics_counter(m, "mir_node_dropped_events_total", drop_help, "reason", "stray_message");
+  n->inbox_depth = mir_metrics_gauge(m, "mir_node_inbox_depth",
+                                     "Events in the node's inbox, not yet routed.", NULL, NULL);
+  n->buffered = mir_metrics_gauge(m, "mir_node_buffered_events",
+                                  "Events in the inbox and the module queues.", NULL, NULL);
+  n->buffered_max_g = mir_metrics_gauge_max(m, "mir_node_buffered_events_max",
+                                            "High-water mark of buffered events.", NULL, NULL);
+}
+
+/* Registers the node loop's per-module metrics in a set named after the module, below the root,
+ * and hangs the module's own set below that. */
+static void node_module_metrics_init(mir_node *node, node_module *m) {
+  mir_metrics *s = m->set = mir_metrics_new(m->id);
+  mir_metrics_attach(node->metrics, s);
+  m->events =
+      mir_metrics_counter(s, "mir_module_events_total", "Events the module applied.", NULL, NULL);
+  m->batches = mir_metrics_counter(s, "mir_module_batches_total",
+                                   "Batches (apply calls) the module ran.", NULL, NULL);
+  m->busy_ns = mir_metrics_counter(s, "mir_module_busy_seconds_total",
+                                   "CPU time the dispatcher spent in the module's apply and the "
+                                   "interceptor.",
+                                   NULL, NULL);
+  m->queued =
+      mir_metrics_gauge(s, "mir_module_queue_depth", "Events queued for the module.", NULL, NULL);
+  mir_metrics *own = m->ops->metrics != NULL ? m->ops->metrics(m->state) : NULL;
+  if (own != NULL) mir_metrics_attach(s, own);
+}
+
+mir_metrics *mir_node_metrics(mir_node *node) {
+  return node->metrics;
+}
+
 mir_err mir_node_new(const char *node_id, const mir_node_config *cfg, mir_node **out) {
   mir_node_config defaults;
   mir_node_config_default(&defaults);
@@ -123,7 +173,8 @@ mir_err mir_node_new(const char *node_id, const mir_node_config *cfg, mir_node *
   n->id = mir_xstrdup(node_id);
   n->cfg = *cfg;
   n->inbox.node = n;
-  pthread_mutex_init(&n->lock, NULL);
+  node_metrics_init(n);
+  mir_lock_init(&n->lock, n->metrics, "node_inbox");
   pthread_mutex_init(&n->stop_lock, NULL);
   pthread_cond_init(&n->work_cv, NULL);
   pthread_cond_init(&n->resume_cv, NULL);
@@ -162,6 +213,7 @@ mir_err mir_node_add_module(mir_node *node, const char *id, const mir_module_ops
   m->id_len = strlen(id);
   m->ops = ops;
   m->state = state;
+  node_module_metrics_init(node, m);
   return MIR_OK;
 }
 
@@ -250,8 +302,8 @@ static void node_route(mir_node *node, mir_event_list *list, node_drops *drops) 
 }
 
 static void node_add_drops_locked(mir_node *node, const node_drops *drops) {
-  node->dropped_unknown += drops->unknown;
-  node->dropped_stray += drops->stray;
+  if (drops->unknown) mir_counter_add(node->dropped_unknown, drops->unknown);
+  if (drops->stray) mir_counter_add(node->dropped_stray, drops->stray);
 }
 
 /* ---- applying ---- */
@@ -292,19 +344,30 @@ static node_module *node_next_ready(mir_node *node) {
   return NULL;
 }
 
+/* Updates the buffered gauges and the high-water mark. Caller holds node->lock. */
+static void node_note_buffered_locked(mir_node *node, size_t buffered) {
+  if (buffered > node->buffered_max) {
+    node->buffered_max = buffered;
+    mir_gauge_set(node->buffered_max_g, (int64_t)buffered);
+  }
+  mir_gauge_set(node->buffered, (int64_t)buffered);
+  mir_gauge_set(node->inbox_depth, (int64_t)node->inbox_list.len);
+}
+
 /* Publishes dispatcher-side counts and resumes input if buffered fell low enough. Caller holds
  * node->lock. */
 static void node_publish_locked(mir_node *node) {
   size_t total = 0;
   for (size_t i = 0; i < node->n_modules; i++) {
-    node->modules[i].queued = node->modules[i].queue.len;
+    mir_gauge_set(node->modules[i].queued, (int64_t)node->modules[i].queue.len);
     total += node->modules[i].queue.len;
   }
   node->queued_total = total;
   size_t buffered = total + node->inbox_list.len;
-  if (buffered > node->buffered_max) node->buffered_max = buffered;
+  node_note_buffered_locked(node, buffered);
   if (node->paused && buffered <= node->cfg.resume_threshold) {
     node->paused = false;
+    mir_counter_add(node->paused_ns, mir_now_ns() - node->paused_since_ns);
     pthread_cond_broadcast(&node->resume_cv);
   }
 }
@@ -317,17 +380,27 @@ static void node_fail_locked(mir_node *node, mir_err err) {
   pthread_cond_broadcast(&node->work_cv);
 }
 
+/* CPU time of the calling thread. Busy time is CPU time, not elapsed time: on a machine with
+ * more runnable threads than cores the dispatcher is often preempted inside apply, and elapsed
+ * time would then charge a module for other threads' work (busy times summing to several times
+ * the dispatcher's CPU time). One clock read per batch, not per event. */
+static uint64_t node_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* One dispatcher iteration without waiting: route the inbox, apply one batch (of `only`, or of
  * the next ready module in round-robin order), route the output. *applied = events applied.
  * Returns the module's error, or MIR_ESTOPPED once the node is no longer running. */
 static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) {
   mir_event_list incoming = MIR_EVENT_LIST_INIT;
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   /* The drained events are on their way to the queues: count them there now, or pushers would
    * see neither count and overshoot the pause threshold. */
   node->queued_total += node->inbox_list.len;
   mir_event_list_concat(&incoming, &node->inbox_list);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
 
   node_drops drops = {0, 0};
   node_route(node, &incoming, &drops);
@@ -339,9 +412,9 @@ static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) 
     mir_event_list batch = MIR_EVENT_LIST_INIT, out = MIR_EVENT_LIST_INIT;
     mir_event_list_take_front(&m->queue, node->cfg.max_batch, &batch);
     n = batch.len;
-    uint64_t t0 = mir_now_ns();
+    uint64_t t0 = node_cpu_ns();
     err = node_apply(node, m, &batch, &out);
-    busy = mir_now_ns() - t0;
+    busy = node_cpu_ns() - t0;
     if (err == MIR_OK) {
       node_route(node, &out, &drops);
     } else {
@@ -349,17 +422,17 @@ static mir_err node_iterate(mir_node *node, node_module *only, size_t *applied) 
     }
   }
 
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   node_add_drops_locked(node, &drops);
   if (n > 0) {
-    m->events += n;
-    m->batches++;
-    m->busy_ns += busy;
+    mir_counter_add(m->events, n);
+    mir_counter_inc(m->batches);
+    mir_counter_add(m->busy_ns, busy);
   }
   if (err != MIR_OK) node_fail_locked(node, err);
   node_publish_locked(node);
   if (err == MIR_OK && node->state != NODE_RUNNING) err = MIR_ESTOPPED;
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   *applied = n;
   return err;
 }
@@ -371,19 +444,19 @@ static void *node_dispatcher(void *arg) {
     size_t applied = 0;
     if (node_iterate(node, NULL, &applied) != MIR_OK) break;
     if (applied > 0) continue;
-    pthread_mutex_lock(&node->lock);
+    mir_lock_acquire(&node->lock);
     /* Nothing was ready: sleep until input arrives or the node stops. */
     while (node->state == NODE_RUNNING && node->inbox_list.len == 0 && node->queued_total == 0) {
-      pthread_cond_wait(&node->work_cv, &node->lock);
+      pthread_cond_wait(&node->work_cv, &node->lock.mu);
     }
     bool stop = node->state != NODE_RUNNING;
-    pthread_mutex_unlock(&node->lock);
+    mir_lock_release(&node->lock);
     if (stop) break;
   }
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   node->exited = true;
   pthread_cond_broadcast(&node->exit_cv);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   return NULL;
 }
 
@@ -409,10 +482,10 @@ mir_err mir_node_start(mir_node *node) {
       mir_event_list_push(&node->modules[i].queue, mir_event_init(node->modules[i].id));
     }
   }
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   node->state = NODE_RUNNING;
   node_publish_locked(node);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   if (node->cfg.mode != MIR_NODE_DEBUG) {
     for (size_t i = 0; i < node->n_modules; i++) {
       node_module *m = &node->modules[i];
@@ -421,9 +494,9 @@ mir_err mir_node_start(mir_node *node) {
       if (err != MIR_OK) {
         snprintf(node->last_error, sizeof node->last_error, "module %s failed to start: %s: %s",
                  m->id, mir_strerror(err), mir_error_detail());
-        pthread_mutex_lock(&node->lock);
+        mir_lock_acquire(&node->lock);
         node_fail_locked(node, err);
-        pthread_mutex_unlock(&node->lock);
+        mir_lock_release(&node->lock);
         node_stop_active(node);
         return err;
       }
@@ -432,9 +505,9 @@ mir_err mir_node_start(mir_node *node) {
   }
   if (node->cfg.mode == MIR_NODE_NORMAL) {
     if (pthread_create(&node->thread, NULL, node_dispatcher, node) != 0) {
-      pthread_mutex_lock(&node->lock);
+      mir_lock_acquire(&node->lock);
       node_fail_locked(node, MIR_ENOMEM);
-      pthread_mutex_unlock(&node->lock);
+      mir_lock_release(&node->lock);
       node_stop_active(node);
       return mir_error_set(MIR_ENOMEM, "cannot create the dispatcher thread");
     }
@@ -444,17 +517,16 @@ mir_err mir_node_start(mir_node *node) {
 }
 
 mir_err mir_node_inject(mir_node *node, mir_event_list *events) {
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   if (node->state == NODE_STOPPING || node->state == NODE_STOPPED) {
-    pthread_mutex_unlock(&node->lock);
+    mir_lock_release(&node->lock);
     mir_event_list_free(events);
     return MIR_ESTOPPED;
   }
   mir_event_list_concat(&node->inbox_list, events);
-  size_t buffered = node->inbox_list.len + node->queued_total;
-  if (buffered > node->buffered_max) node->buffered_max = buffered;
+  node_note_buffered_locked(node, node->inbox_list.len + node->queued_total);
   pthread_cond_signal(&node->work_cv);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   return MIR_OK;
 }
 
@@ -462,34 +534,35 @@ mir_err mir_node_inject(mir_node *node, mir_event_list *events) {
 static void inbox_append_locked(mir_node *node, mir_event_list *events) {
   mir_event_list_concat(&node->inbox_list, events);
   size_t buffered = node->inbox_list.len + node->queued_total;
-  if (buffered > node->buffered_max) node->buffered_max = buffered;
+  node_note_buffered_locked(node, buffered);
   if (buffered > node->cfg.pause_threshold && !node->paused) {
     node->paused = true;
-    node->pauses++;
+    node->paused_since_ns = mir_now_ns();
+    mir_counter_inc(node->pauses);
   }
   pthread_cond_signal(&node->work_cv);
 }
 
 mir_err mir_inbox_push(mir_inbox *inbox, mir_event_list *events) {
   mir_node *node = inbox->node;
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   while (node->paused && node->state == NODE_RUNNING) {
-    pthread_cond_wait(&node->resume_cv, &node->lock);
+    pthread_cond_wait(&node->resume_cv, &node->lock.mu);
   }
   if (node->state != NODE_RUNNING) {
-    pthread_mutex_unlock(&node->lock);
+    mir_lock_release(&node->lock);
     mir_event_list_free(events);
     return MIR_ESTOPPED;
   }
   inbox_append_locked(node, events);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   return MIR_OK;
 }
 
 mir_err mir_inbox_try_push(mir_inbox *inbox, mir_event_list *events) {
   mir_node *node = inbox->node;
   mir_err err = MIR_OK;
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   if (node->state != NODE_RUNNING) {
     err = MIR_ESTOPPED;
   } else if (node->paused) {
@@ -497,7 +570,7 @@ mir_err mir_inbox_try_push(mir_inbox *inbox, mir_event_list *events) {
   } else {
     inbox_append_locked(node, events);
   }
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   if (err == MIR_ESTOPPED) mir_event_list_free(events);
   return err;
 }
@@ -517,38 +590,38 @@ mir_err mir_node_wait(mir_node *node, uint64_t timeout_ms) {
     deadline.tv_sec++;
     deadline.tv_nsec -= 1000000000L;
   }
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   while (!node->exited && node->state != NODE_STOPPED) {
     if (timeout_ms == 0) {
-      pthread_cond_wait(&node->exit_cv, &node->lock);
-    } else if (pthread_cond_timedwait(&node->exit_cv, &node->lock, &deadline) != 0) {
+      pthread_cond_wait(&node->exit_cv, &node->lock.mu);
+    } else if (pthread_cond_timedwait(&node->exit_cv, &node->lock.mu, &deadline) != 0) {
       break;
     }
   }
   bool done = node->exited || node->state == NODE_STOPPED;
   mir_err err = done ? node->exit_err : MIR_ETIMEDOUT;
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   return err;
 }
 
 mir_err mir_node_stop(mir_node *node) {
   pthread_mutex_lock(&node->stop_lock);
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   if (node->state == NODE_RUNNING) node->state = NODE_STOPPING;
   pthread_cond_broadcast(&node->resume_cv);
   pthread_cond_broadcast(&node->work_cv);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   if (node->thread_started) {
     pthread_join(node->thread, NULL);
     node->thread_started = false;
   }
   node_stop_active(node);
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   node->state = NODE_STOPPED;
   node->exited = true;
   pthread_cond_broadcast(&node->exit_cv);
   mir_err err = node->exit_err;
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   pthread_mutex_unlock(&node->stop_lock);
   return err;
 }
@@ -559,10 +632,12 @@ void mir_node_free(mir_node *node) {
   for (size_t i = 0; i < node->n_modules; i++) {
     node_module *m = &node->modules[i];
     mir_event_list_free(&m->queue);
+    mir_metrics_free(m->set); /* detaches the module's own set before destroy frees it */
     if (m->ops->destroy != NULL) m->ops->destroy(m->state);
   }
   mir_event_list_free(&node->inbox_list);
-  pthread_mutex_destroy(&node->lock);
+  mir_lock_fini(&node->lock);
+  mir_metrics_free(node->metrics);
   pthread_mutex_destroy(&node->stop_lock);
   pthread_cond_destroy(&node->work_cv);
   pthread_cond_destroy(&node->resume_cv);
@@ -603,16 +678,14 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
     size_t n = batch.len;
     err = node_apply(node, m, &batch, &produced);
     mir_event_list_concat(out, &produced);
-    pthread_mutex_lock(&node->lock);
-    m->events += n;
-    m->batches++;
-    pthread_mutex_unlock(&node->lock);
+    mir_counter_add(m->events, n);
+    mir_counter_inc(m->batches);
   }
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   node_add_drops_locked(node, &drops);
   if (err != MIR_OK) node_fail_locked(node, err);
   node_publish_locked(node);
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
   return err;
 }
 
@@ -620,25 +693,25 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
 
 void mir_node_get_stats(mir_node *node, mir_node_stats *out) {
   memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&node->lock);
+  mir_lock_acquire(&node->lock);
   out->time_ns = mir_now_ns();
   out->buffered = node->inbox_list.len + node->queued_total;
   out->buffered_max = node->buffered_max;
   out->input_paused = node->paused;
-  out->pauses = node->pauses;
-  out->dropped_unknown = node->dropped_unknown;
-  out->dropped_stray = node->dropped_stray;
+  out->pauses = __atomic_load_n(&node->pauses->value, __ATOMIC_RELAXED);
+  out->dropped_unknown = __atomic_load_n(&node->dropped_unknown->value, __ATOMIC_RELAXED);
+  out->dropped_stray = __atomic_load_n(&node->dropped_stray->value, __ATOMIC_RELAXED);
   out->module_count = node->n_modules;
   for (size_t i = 0; i < node->n_modules; i++) {
     const node_module *m = &node->modules[i];
     mir_module_stats *s = &out->modules[i];
     strcpy(s->id, m->id);
-    s->events = m->events;
-    s->batches = m->batches;
-    s->busy_ns = m->busy_ns;
-    s->queued = m->queued;
+    s->events = __atomic_load_n(&m->events->value, __ATOMIC_RELAXED);
+    s->batches = __atomic_load_n(&m->batches->value, __ATOMIC_RELAXED);
+    s->busy_ns = __atomic_load_n(&m->busy_ns->value, __ATOMIC_RELAXED);
+    s->queued = (size_t)__atomic_load_n(&m->queued->value, __ATOMIC_RELAXED);
   }
-  pthread_mutex_unlock(&node->lock);
+  mir_lock_release(&node->lock);
 }
 
 void mir_module_stats_rates(const mir_module_stats *prev, const mir_module_stats *cur,

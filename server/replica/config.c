@@ -138,6 +138,8 @@ static const cfg_other cfg_others[] = {
     {"", "peer_listen", CFG_ADDR, F(peer_listen), false,
      "host:port of the peer transport (default: the membership's address)"},
     {"", "client_listen", CFG_ADDR, F(client_listen), true, "host:port of the client API"},
+    {"", "http_listen", CFG_ADDR, F(http_listen), false,
+     "host:port of the HTTP endpoint (/metrics, /debug/pprof/..., /debug/stats); off if unset"},
     {"", "client_tls", CFG_BOOL, F(client_tls), false,
      "serve the client API over TLS with the \"tls\" certificate (default false)"},
     {"client", "require_cert", CFG_BOOL, F(client_require_cert), false,
@@ -423,7 +425,8 @@ void mir_replica_config_fini(mir_replica_config *c) {
   char **strs[] = {&c->file,         &c->id,          &c->membership_file,
                    &c->key_file,     &c->tls_ca_file, &c->tls_cert_file,
                    &c->tls_key_file, &c->peer_listen, &c->client_listen,
-                   &c->data_dir,     &c->log_level,   &c->client_ca_file};
+                   &c->data_dir,     &c->log_level,   &c->client_ca_file,
+                   &c->http_listen};
   for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) free(*strs[i]);
   memset(c, 0, sizeof(*c));
 }

@@ -58,6 +58,7 @@ typedef struct mir_replica_config {
   bool insecure;
   char *peer_listen;        /* NULL: the membership's address of id */
   char *client_listen;      /* "host:port" of the client API */
+  char *http_listen;        /* "host:port" of the HTTP endpoint; NULL: no endpoint */
   bool client_tls;          /* serve the client API over TLS with the replica's certificate */
   bool client_require_cert; /* clients must present a certificate naming their client id */
   char *client_ca_file;     /* the CA of client certificates (NULL: tls_ca_file) */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "api/api.pb-c.h"
+#include "mir/metrics.h"
 #include "ordered_log.h"
 
 #define OLOG_LOG "olog"
@@ -56,6 +57,11 @@ struct mir_olog {
 
   mir_olog_listener listener;
   void *listener_user;
+
+  /* metrics ("app" below the node's root once the replica hangs it there) */
+  mir_metrics *metrics;
+  mir_counter *m_batches, *m_txs;
+  mir_gauge *m_next_sn, *m_epoch;
 };
 
 /* ---- olog_store.c (every function: log borrowed) ---- */

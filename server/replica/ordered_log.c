@@ -196,6 +196,9 @@ static mir_err olog_append(mir_olog *log, uint64_t sn, uint64_t epoch, Trantor__
   memcpy(log->head_hash, h, MIR_OLOG_HASH_BYTES);
   log->appended++;
   pthread_mutex_unlock(&log->mu);
+  mir_counter_inc(log->m_batches);
+  mir_counter_add(log->m_txs, n);
+  mir_gauge_set(log->m_next_sn, (int64_t)(sn + 1));
   olog_notify(log, sn + 1);
   return MIR_OK;
 }
@@ -341,6 +344,7 @@ static mir_err olog_new_epoch(void *user, uint64_t epoch, uint64_t first_sn) {
   pthread_mutex_lock(&log->mu);
   log->epoch = epoch;
   pthread_mutex_unlock(&log->mu);
+  mir_gauge_set(log->m_epoch, (int64_t)epoch);
   /* Under load epochs change many times a second: one INFO line a second at most. */
   uint64_t now = mir_now_ns();
   log->epochs_unlogged++;
@@ -461,6 +465,25 @@ static mir_err olog_check_config(const mir_olog_config *cfg) {
   return MIR_OK;
 }
 
+/* Registers the log's metrics in its own set, named "app". */
+static void olog_metrics_init(mir_olog *log) {
+  mir_metrics *m = log->metrics = mir_metrics_new("app");
+  log->m_batches = mir_metrics_counter(
+      m, "mir_delivered_batches_total",
+      "Batches (sequence numbers) delivered and stored in the ordered log in this run.", NULL,
+      NULL);
+  log->m_txs = mir_metrics_counter(
+      m, "mir_delivered_transactions_total",
+      "Transactions delivered and stored in the ordered log in this run.", NULL, NULL);
+  log->m_next_sn = mir_metrics_gauge_max(
+      m, "mir_log_next_sn", "The next sequence number the ordered log stores.", NULL, NULL);
+  log->m_epoch = mir_metrics_gauge_max(m, "mir_epoch", "The protocol's current epoch.", NULL, NULL);
+}
+
+mir_metrics *mir_olog_metrics(mir_olog *log) {
+  return log->metrics;
+}
+
 mir_err mir_olog_open(const mir_olog_config *cfg, mir_olog **out) {
   mir_err err = olog_check_config(cfg);
   if (err != MIR_OK) return err;
@@ -472,6 +495,7 @@ mir_err mir_olog_open(const mir_olog_config *cfg, mir_olog **out) {
   log->ring_cap = cfg->cache_entries;
   log->ring = mir_xcalloc(log->ring_cap, sizeof(*log->ring));
   pthread_mutex_init(&log->mu, NULL);
+  olog_metrics_init(log);
   err = miri_olog_load(log);
   if (err != MIR_OK) {
     mir_olog_free(log);
@@ -486,5 +510,6 @@ void mir_olog_free(mir_olog *log) {
   while (log->ring_n > 0) olog_ring_pop_front(log);
   free(log->ring);
   pthread_mutex_destroy(&log->mu);
+  mir_metrics_free(log->metrics);
   free(log);
 }

@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "mir/errors.h"
+#include "mir/metrics.h"
 #include "mir/trantor.h"
 #include "mir_store.h"
 
@@ -105,6 +106,10 @@ mir_err mir_olog_read(mir_olog *log, uint64_t sn, uint8_t **packed, size_t *len)
 
 /* Called on the dispatcher thread with the new next_sn each time it grows. */
 typedef void (*mir_olog_listener)(void *user_data, uint64_t next_sn);
+
+/* The log's metric set (delivered batches and transactions, next sn, epoch), named "app";
+ * borrowed, valid until mir_olog_free. The replica hangs it below its node's root. */
+mir_metrics *mir_olog_metrics(mir_olog *log);
 
 /* Sets the listener (fn and user_data borrowed) before the node starts. */
 void mir_olog_set_listener(mir_olog *log, mir_olog_listener fn, void *user_data);

@@ -434,6 +434,7 @@ static mir_err rep_add_trantor(mir_replica *r) {
 
 static mir_err rep_build_node(mir_replica *r) {
   mir_err err = mir_node_new(r->cfg->id, NULL, &r->node);
+  if (err == MIR_OK) mir_metrics_attach(mir_node_metrics(r->node), mir_olog_metrics(r->log));
   if (err == MIR_OK) err = rep_add_crypto(r);
   if (err == MIR_OK) err = rep_add_net(r);
   if (err == MIR_OK) {
@@ -488,8 +489,29 @@ static mir_err rep_inject_recovered(mir_replica *r) {
   return mir_node_inject(r->node, &evs);
 }
 
+/* Starts the HTTP endpoint if the configuration asks for one. */
+static mir_err rep_start_http(mir_replica *r) {
+  if (r->cfg->http_listen == NULL) return MIR_OK;
+  mir_http_config hc = {.listen = r->cfg->http_listen,
+                        .node_id = r->cfg->id,
+                        .root = mir_node_metrics(r->node),
+                        .profile_dir = r->cfg->data_dir};
+  mir_err err = mir_http_start(&hc, &r->http);
+  if (err != MIR_OK) {
+    char detail[512];
+    snprintf(detail, sizeof(detail), "%s", mir_error_detail());
+    return mir_error_set(err, "%s: %s", r->cfg->file ? r->cfg->file : "config", detail);
+  }
+  mir_log(MIR_LOG_INFO, REP_LOG,
+          "%s: HTTP endpoint on %s (port %u): /metrics, /debug/stats, "
+          "/debug/pprof/profile, /debug/pprof/heap",
+          r->cfg->id, r->cfg->http_listen, (unsigned)mir_http_port(r->http));
+  return MIR_OK;
+}
+
 mir_err mir_replica_start(mir_replica *r) {
   mir_err err = rep_inject_recovered(r);
+  if (err == MIR_OK) err = rep_start_http(r);
   if (err == MIR_OK) err = mir_node_start(r->node);
   if (err == MIR_OK) {
     mir_log(
@@ -526,6 +548,7 @@ mir_err mir_replica_run(mir_replica *r, const sigset_t *signals, uint64_t status
 
 void mir_replica_free(mir_replica *r) {
   if (r == NULL) return;
+  mir_http_stop(r->http); /* first: it reads the node's metrics */
   if (r->node != NULL) {
     mir_node_stop(r->node);
     mir_node_free(r->node);

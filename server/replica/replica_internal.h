@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "client_service.h"
+#include "http.h"
 #include "mir/membership.h"
 #include "mir/net_grpc.h"
 #include "mir/node.h"
@@ -36,6 +37,7 @@ struct mir_replica {
   mir_node *node;
   mir_net_grpc *net;          /* owned by the node */
   mir_client_service *client; /* owned by the node */
+  mir_http *http;             /* the HTTP endpoint (NULL when http_listen is unset) */
   /* the run loop's thread */
   bool *peer_up; /* per membership entry: last reported state */
   /* the dispatcher thread (the interceptor) */

@@ -65,7 +65,7 @@ void rec_destroy(void *state) {
 }
 
 const mir_module_ops rec_ops = {"rec",   MIR_MODULE_PASSIVE, rec_apply, nullptr,
-                                nullptr, rec_destroy,        false};
+                                nullptr, rec_destroy,        false,     nullptr};
 
 mir_err gen(void *user_data, const char *submodule_id, const ProtobufCMessage *params,
             const mir_module_ops **ops_out, void **state_out) {

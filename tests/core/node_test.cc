@@ -44,7 +44,7 @@ mir_err probe_apply(void *state, mir_event_list *in, mir_event_list *out) {
 }
 
 const mir_module_ops probe_ops = {
-    "probe", MIR_MODULE_PASSIVE, probe_apply, nullptr, nullptr, nullptr, false};
+    "probe", MIR_MODULE_PASSIVE, probe_apply, nullptr, nullptr, nullptr, false, nullptr};
 
 // An active module whose thread pushes `lists` lists of `per_list` TestUint64 events to `dest`.
 struct Producer {
@@ -91,7 +91,8 @@ void producer_stop(void *state) {
   p->started = false;
 }
 const mir_module_ops producer_ops = {
-    "producer", MIR_MODULE_ACTIVE, producer_apply, producer_start, producer_stop, nullptr, false};
+    "producer",    MIR_MODULE_ACTIVE, producer_apply, producer_start,
+    producer_stop, nullptr,           false,          nullptr};
 
 mir_node *new_node(mir_node_mode mode, size_t max_batch = 512, size_t pause = 8192,
                    size_t resume = 6144) {
@@ -203,8 +204,8 @@ TEST(Node, PeerMessagesReachOnlyModulesThatTakeThem) {
   // and counts it, keeps running (drain checks every step), and still delivers that module's
   // other events.
   mir_node *n = new_node(MIR_NODE_MANUAL);
-  const mir_module_ops takes = {"probe", MIR_MODULE_PASSIVE, probe_apply, nullptr, nullptr, nullptr,
-                                true};
+  const mir_module_ops takes = {
+      "probe", MIR_MODULE_PASSIVE, probe_apply, nullptr, nullptr, nullptr, true, nullptr};
   Probe proto, edge;
   edge.on_batch = [](Probe *, mir_event_list *in, mir_event_list *) -> mir_err {
     MIR_EVENT_LIST_FOREACH(in, ev) {

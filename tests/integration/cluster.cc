@@ -141,7 +141,7 @@ Cluster::Cluster(const ClusterOptions &o) : opts_(o), pids_(o.n, -1), started_(o
     return;
   }
   dir_ = buf.data();
-  base_port_ = FindPorts(static_cast<int>(2 * o.n));
+  base_port_ = FindPorts(static_cast<int>(3 * o.n));
   if (base_port_ == 0) {
     error_ = "no free ports";
     return;
@@ -176,6 +176,10 @@ std::string Cluster::ClientAddrs() const {
   return out;
 }
 
+std::string Cluster::HttpAddr(size_t i) const {
+  return "127.0.0.1:" + std::to_string(base_port_ + static_cast<int>(2 * opts_.n + i));
+}
+
 std::string Cluster::ConfigPath(size_t i) const {
   return dir_ + "/replica-" + std::to_string(i) + ".json";
 }
@@ -187,8 +191,9 @@ bool Cluster::MakeConfigs() {
     f << "{\"id\": \"" << id << "\", \"membership\": \"membership.json\", \"key_file\": \"replica-"
       << id << ".key\",\n \"tls\": {\"ca_file\": \"ca.pem\", \"cert_file\": \"replica-" << id
       << ".crt\", \"key_file\": \"replica-" << id << ".tls.key\"},\n \"client_listen\": \""
-      << ClientAddr(i) << "\", \"data_dir\": \"data-" << id
-      << "\",\n \"store\": {\"sync\": " << (opts_.store_sync ? "true" : "false")
+      << ClientAddr(i) << "\", \"data_dir\": \"data-" << id << "\","
+      << (opts_.http ? " \"http_listen\": \"" + HttpAddr(i) + "\"," : std::string())
+      << "\n \"store\": {\"sync\": " << (opts_.store_sync ? "true" : "false")
       << "},\n \"client\": {" << opts_.client_json << "},\n \"trantor\": {" << opts_.trantor_json
       << "}}\n";
     if (!f) return false;

@@ -20,6 +20,7 @@ struct ClusterOptions {
   std::string trantor_json = "";  // extra members of the "trantor" object, e.g. "\"x\": 1"
   std::string client_json = "";   // extra members of the "client" object
   bool store_sync = true;
+  bool http = false;  // serve the HTTP endpoint (http_listen) on HttpAddr(i)
 };
 
 class Cluster {
@@ -58,6 +59,7 @@ class Cluster {
   // Every replica's client address, comma-separated (mir-bench's --replicas).
   std::string ClientAddrs() const;
   std::string PeerAddr(size_t i) const;
+  std::string HttpAddr(size_t i) const;
   std::string ConfigPath(size_t i) const;
   // The last `lines` lines of replica i's log (all runs).
   std::string LogTail(size_t i, size_t lines = 30) const;

@@ -95,7 +95,7 @@ void MempoolDestroy(void *state) {
 }
 
 const mir_module_ops kMempoolOps = {"fake-mempool", MIR_MODULE_PASSIVE, MempoolApply, nullptr,
-                                    nullptr,        MempoolDestroy,     false};
+                                    nullptr,        MempoolDestroy,     false,        nullptr};
 
 size_t Peers(void *user, mir_client_peer *out, size_t cap) {
   (void)user;

@@ -11,6 +11,7 @@
 
 #include "mir/errors.h"
 #include "mir/event.h"
+#include "mir/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +50,12 @@ typedef struct mir_module_ops {
    * a module that never expects MessageReceived would fail on it and stop the node, which would
    * let any peer stop a replica by addressing its timer or its crypto module. */
   bool peer_messages;
+
+  /* The module's own metric set (borrowed: the state owns it and frees it in destroy), or NULL
+   * when it has none. The node (or the factory, for a submodule) hangs it below the module's id
+   * when the module is added and takes it off before destroy; a factory folds a collected
+   * submodule's counters into its own. May be NULL. */
+  mir_metrics *(*metrics)(void *state);
 } mir_module_ops;
 
 /* Pushes events (takes ownership; the list is left empty) into the node. Blocks while the node's

@@ -22,6 +22,7 @@
 
 #include "mir/errors.h"
 #include "mir/event.h"
+#include "mir/metrics.h"
 #include "mir/module.h"
 
 #ifdef __cplusplus
@@ -114,11 +115,17 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
 
 /* ---- statistics ---- */
 
+/* The root of the node's metric tree (metrics.h): the node's own metrics (inbox depth, buffered
+ * events, backpressure pauses and paused time, drops by reason), one set per module (named after
+ * it: events applied, batches, busy time, queue depth) and below it the module's own set
+ * (mir_module_ops.metrics). Borrowed, valid until mir_node_free; readable from any thread. */
+mir_metrics *mir_node_metrics(mir_node *node);
+
 typedef struct mir_module_stats {
   char id[MIR_MODULE_ID_MAX];
   uint64_t events;  /* events applied since start */
   uint64_t batches; /* apply calls since start */
-  uint64_t busy_ns; /* time spent in apply (and the interceptor) */
+  uint64_t busy_ns; /* dispatcher CPU time spent in apply (and the interceptor) */
   size_t queued;    /* events waiting now */
 } mir_module_stats;
 

@@ -87,10 +87,10 @@ static mir_err sink_apply(void *state, mir_event_list *in, mir_event_list *out) 
   return MIR_OK;
 }
 
-static const mir_module_ops src_ops = {"bench-src", MIR_MODULE_PASSIVE, src_apply, NULL, NULL, NULL,
-                                       true};
+static const mir_module_ops src_ops = {
+    "bench-src", MIR_MODULE_PASSIVE, src_apply, NULL, NULL, NULL, true, NULL};
 static const mir_module_ops sink_ops = {
-    "bench-sink", MIR_MODULE_PASSIVE, sink_apply, NULL, NULL, NULL, true};
+    "bench-sink", MIR_MODULE_PASSIVE, sink_apply, NULL, NULL, NULL, true, NULL};
 
 /* TLS file names of replica i in the mir-keygen --tls layout. */
 typedef struct tls_files {

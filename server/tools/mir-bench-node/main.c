@@ -54,8 +54,8 @@ static mir_err chain_apply(void *state, mir_event_list *in, mir_event_list *out)
   return MIR_OK;
 }
 
-static const mir_module_ops chain_ops = {"chain", MIR_MODULE_PASSIVE, chain_apply, NULL, NULL, NULL,
-                                         false};
+static const mir_module_ops chain_ops = {
+    "chain", MIR_MODULE_PASSIVE, chain_apply, NULL, NULL, NULL, false, NULL};
 
 typedef struct producer {
   size_t total, per_list;
@@ -89,7 +89,8 @@ static void producer_stop(void *s) {
   p->inbox = NULL;
 }
 static const mir_module_ops producer_ops = {
-    "producer", MIR_MODULE_ACTIVE, producer_apply, producer_start, producer_stop, NULL, false};
+    "producer", MIR_MODULE_ACTIVE, producer_apply, producer_start, producer_stop, NULL, false,
+    NULL};
 
 static double seconds_since(uint64_t t0) {
   return (double)(mir_now_ns() - t0) / 1e9;

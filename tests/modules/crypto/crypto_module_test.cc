@@ -117,7 +117,7 @@ mir_err client_apply(void *state, mir_event_list *in, mir_event_list *out) {
 }
 
 const mir_module_ops client_ops = {
-    "client", MIR_MODULE_PASSIVE, client_apply, nullptr, nullptr, nullptr, false};
+    "client", MIR_MODULE_PASSIVE, client_apply, nullptr, nullptr, nullptr, false, nullptr};
 
 const char *kIds[] = {"0", "1", "2", "3"};
 

@@ -568,8 +568,8 @@ mir_err SinkApply(void *state, mir_event_list *in, mir_event_list *) {
   return MIR_OK;
 }
 
-const mir_module_ops sink_ops = {"sink", MIR_MODULE_PASSIVE, SinkApply, nullptr, nullptr, nullptr,
-                                 false};
+const mir_module_ops sink_ops = {
+    "sink", MIR_MODULE_PASSIVE, SinkApply, nullptr, nullptr, nullptr, false, nullptr};
 
 // Installed as a node's interceptor, the recorder logs exactly the events the modules applied
 // (Init included), in order, under the node's id.

@@ -81,7 +81,7 @@ mir_err collector_apply(void *state, mir_event_list *in, mir_event_list *) {
 }
 
 const mir_module_ops collector_ops = {
-    "collector", MIR_MODULE_PASSIVE, collector_apply, nullptr, nullptr, nullptr, false};
+    "collector", MIR_MODULE_PASSIVE, collector_apply, nullptr, nullptr, nullptr, false, nullptr};
 
 // A StoreWrite to "store" that puts Key(i) = value and releases TestUint64(i) to the collector.
 mir_event *PutThen(uint64_t i, const std::string &value) {

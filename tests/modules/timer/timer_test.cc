@@ -55,8 +55,8 @@ mir_err sink_apply(void *state, mir_event_list *in, mir_event_list *) {
 }
 
 // The sink belongs to the test, so the node gets no destroy function for it.
-const mir_module_ops sink_ops = {"sink", MIR_MODULE_PASSIVE, sink_apply, nullptr, nullptr, nullptr,
-                                 false};
+const mir_module_ops sink_ops = {
+    "sink", MIR_MODULE_PASSIVE, sink_apply, nullptr, nullptr, nullptr, false, nullptr};
 
 // A list of TestUint64 events for the sink, one per value.
 mir_event_list to_sink(std::vector<uint64_t> values) {

@@ -263,8 +263,8 @@ mir_err sink_apply(void *state, mir_event_list *in, mir_event_list *) {
   return MIR_OK;
 }
 
-const mir_module_ops sink_ops = {"sink", MIR_MODULE_PASSIVE, sink_apply, nullptr, nullptr, nullptr,
-                                 false};
+const mir_module_ops sink_ops = {
+    "sink", MIR_MODULE_PASSIVE, sink_apply, nullptr, nullptr, nullptr, false, nullptr};
 
 std::string PackBatch(std::vector<std::pair<std::string, uint64_t>> txs) {
   std::vector<Trantor__Tx> store(txs.size());

@@ -249,7 +249,7 @@ void AppDestroy(void *state) {
 }
 
 const mir_module_ops kAppOps = {"test-app", MIR_MODULE_PASSIVE, AppApply, nullptr,
-                                nullptr,    AppDestroy,         true};
+                                nullptr,    AppDestroy,         true,     nullptr};
 
 // ---- nodes ----
 
