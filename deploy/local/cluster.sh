@@ -22,8 +22,8 @@
 #                         this repository)
 #   MIR_PEER_BASE_PORT    replica i listens for peers on this + i (default 7000)
 #   MIR_CLIENT_BASE_PORT  and for clients on this + i (default 9000)
-#   MIR_HTTP_BASE_PORT    and serves HTTP (metrics, profiles) on this + i (default 9100); read
-#                         when the folder is made
+#   MIR_HTTP_BASE_PORT    and serves HTTP (metrics, profiles) on this + i (default: the client
+#                         base port + 100, so 9100); read when the folder is made
 #   MIR_LOG               log level of the replicas (trace, debug, info, warn, error)
 #   MIR_CLIENT_CERTS      1: the client API is TLS and every client needs a certificate naming its
 #                         client id (replica option client.require_cert); 0 (default): plaintext
@@ -44,7 +44,7 @@ dir="${MIR_CLUSTER_DIR:-$PWD/mir-cluster}"
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 peer_base="${MIR_PEER_BASE_PORT:-7000}"
 client_base="${MIR_CLIENT_BASE_PORT:-9000}"
-http_base="${MIR_HTTP_BASE_PORT:-9100}"
+http_base="${MIR_HTTP_BASE_PORT:-$((client_base + 100))}"
 client_certs="${MIR_CLIENT_CERTS:-0}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
