@@ -503,10 +503,14 @@ static void pbft_request_cert(pbft *p, bool fill, bool eager) {
   p->cert_pending = true;
 }
 
-/* True if a proposal of this primary in the current view is not committed yet. */
+/* True if a proposal of this primary in the current view is not decided yet. Decided is
+ * `delivered`, not `committed`: a slot can be delivered without a commit quorum seen in this
+ * incarnation (a restart recovers proposals and deliveries but not the Commits behind them, and
+ * catch-up delivers without them), and counting such a proposal as in flight would stop the
+ * segment's proposals until a view change. */
 static bool pbft_own_in_flight(const pbft *p) {
   for (size_t i = 0; i < p->L; i++) {
-    if (p->slots[i].proposed && !p->slots[i].committed) return true;
+    if (p->slots[i].proposed && !p->slots[i].delivered) return true;
   }
   return false;
 }

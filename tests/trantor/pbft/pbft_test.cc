@@ -1300,6 +1300,29 @@ TEST(PbftDurability, RestartedPrimaryResendsItsProposalsNeverNewOnes) {
   for (int k = 0; k < made; k++) EXPECT_TRUE(certs.count("cert-n0-" + std::to_string(k)));
 }
 
+TEST(PbftDurability, RestartedPrimaryUnderALightLoadGoesOnProposing) {
+  // Under a light load (batches not full) a primary proposes one batch at a time. One that
+  // restarts after its first proposal was delivered must not take that proposal for one still in
+  // flight (it is recovered as proposed, and a restart forgets which votes committed it): it asks
+  // for the next batch at once, and the segment completes with no timeout and no view change.
+  Cluster c(Options{});
+  c.node(0).full_certs = false;
+  c.node(0).hold_certs = true;
+  c.start();
+  c.run();
+  c.release_certs(0);  // the first batch is proposed and commits; the next request waits
+  c.run();
+  ASSERT_EQ(c.node(0).delivered.size(), 1u);
+  ASSERT_EQ(c.node(0).held_requests.size(), 1u);
+  c.node(0).hold_certs = false;
+  c.node(0).delivered.clear();          // a restart delivers again what it recorded
+  ASSERT_TRUE(c.crash_and_restart(0));  // the waiting request is lost with the process
+  c.run();
+  for (size_t i = 0; i < c.size(); i++) EXPECT_TRUE(c.all_delivered(i)) << c.node(i).id;
+  EXPECT_EQ(c.stats(0).view, 0u);
+  c.expect_agreement({0, 1, 2, 3});
+}
+
 TEST(PbftDurability, PreparedEntriesSurviveARestartIntoTheViewChange) {
   // Node 1 prepared every sn (Commits lost), crashed and restarted; when the primary then fails,
   // node 1's view change still carries its P-set, so the new primary re-proposes those batches.
