@@ -408,6 +408,20 @@ static int cl_find_start(mir_client *c, uint64_t *start_sn) {
   }
   qsort(sns, k, sizeof(sns[0]), cl_cmp_desc);
   *start_sn = sns[c->quorum - 1];
+  /* The window no larger than the replicas' windows: a transaction beyond a replica's window is
+   * refused OUT_OF_WINDOW, parked and sent again, and with many clients that traffic crowded out
+   * the commits (a collapse under overload). The quorum-th largest report, so that no f replicas
+   * can shrink it alone; no clamp unless a quorum reports one. */
+  uint64_t w[MIR_CLIENT_REPLICAS_MAX];
+  k = 0;
+  for (uint32_t i = 0; i < c->n; i++) {
+    if (c->status_answered[i] && c->status_client_window[i] > 0)
+      w[k++] = c->status_client_window[i];
+  }
+  if (k >= c->quorum) {
+    qsort(w, k, sizeof(w[0]), cl_cmp_desc);
+    if (w[c->quorum - 1] < c->tickets.window) c->tickets.window = (uint32_t)w[c->quorum - 1];
+  }
   return MIR_CLIENT_OK;
 }
 

@@ -209,6 +209,7 @@ struct mir_client {
   /* open's Status round. */
   bool status_answered[MIR_CLIENT_REPLICAS_MAX];
   uint64_t status_next_sn[MIR_CLIENT_REPLICAS_MAX];
+  uint64_t status_client_window[MIR_CLIENT_REPLICAS_MAX]; /* 0: not reported */
   uint32_t status_done, status_ok;
   miri_cl_status_call *status_calls[MIR_CLIENT_REPLICAS_MAX]; /* in flight, for cancelling */
   char status_error[512];

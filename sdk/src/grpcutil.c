@@ -243,6 +243,7 @@ static void status_on_done(miri_cl_tag *tag, bool ok) {
   if (resp != NULL) {
     c->status_answered[sc->replica] = true;
     c->status_next_sn[sc->replica] = resp->next_sn;
+    c->status_client_window[sc->replica] = resp->client_window;
     c->status_ok++;
     mir__api__status_response__free_unpacked(resp, NULL);
   } else {

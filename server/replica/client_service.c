@@ -145,6 +145,7 @@ static grpc_byte_buffer *cs_status_response(mir_client_service *svc) {
   r.log_hash.data = st.log_hash;
   r.log_hash.len = MIR_OLOG_HASH_BYTES;
   r.retained_from_sn = st.retained_from_sn;
+  r.client_window = svc->cfg.client_window;
   mir_client_peer peers[MIR_CLIENT_PEERS_MAX];
   Mir__Api__PeerStatus ps[MIR_CLIENT_PEERS_MAX], *pp[MIR_CLIENT_PEERS_MAX];
   size_t n =
@@ -308,10 +309,10 @@ static mir_err cs_check_config(const mir_client_service_config *c) {
   if (l->max_request_bytes < 1024 || l->max_request_bytes > INT32_MAX ||
       l->max_txs_per_request == 0 || l->max_submit_streams == 0 || l->max_submit_streams > 65536 ||
       l->max_requests_in_flight == 0 || l->max_requests_in_flight > 65536 ||
-      l->max_bytes_in_flight == 0 ||
-      l->max_subscribers == 0 || l->subscriber_stall_ms == 0 || c->max_tx_bytes == 0 ||
-      l->max_subscribers_per_client == 0 || l->max_subscribers_per_connection == 0 ||
-      l->retry_after_ms == 0 || l->retry_after_ms > UINT32_MAX) {
+      l->max_bytes_in_flight == 0 || l->max_subscribers == 0 || l->subscriber_stall_ms == 0 ||
+      c->max_tx_bytes == 0 || l->max_subscribers_per_client == 0 ||
+      l->max_subscribers_per_connection == 0 || l->retry_after_ms == 0 ||
+      l->retry_after_ms > UINT32_MAX) {
     return mir_error_set(MIR_EINVAL, "client service: a limit is out of range");
   }
   if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL)) {

@@ -912,12 +912,40 @@ TEST(SdkClient, ClientIdsOutsideTheAlphabetAreRefusedAtOpen) {
   mir_client_close(c);
 }
 
+TEST(SdkClient, TheWindowIsNoLargerThanTheReplicasReport) {
+  // Replicas whose Status reports a window of 4: a client opened with a window of 8 takes 4
+  // unresolved transactions, then EFULL; nothing is refused OUT_OF_WINDOW or sent again, and
+  // once the four commit the next four go.
+  Cluster cl(4);
+  fake_set_window(cl.fc, 4);
+  fake_set_hold(cl.fc, true);
+  mir_client_options o = cl.Options("narrow");
+  o.window = 8;
+  mir_client *c = nullptr;
+  ASSERT_EQ(MIR_CLIENT_OK, mir_client_open(&o, &c));
+  std::vector<mir_client_ticket> ts;
+  for (int i = 0; i < 4; i++) ts.push_back(Submit(c, "n" + std::to_string(i)));
+  mir_client_ticket t = 0;
+  EXPECT_EQ(MIR_CLIENT_EFULL, mir_client_submit(c, "x", 1, nullptr, nullptr, &t));
+  fake_set_hold(cl.fc, false);
+  for (auto k : ts) EXPECT_EQ(MIR_CLIENT_OK, mir_client_wait(c, k, kWaitMs, nullptr));
+  for (int i = 4; i < 8; i++) {
+    EXPECT_EQ(MIR_CLIENT_OK,
+              mir_client_wait(c, Submit(c, "n" + std::to_string(i)), kWaitMs, nullptr));
+  }
+  mir_client_stats st;
+  mir_client_stats_get(c, &st);
+  EXPECT_EQ(st.resent, 0u);
+  mir_client_close(c);
+}
+
 TEST(SdkClient, OutOfWindowWaitsUntilTheWindowCanHaveMoved) {
   // With a window of 8 at the SDK and 4 at the replica, transactions 4..7 are OUT_OF_WINDOW while
   // 0..3 are not ordered yet (the cluster holds them): the SDK sends them no more until 0..3
   // commit (its oldest unresolved moves), then once, and they commit.
   Cluster cl(1);
   fake_set_window(cl.fc, 4);
+  fake_set_report_window(cl.fc, false);  // else the SDK takes a window of 4 at open
   fake_set_hold(cl.fc, true);
   mir_client_options o = cl.Options("window-client");
   o.window = 8;

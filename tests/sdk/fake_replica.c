@@ -101,6 +101,7 @@ struct fake_cluster {
   uint32_t full_budget;
   uint32_t retry_after_ms;
   uint64_t window;
+  bool report_window; /* Status says client_window (true unless a test turns it off) */
   bool refuse_ahead;
   uint64_t retained_from[FAKE_MAX]; /* per replica: a state transfer leaves each its own base */
   fake_request *requests[FAKE_MAX]; /* FAKE_REQUESTS_KEPT each, allocated on first use */
@@ -543,6 +544,7 @@ static void fk_new_status(fk_call *c) {
   Mir__Api__StatusResponse resp = MIR__API__STATUS_RESPONSE__INIT;
   resp.next_sn = fc->n_log;
   resp.retained_from_sn = fc->retained_from[c->srv->index];
+  resp.client_window = fc->report_window ? fc->window : 0;
   grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -687,6 +689,7 @@ fake_cluster *fake_cluster_new_tls(uint32_t n, const char *cert_pem, const char 
   pthread_mutex_init(&fc->mu, NULL);
   pthread_cond_init(&fc->cv, NULL);
   fc->n = n;
+  fc->report_window = true;
   if (cert_pem != NULL && key_pem != NULL) {
     fc->cert_pem = strdup(cert_pem);
     fc->key_pem = strdup(key_pem);
@@ -778,6 +781,12 @@ void fake_set_full_budget(fake_cluster *fc, uint32_t count) {
 void fake_set_window(fake_cluster *fc, uint64_t window) {
   pthread_mutex_lock(&fc->mu);
   fc->window = window;
+  pthread_mutex_unlock(&fc->mu);
+}
+
+void fake_set_report_window(fake_cluster *fc, bool report) {
+  pthread_mutex_lock(&fc->mu);
+  fc->report_window = report;
   pthread_mutex_unlock(&fc->mu);
 }
 

@@ -52,6 +52,9 @@ void fake_set_full_budget(fake_cluster *fc, uint32_t count);
  * whose tx_no is at or beyond the client's lowest tx number not yet in the log plus window is
  * answered OUT_OF_WINDOW (0: no window, the default). */
 void fake_set_window(fake_cluster *fc, uint64_t window);
+/* Whether Status reports that window as client_window (true by default; false: as a replica of a
+ * version that did not report it, so the SDK learns the window from refusals only). */
+void fake_set_report_window(fake_cluster *fc, bool report);
 /* The back-pressure hint sent with MEMPOOL_FULL answers (SubmitResponse.retry_after_ms; 0: none,
  * the default). */
 void fake_set_retry_after(fake_cluster *fc, uint32_t ms);

@@ -97,7 +97,8 @@ typedef struct mir_client_options {
   uint32_t submit_replicas;    /* replicas each transaction is sent to [all n]; f+1 or more
                                   keeps one faulty replica from censoring it */
   uint32_t subscribe_replicas; /* replicas the log is followed from [2f+1; TRUST_ONE: 1] */
-  uint32_t window;             /* unresolved transactions at most [1024, the replicas' window] */
+  uint32_t window;             /* unresolved transactions at most [1024]; open lowers it to the
+                                  replicas' client window that their Status reports */
   uint64_t pending_bytes_max;  /* bytes of unresolved transactions at most [64 MiB] */
   uint32_t max_tx_bytes;       /* largest transaction accepted by submit [65536] */
   uint32_t batch_max_txs;      /* transactions per Submit request [256] */
