@@ -423,7 +423,7 @@ static void tb_labels(text_buf *t, const mir_metric_sample *s, const char *le) {
   if (any) tb_printf(t, "}");
 }
 
-static const char *kind_type(mir_metric_kind k) {
+const char *mir_metric_kind_name(mir_metric_kind k) {
   switch (k) {
     case MIR_METRIC_COUNTER:
       return "counter";
@@ -470,7 +470,8 @@ void mir_metrics_snapshot_prometheus(const mir_metrics_snapshot *snap, char **bu
   for (size_t i = 0; i < snap->n; i++) {
     const mir_metric_sample *s = &snap->samples[i];
     if (i == 0 || strcmp(snap->samples[i - 1].name, s->name) != 0) {
-      tb_printf(&t, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, kind_type(s->kind));
+      tb_printf(&t, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name,
+                mir_metric_kind_name(s->kind));
     }
     tb_sample(&t, s);
   }

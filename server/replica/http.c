@@ -186,20 +186,9 @@ static char *http_metrics_body(mir_http *h, size_t *len_out) {
   return buf;
 }
 
-static const char *http_kind_name(mir_metric_kind k) {
-  switch (k) {
-    case MIR_METRIC_COUNTER:
-      return "counter";
-    case MIR_METRIC_HISTOGRAM:
-      return "histogram";
-    default:
-      return "gauge";
-  }
-}
-
 static json_t *http_sample_json(const mir_metric_sample *s) {
-  json_t *o = json_pack("{s:s, s:s, s:s, s:f}", "name", s->name, "kind", http_kind_name(s->kind),
-                        "module", s->module, "value", s->value);
+  json_t *o = json_pack("{s:s, s:s, s:s, s:f}", "name", s->name, "kind",
+                        mir_metric_kind_name(s->kind), "module", s->module, "value", s->value);
   if (s->label != NULL) json_object_set_new(o, s->label, json_string(s->label_value));
   if (s->kind == MIR_METRIC_HISTOGRAM) {
     json_object_set_new(o, "count", json_integer(s->raw));

@@ -49,6 +49,9 @@ typedef enum mir_metric_kind {
   MIR_METRIC_HISTOGRAM = 3  /* counts per fixed bucket, plus the sum */
 } mir_metric_kind;
 
+/* The Prometheus type of a kind: "counter", "gauge" or "histogram" (static string). */
+const char *mir_metric_kind_name(mir_metric_kind k);
+
 /* The value cells. Fields are public so that updates inline to one atomic instruction; read them
  * only through the snapshot and read functions below. */
 typedef struct mir_counter {
