@@ -104,16 +104,16 @@ void mir_client_service_free(mir_client_service *svc);
 int mir_client_service_port(const mir_client_service *svc);
 
 typedef struct mir_client_service_stats {
-  uint64_t submit_streams;      /* opened since start */
-  uint64_t submit_refused;      /* streams refused: too many open */
-  uint64_t requests;            /* SubmitRequests received */
-  uint64_t malformed;           /* ... that did not decode or broke a request limit */
-  uint64_t requests_busy; /* ... refused at once: max_requests_in_flight or max_bytes_in_flight */
-  uint64_t txs_accepted;        /* by the mempool */
-  uint64_t txs_rejected;        /* at ingress or by the mempool */
-  uint64_t txs_full;            /* ... of which TX_MEMPOOL_FULL (back-pressure, with a hint) */
-  uint64_t unauthenticated;     /* calls refused: the client certificate names no client */
-  uint64_t subscribers;         /* Subscribe streams opened since start */
+  uint64_t submit_streams;  /* opened since start */
+  uint64_t submit_refused;  /* streams refused: too many open */
+  uint64_t requests;        /* SubmitRequests received */
+  uint64_t malformed;       /* ... that did not decode or broke a request limit */
+  uint64_t requests_busy;   /* ... refused at once: max_requests_in_flight or max_bytes_in_flight */
+  uint64_t txs_accepted;    /* by the mempool */
+  uint64_t txs_rejected;    /* at ingress or by the mempool */
+  uint64_t txs_full;        /* ... of which TX_MEMPOOL_FULL (back-pressure, with a hint) */
+  uint64_t unauthenticated; /* calls refused: the client certificate names no client */
+  uint64_t subscribers;     /* Subscribe streams opened since start */
   uint64_t subscribers_refused; /* too many open, or from_sn out of range */
   uint64_t subscribers_cut;     /* stalled, or fell out of the retention window */
   uint64_t deliveries;          /* Delivery messages sent */

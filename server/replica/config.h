@@ -27,14 +27,14 @@ extern "C" {
 
 /* The client API's limits (proto/api/api.proto documents each one and the refusal it causes). */
 typedef struct mir_replica_client_limits {
-  uint64_t max_request_bytes;          /* largest Submit request or message received */
-  uint64_t max_txs_per_request;        /* transactions in one SubmitRequest */
-  uint64_t max_submit_streams;         /* Submit streams open at once */
-  uint64_t max_requests_in_flight;     /* per Submit stream at the mempool; more: answered busy */
-  uint64_t max_bytes_in_flight; /* transaction bytes of all streams at the mempool; more: busy */
-  uint64_t max_subscribers;            /* Subscribe streams open at once */
-  uint64_t subscriber_stall_ms;        /* a subscriber that accepts nothing for this long is cut */
-  uint64_t max_subscribers_per_client; /* ... naming one client (certificate or client_id) */
+  uint64_t max_request_bytes;      /* largest Submit request or message received */
+  uint64_t max_txs_per_request;    /* transactions in one SubmitRequest */
+  uint64_t max_submit_streams;     /* Submit streams open at once */
+  uint64_t max_requests_in_flight; /* per Submit stream at the mempool; more: answered busy */
+  uint64_t max_bytes_in_flight;    /* transaction bytes of all streams at the mempool; more: busy */
+  uint64_t max_subscribers;        /* Subscribe streams open at once */
+  uint64_t subscriber_stall_ms;    /* a subscriber that accepts nothing for this long is cut */
+  uint64_t max_subscribers_per_client;     /* ... naming one client (certificate or client_id) */
   uint64_t max_subscribers_per_connection; /* ... over one connection (peer address and port) */
   uint64_t subscribe_ahead_max; /* a Subscribe from beyond next_sn + this is OUT_OF_RANGE (>= 0) */
   uint64_t retry_after_ms;      /* back-pressure hint in SubmitResponse.retry_after_ms */
