@@ -133,12 +133,11 @@ static Trantor__Batch *bc_decode(const batchcert *b, ProtobufCBinaryData cert, b
 }
 
 /* Sends NewCert for batch (borrowed) to origin (module, context id). */
-static void bc_emit_cert(mir_dsl *dsl, batchcert *b, const Trantor__Batch *batch, bool full,
+static void bc_emit_cert(mir_dsl *dsl, batchcert *b, const Trantor__Batch *batch,
                          const char *module, uint64_t context_id) {
   Trantor__NewCert *nc = mir_xmalloc(sizeof(*nc));
   trantor__new_cert__init(nc);
   bc_pack(batch, &nc->cert);
-  nc->full = full;
   nc->origin = bc_origin_new(module, context_id);
   b->st.certs++;
   if (batch->n_txs == 0) b->st.certs_empty++;
@@ -166,7 +165,7 @@ static mir_err bc_on_request_cert(mir_dsl *dsl, const mir_event *ev, void *user)
   if (o == NULL) {
     Trantor__Batch empty = TRANTOR__BATCH__INIT;
     b->st.busy++;
-    bc_emit_cert(dsl, b, &empty, false, rc->origin->module, rc->origin->context_id);
+    bc_emit_cert(dsl, b, &empty, rc->origin->module, rc->origin->context_id);
     return MIR_OK;
   }
   Trantor__RequestBatch *rb = mir_xmalloc(sizeof(*rb));
@@ -176,7 +175,6 @@ static mir_err bc_on_request_cert(mir_dsl *dsl, const mir_event *ev, void *user)
   rb->buckets = mir_xmemdup(rc->buckets, rc->n_buckets * sizeof(uint32_t));
   rb->origin = mir_dsl_origin_new(dsl, id);
   rb->fill = rc->fill;
-  rb->eager = rc->eager;
   mir_dsl_emit_new(dsl, b->mempool, &rb->base);
   return MIR_OK;
 }
@@ -191,7 +189,7 @@ static mir_err bc_on_new_batch(mir_dsl *dsl, const mir_event *ev, void *user) {
   }
   mir_dsl_dispose_context(dsl, nb->origin->context_id);
   Trantor__Batch empty = TRANTOR__BATCH__INIT;
-  bc_emit_cert(dsl, b, nb->batch != NULL ? nb->batch : &empty, nb->full, o->module, o->context_id);
+  bc_emit_cert(dsl, b, nb->batch != NULL ? nb->batch : &empty, o->module, o->context_id);
   return MIR_OK;
 }
 

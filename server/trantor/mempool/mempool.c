@@ -7,11 +7,10 @@
  * and RestoreState, the current epoch (last NewEpoch or restored checkpoint) and a FIFO of
  * waiting requests. Invariants: a waiting request's fresh_txs/fresh_bytes equal the sums of the
  * fresh lists of its buckets (kept by the pool's fresh callback); no waiting request holds a full
- * batch at the end of an event (mp_serve_ready runs after everything that adds fresh
+ * batch at the end of an event (mp_serve_full runs after everything that adds fresh
  * transactions); a waiting request's epoch is at least the current epoch; at most requests_max
- * requests wait. Every request is answered exactly once: when full (or, if eager, when it has a
- * transaction), at its timeout, when its epoch ends, or at once (a fill request, for a slot the
- * log waits for, takes what is there).
+ * requests wait. Every request is answered exactly once: when full, at its timeout, when its
+ * epoch ends, or at once (a fill request, for a slot the log waits for, takes what is there).
  *
  * Client input is never trusted: every transaction gets a status, none reaches an assertion.
  * Malformed events from local modules (no origin, invalid module id, bucket out of range) are
@@ -43,7 +42,6 @@ typedef struct mp_request {
   size_t n_buckets;
   size_t fresh_txs; /* over its buckets */
   uint64_t fresh_bytes;
-  bool eager; /* answered as soon as one transaction of its buckets is fresh */
   char origin_module[MIR_MODULE_ID_MAX];
   uint64_t origin_ctx;
   struct mp_request *next;
@@ -98,12 +96,6 @@ static bool mp_full(const mempool *m, const mp_request *r) {
   return r->fresh_txs >= m->params.max_batch_txs || r->fresh_bytes >= m->params.max_batch_bytes;
 }
 
-/* A request is answered before its timeout when a full batch is there, or, if it is eager (its
- * segment has no proposal in flight, so nothing is gained by waiting), any transaction. */
-static bool mp_ready(const mempool *m, const mp_request *r) {
-  return mp_full(m, r) || (r->eager && r->fresh_txs > 0);
-}
-
 static void mp_request_free(mp_request *r) {
   if (r == NULL) return;
   free(r->buckets);
@@ -116,7 +108,6 @@ static mp_request *mp_request_new(mempool *m, const Trantor__RequestBatch *req) 
   mp_request *r = mir_xcalloc(1, sizeof(*r));
   r->id = m->next_request_id++;
   r->epoch = req->epoch;
-  r->eager = req->eager;
   snprintf(r->origin_module, sizeof(r->origin_module), "%s", req->origin->module);
   r->origin_ctx = req->origin->context_id;
   if (req->n_buckets > 0) {
@@ -150,8 +141,7 @@ static void mp_unlink(mempool *m, mp_request *prev, mp_request *r) {
 }
 
 /* Answers r (owned, not waiting) with a batch cut from its buckets, or an empty one, and frees
- * it. The batch is full if transactions of its buckets were left behind (a size limit cut it):
- * the segment then proposes its next batch without waiting for this one to commit. */
+ * it. */
 static void mp_answer(mir_dsl *dsl, mempool *m, mp_request *r, bool empty) {
   Trantor__NewBatch *nb = mir_xmalloc(sizeof(*nb));
   trantor__new_batch__init(nb);
@@ -160,7 +150,6 @@ static void mp_answer(mir_dsl *dsl, mempool *m, mp_request *r, bool empty) {
   if (!empty) {
     trantor_pool_cut(&m->pool, r->buckets, r->n_buckets, r->epoch, m->params.max_batch_txs,
                      m->params.max_batch_bytes, nb->batch);
-    nb->full = nb->batch->n_txs < r->fresh_txs;
   }
   nb->origin = mir_xmalloc(sizeof(*nb->origin));
   mir__origin__init(nb->origin);
@@ -173,12 +162,12 @@ static void mp_answer(mir_dsl *dsl, mempool *m, mp_request *r, bool empty) {
   mp_request_free(r);
 }
 
-/* Answers, in FIFO order, every waiting request that is ready (mp_ready). */
-static void mp_serve_ready(mir_dsl *dsl, mempool *m) {
+/* Answers, in FIFO order, every waiting request whose buckets now hold a full batch. */
+static void mp_serve_full(mir_dsl *dsl, mempool *m) {
   mp_request *prev = NULL, *r = m->waiting;
   while (r != NULL) {
     mp_request *next = r->next;
-    if (mp_ready(m, r)) {
+    if (mp_full(m, r)) {
       mp_unlink(m, prev, r);
       mp_answer(dsl, m, r, false);
     } else {
@@ -272,7 +261,7 @@ static mir_err mp_on_new_transactions(mir_dsl *dsl, const mir_event *ev, void *u
     acc->origin = (Mir__Origin *)mir_message_clone(&nt->origin->base);
     mir_dsl_emit_new(dsl, nt->origin->module, &acc->base);
   }
-  mp_serve_ready(dsl, m);
+  mp_serve_full(dsl, m);
   return MIR_OK;
 }
 
@@ -302,7 +291,7 @@ static mir_err mp_on_request_batch(mir_dsl *dsl, const mir_event *ev, void *user
   mp_request *r = mp_request_new(m, req);
   if (r->epoch < m->epoch || r->n_buckets == 0) {
     mp_answer(dsl, m, r, true); /* epoch over, or nothing could ever fill it */
-  } else if (mp_ready(m, r) || req->fill) {
+  } else if (mp_full(m, r) || req->fill) {
     mp_answer(dsl, m, r, false);
   } else if (m->n_waiting >= m->requests_max) {
     m->st.overflows++;
@@ -350,7 +339,7 @@ static void mp_enter_epoch(mir_dsl *dsl, mempool *m, uint64_t epoch) {
     mp_drop_stale(dsl, m);
   }
   m->st.undeliverable += trantor_pool_remove_if(&m->pool, mp_undeliverable, m);
-  mp_serve_ready(dsl, m);
+  mp_serve_full(dsl, m);
 }
 
 static mir_err mp_on_new_epoch(mir_dsl *dsl, const mir_event *ev, void *user) {

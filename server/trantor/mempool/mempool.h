@@ -16,10 +16,7 @@
  *    module), then takes what is there, possibly nothing. A request of an epoch that is already
  *    over, or for no bucket, gets an empty batch at once; so does a request beyond the bound on
  *    waiting requests, which gets what is there instead of waiting, and a fill request (the log
- *    waits for the slot: RequestBatch.fill). An eager request (RequestBatch.eager: its segment
- *    has no proposal in flight) does not wait for a full batch: it is answered as soon as one
- *    transaction of its buckets is there. NewBatch.full says a size limit cut the batch (more of
- *    its buckets' transactions were left).
+ *    waits for the slot: RequestBatch.fill).
  *  - BatchTimeout{request_id}: from the timer, see above (stale ones are ignored).
  *  - NewEpoch{epoch}: must come from the batch fetcher, in log order (after the TxsDelivered of
  *    every earlier sn). Transactions proposed in earlier epochs and still pending were not

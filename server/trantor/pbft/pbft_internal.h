@@ -167,7 +167,6 @@ typedef struct pbft {
   uint64_t cu_ticks; /* catch-up ticks */
 
   bool cert_pending; /* a RequestCert is in flight */
-  bool last_full;    /* the last certificate was cut at a size limit: more is waiting */
   bool has_spare;    /* a certificate that arrived when it could not be proposed */
   ProtobufCBinaryData spare;
 

@@ -485,7 +485,7 @@ static const pbft_known *pbft_held_batch(pbft_slot *s) {
   return best;
 }
 
-static void pbft_request_cert(pbft *p, bool fill, bool eager) {
+static void pbft_request_cert(pbft *p, bool fill) {
   pbft_ctx *c = mir_xcalloc(1, sizeof(*c));
   c->kind = PBFT_CTX_CERT;
   c->view = p->view;
@@ -498,21 +498,8 @@ static void pbft_request_cert(pbft *p, bool fill, bool eager) {
   r->buckets = mir_xmemdup(p->params->buckets, r->n_buckets * sizeof(*r->buckets));
   r->origin = mir_dsl_origin_new(p->dsl, id);
   r->fill = fill;
-  r->eager = eager;
   mir_dsl_emit_new(p->dsl, p->availability, &r->base);
   p->cert_pending = true;
-}
-
-/* True if a proposal of this primary in the current view is not decided yet. Decided is
- * `delivered`, not `committed`: a slot can be delivered without a commit quorum seen in this
- * incarnation (a restart recovers proposals and deliveries but not the Commits behind them, and
- * catch-up delivers without them), and counting such a proposal as in flight would stop the
- * segment's proposals until a view change. */
-static bool pbft_own_in_flight(const pbft *p) {
-  for (size_t i = 0; i < p->L; i++) {
-    if (p->slots[i].proposed && !p->slots[i].delivered) return true;
-  }
-  return false;
 }
 
 void miri_pbft_propose(pbft *p) {
@@ -530,17 +517,9 @@ void miri_pbft_propose(pbft *p) {
       p->has_spare = false;
     } else {
       /* A new batch only while there is work, or when the log awaits this sn (then at once, with
-       * what the mempool holds): an idle cluster does not churn through empty batches.
-       * Adaptive batching: with a proposal in flight, the next batch is asked for only if the
-       * last one was full (the load fills batches: pipelining keeps the throughput); otherwise
-       * the segment waits for the commit, and then asks eagerly (the first transaction is
-       * proposed at once: under a light load a transaction waits for no timer). What arrives
-       * during a round makes the next batch, so batches grow with the load. */
+       * what the mempool holds): an idle cluster does not churn through empty batches. */
       bool needed = s->sn < p->needed_up_to;
-      bool in_flight = pbft_own_in_flight(p);
-      if (!p->cert_pending && (p->active || needed) && (needed || !in_flight || p->last_full)) {
-        pbft_request_cert(p, needed, !in_flight);
-      }
+      if (!p->cert_pending && (p->active || needed)) pbft_request_cert(p, needed);
       return; /* one request in flight; the answer continues the loop */
     }
   }
@@ -552,7 +531,6 @@ mir_err miri_pbft_on_new_cert(mir_dsl *dsl, const mir_event *ev, void *user) {
   const Trantor__NewCert *nc = (const Trantor__NewCert *)ev->payload;
   if (miri_pbft_answer_ctx(p, nc->origin, PBFT_CTX_CERT) == NULL) return MIR_OK;
   p->cert_pending = false;
-  p->last_full = nc->full;
   if (nc->cert.len > p->params->max_cert_bytes) {
     return mir_error_set(MIR_EPROTO,
                          "%s: availability returned a certificate of %zu bytes, above "

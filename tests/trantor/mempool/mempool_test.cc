@@ -61,7 +61,6 @@ struct Answer {
   std::string dest;
   uint64_t ctx;
   std::vector<Tx> txs;
-  bool full = false;
 };
 
 class MempoolTest : public ::testing::Test {
@@ -132,13 +131,11 @@ class MempoolTest : public ::testing::Test {
     return status;
   }
 
-  mir_err Request(uint64_t epoch, std::vector<uint32_t> buckets, uint64_t ctx, bool fill = false,
-                  bool eager = false) {
+  mir_err Request(uint64_t epoch, std::vector<uint32_t> buckets, uint64_t ctx, bool fill = false) {
     auto *rb = static_cast<Trantor__RequestBatch *>(mir_xmalloc(sizeof(Trantor__RequestBatch)));
     trantor__request_batch__init(rb);
     rb->epoch = epoch;
     rb->fill = fill;
-    rb->eager = eager;
     rb->n_buckets = buckets.size();
     rb->buckets = static_cast<uint32_t *>(mir_xmemdup(buckets.data(), buckets.size() * 4));
     rb->origin = NewOrigin("availability", ctx);
@@ -150,7 +147,7 @@ class MempoolTest : public ::testing::Test {
     std::vector<Answer> out;
     for (mir_event *ev : Take(&trantor__new_batch__descriptor)) {
       auto *nb = reinterpret_cast<Trantor__NewBatch *>(ev->payload);
-      Answer a{ev->dest, nb->origin->context_id, {}, nb->full != 0};
+      Answer a{ev->dest, nb->origin->context_id, {}};
       for (size_t i = 0; i < nb->batch->n_txs; i++) {
         const Trantor__Tx *t = nb->batch->txs[i];
         a.txs.push_back({t->client_id, t->tx_no,
@@ -289,44 +286,6 @@ TEST_F(MempoolTest, FillRequestIsAnsweredAtOnceEvenEmpty) {
   ASSERT_EQ(ans.size(), 1u);
   EXPECT_EQ(ans[0].txs, (std::vector<Tx>{{a, 0, "a0"}}));
   EXPECT_TRUE(Timers().empty());
-}
-
-TEST_F(MempoolTest, EagerRequestIsAnsweredWithTheFirstTransactionOfItsBuckets) {
-  // An eager request (its segment has nothing in flight) does not wait for a full batch or the
-  // timeout: it takes what its buckets hold at once, or the first transaction that arrives in
-  // them (one of another bucket does not count).
-  std::string a = Client(2), other = Client(1);
-  ASSERT_EQ(Request(0, {2}, 1, false, true), MIR_OK);
-  EXPECT_TRUE(Answers().empty());
-  Submit({{other, 0, "o0"}});
-  EXPECT_TRUE(Answers().empty());
-  Submit({{a, 0, "a0"}});
-  std::vector<Answer> ans = Answers();
-  ASSERT_EQ(ans.size(), 1u);
-  EXPECT_EQ(ans[0].txs, (std::vector<Tx>{{a, 0, "a0"}}));
-  EXPECT_FALSE(ans[0].full);
-  Submit({{a, 1, "a1"}});
-  ASSERT_EQ(Request(0, {2}, 2, false, true), MIR_OK);
-  ans = Answers();
-  ASSERT_EQ(ans.size(), 1u);
-  EXPECT_EQ(ans[0].txs, (std::vector<Tx>{{a, 1, "a1"}}));
-}
-
-TEST_F(MempoolTest, ABatchCutAtItsSizeLimitSaysItIsFull) {
-  // NewBatch.full tells the segment that more of its transactions wait (it then proposes again
-  // without waiting for a commit); a batch that took everything there is not full.
-  std::string a = Client(0);
-  Submit({{a, 0, "a0"}, {a, 1, "a1"}, {a, 2, "a2"}, {a, 3, "a3"}});
-  ASSERT_EQ(Request(0, {0}, 1), MIR_OK);
-  std::vector<Answer> ans = Answers();
-  ASSERT_EQ(ans.size(), 1u);
-  EXPECT_EQ(ans[0].txs.size(), 3u);
-  EXPECT_TRUE(ans[0].full);
-  ASSERT_EQ(Request(0, {0}, 2, false, true), MIR_OK);
-  ans = Answers();
-  ASSERT_EQ(ans.size(), 1u);
-  EXPECT_EQ(ans[0].txs, (std::vector<Tx>{{a, 3, "a3"}}));
-  EXPECT_FALSE(ans[0].full);
 }
 
 TEST_F(MempoolTest, WaitingRequestIsAnsweredWhenTheBatchFillsUp) {

@@ -103,8 +103,6 @@ struct Node {
   int writes = 0;                            // StoreWrites made durable
   bool failed = false;                       // an apply returned an error: the node stopped
   int fill_requests = 0;                     // RequestCerts with fill set
-  int eager_requests = 0;                    // RequestCerts with eager set
-  bool full_certs = true;                    // certificates say their batch was full (high load)
   int cert_requests = 0;                     // RequestCerts (proposals asked for)
 };
 
@@ -556,7 +554,6 @@ class Cluster {
   void answer_cert(size_t i, mir_event *e) {
     auto *r = reinterpret_cast<const Trantor__RequestCert *>(e->payload);
     if (r->fill) nodes_[i].fill_requests++;
-    if (r->eager) nodes_[i].eager_requests++;
     EXPECT_EQ(r->epoch, 0u);
     EXPECT_EQ(r->n_buckets, buckets_.size());
     auto *nc = static_cast<Trantor__NewCert *>(mir_xmalloc(sizeof(Trantor__NewCert)));
@@ -565,7 +562,6 @@ class Cluster {
     std::string cert =
         nd.empty_certs ? "" : "cert-" + nd.id + "-" + std::to_string(nd.certs_made++);
     nc->cert = bytes_of(cert);
-    nc->full = nd.full_certs;
     nc->origin = clone_origin(r->origin);
     push(i, mir_event_new(r->origin->module, "availability", &nc->base));
     mir_event_free(e);

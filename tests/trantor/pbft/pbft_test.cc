@@ -194,8 +194,7 @@ TEST(PbftGoodCase, SevenUnitNodesToleratesTwoCrashes) {
 }
 
 TEST(PbftGoodCase, ProposalsArePipelined) {
-  // With full batches (the load fills them) the primary proposes every sn without waiting for
-  // earlier ones to commit.
+  // The primary proposes every sn without waiting for earlier ones to commit.
   Cluster c(Options{});
   c.set_filter([](size_t, size_t, ProtobufCMessage *m) {
     return !is_type(m, &trantor__commit__descriptor);
@@ -204,31 +203,6 @@ TEST(PbftGoodCase, ProposalsArePipelined) {
   c.run();
   EXPECT_EQ(c.stats(0).proposals, L(c));
   EXPECT_TRUE(c.node(1).delivered.empty());
-}
-
-TEST(PbftGoodCase, UnderALightLoadTheNextBatchWaitsForTheCommitAndIsAskedEagerly) {
-  // Batches that are not full say the load is light: the primary proposes one at a time, asking
-  // for each eagerly (the mempool answers with the first transaction) once the previous one
-  // committed, so a transaction waits for no batch timer; every sn still gets proposed.
-  Cluster c(Options{});
-  c.node(0).full_certs = false;
-  bool commits = false;
-  c.set_filter([&](size_t, size_t, ProtobufCMessage *m) {
-    return commits || !is_type(m, &trantor__commit__descriptor);
-  });
-  c.start();
-  c.run();
-  EXPECT_EQ(c.stats(0).proposals, 1u);
-  EXPECT_EQ(c.node(0).eager_requests, 1);
-  commits = true;
-  for (int round = 0; round < 4 && !c.all_delivered(0); round++) {
-    c.fire_all_repeats(); /* the lost Commits are sent again */
-    c.run();
-  }
-  for (size_t i = 0; i < 4; i++) EXPECT_TRUE(c.all_delivered(i)) << i;
-  EXPECT_EQ(c.stats(0).proposals, L(c));
-  EXPECT_EQ(c.node(0).eager_requests, static_cast<int>(L(c)));
-  c.expect_agreement({0, 1, 2, 3});
 }
 
 // A Prepare or Commit (owned) for sn in view 0 with the digest of cert.
@@ -1298,29 +1272,6 @@ TEST(PbftDurability, RestartedPrimaryResendsItsProposalsNeverNewOnes) {
   std::set<std::string> certs;
   for (auto &d : c.node(3).delivered) certs.insert(d.second.cert);
   for (int k = 0; k < made; k++) EXPECT_TRUE(certs.count("cert-n0-" + std::to_string(k)));
-}
-
-TEST(PbftDurability, RestartedPrimaryUnderALightLoadGoesOnProposing) {
-  // Under a light load (batches not full) a primary proposes one batch at a time. One that
-  // restarts after its first proposal was delivered must not take that proposal for one still in
-  // flight (it is recovered as proposed, and a restart forgets which votes committed it): it asks
-  // for the next batch at once, and the segment completes with no timeout and no view change.
-  Cluster c(Options{});
-  c.node(0).full_certs = false;
-  c.node(0).hold_certs = true;
-  c.start();
-  c.run();
-  c.release_certs(0);  // the first batch is proposed and commits; the next request waits
-  c.run();
-  ASSERT_EQ(c.node(0).delivered.size(), 1u);
-  ASSERT_EQ(c.node(0).held_requests.size(), 1u);
-  c.node(0).hold_certs = false;
-  c.node(0).delivered.clear();          // a restart delivers again what it recorded
-  ASSERT_TRUE(c.crash_and_restart(0));  // the waiting request is lost with the process
-  c.run();
-  for (size_t i = 0; i < c.size(); i++) EXPECT_TRUE(c.all_delivered(i)) << c.node(i).id;
-  EXPECT_EQ(c.stats(0).view, 0u);
-  c.expect_agreement({0, 1, 2, 3});
 }
 
 TEST(PbftDurability, PreparedEntriesSurviveARestartIntoTheViewChange) {
