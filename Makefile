@@ -11,7 +11,7 @@ CMAKE_ARGS ?=
 FORMAT_DIRS := server sdk tests
 FORMAT_FILES = $(shell git ls-files -- $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)) $(addsuffix /*.cc,$(FORMAT_DIRS)) 2>/dev/null)
 
-.PHONY: all deps build run test asan fuzz format format-check clean help
+.PHONY: all deps build run test asan fuzz format format-check clean help dist
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make test          install dependencies, build, run the whole test suite (ctest)"
 	@echo "make asan          the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make fuzz          every libFuzzer target for FUZZ_SECONDS (default 60) each, with clang"
+	@echo "make dist          the install tree as build/mir-c-dist.tar.gz (for deploy/ansible)"
 	@echo "make format        clang-format every C/C++ source in place"
 	@echo "make format-check  fail if any source is not clang-formatted"
 
@@ -42,6 +43,18 @@ run: build
 	./$(BUILD)/bin/mir-demo --replicas "$$(paste -sd, "$(DEMO_DIR)/client-addresses")" --seconds 5; \
 	rc=$$?; ./deploy/local/cluster.sh stop; exit $$rc
 
+# The install tree as a tarball (what deploy/ansible/prepare.yml unpacks on each host): the
+# programs, libmirclient with its header and pkg-config file, and the list of Debian packages of
+# the libraries they load.
+dist: build
+	rm -rf $(BUILD)/dist-root
+	cmake --install $(BUILD) --strip --prefix $(CURDIR)/$(BUILD)/dist-root
+	mkdir -p $(BUILD)/dist-root/share/mir
+	./scripts/runtime-packages.sh $(BUILD)/dist-root/bin/* $(BUILD)/dist-root/lib/libmirclient.so \
+	  > $(BUILD)/dist-root/share/mir/runtime-packages
+	tar -C $(BUILD)/dist-root -czf $(BUILD)/mir-c-dist.tar.gz .
+	@echo "dist: $(BUILD)/mir-c-dist.tar.gz"
+
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
@@ -51,9 +64,10 @@ asan: deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-# Every libFuzzer target (mir_add_fuzzer; listed in build-fuzz/fuzzers/, one file per target naming
-# its seed folder) runs FUZZ_SECONDS on a corpus of its own under build-fuzz/corpus/ that grows
-# from run to run; a crash or leak leaves its input in build-fuzz/artifacts/ and fails the target.
+# Every libFuzzer target (mir_add_fuzzer, built in build-fuzz/tests/; listed in build-fuzz/fuzzers/,
+# one file per target naming its seed folder) runs FUZZ_SECONDS on a corpus of its own under
+# build-fuzz/corpus/ that grows from run to run; a crash or leak leaves its input in
+# build-fuzz/artifacts/ and fails the target.
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD ?= build-fuzz
 fuzz: deps
@@ -64,7 +78,7 @@ fuzz: deps
 	for name in $$(ls fuzzers); do \
 	  mkdir -p corpus/$$name; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ./bin/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    ./tests/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=artifacts/$$name- corpus/$$name $$(cat fuzzers/$$name) \
 	    >artifacts/$$name.log 2>&1; rc=$$?; \
 	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' artifacts/$$name.log); \

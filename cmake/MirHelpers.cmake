@@ -2,13 +2,18 @@
 #
 #   mir_add_library(NAME SOURCES a.c b.c DEPS other_lib ...)
 #   mir_add_executable(NAME SOURCES main.c DEPS lib ...)
-#   mir_add_test(NAME SOURCES foo_test.cc DEPS lib ... [LABELS unit] [TIMEOUT 120])
+#   mir_add_test(NAME SOURCES foo_test.cc DEPS lib ... [LABELS unit] [TIMEOUT 120]
+#                [PROPERTIES ctest-property value ...])
 #   mir_add_fuzzer(NAME SOURCES fuzz_x.c DEPS lib ... [INCLUDES dir ...] [CORPUS seed_dir]
 #                  [RUNS 2000])
 #     with MIR_FUZZ: the libFuzzer binary NAME; otherwise NAME_replay, the same target linked with
 #     tests/fuzz/replay_main.c, run by ctest (label fuzz-replay) on the seeds and RUNS inputs
 #   mir_proto_library(NAME PROTOS a.proto b.proto DEPS other_proto_lib)
+#   mir_test_program(NAME): puts an executable that only tests use in build/tests/
 #
+# Programs (what `cmake --install` installs, the samples, the benchmarks) land in build/bin/;
+# test binaries, fuzz targets and the helpers only tests run land in build/tests/, so that bin/
+# lists what a user runs.
 # Warnings are errors in our own code; generated protobuf-c code gets the same flags except the
 # ones it cannot meet.
 
@@ -35,6 +40,12 @@ if(MIR_SANITIZE_FLAGS)
   add_compile_options(${MIR_SANITIZE_FLAGS})
   add_link_options(${MIR_SANITIZE_FLAGS})
 endif()
+
+set(MIR_TESTS_OUTPUT_DIR ${CMAKE_BINARY_DIR}/tests)
+
+function(mir_test_program target)
+  set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${MIR_TESTS_OUTPUT_DIR})
+endfunction()
 
 function(_mir_common target)
   target_compile_options(${target} PRIVATE
@@ -64,9 +75,10 @@ function(mir_add_test name)
   if(NOT MIR_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(A "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "" "TIMEOUT" "SOURCES;DEPS;LABELS;PROPERTIES" ${ARGN})
   add_executable(${name} ${A_SOURCES})
   _mir_common(${name})
+  mir_test_program(${name})
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests)
   target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
   if(NOT A_TIMEOUT)
@@ -77,7 +89,7 @@ function(mir_add_test name)
   endif()
   gtest_discover_tests(${name}
     WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
-    PROPERTIES TIMEOUT ${A_TIMEOUT} LABELS "${A_LABELS}"
+    PROPERTIES TIMEOUT ${A_TIMEOUT} LABELS "${A_LABELS}" ${A_PROPERTIES}
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
@@ -97,6 +109,7 @@ function(mir_add_fuzzer name)
   if(MIR_FUZZ)
     add_executable(${name} ${A_SOURCES})
     _mir_common(${name})
+    mir_test_program(${name})
     target_include_directories(${name} PRIVATE ${A_INCLUDES})
     target_link_libraries(${name} PRIVATE ${A_DEPS})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
@@ -114,6 +127,7 @@ function(mir_add_fuzzer name)
   set(replay ${name}_replay)
   add_executable(${replay} ${A_SOURCES} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
   _mir_common(${replay})
+  mir_test_program(${replay})
   target_include_directories(${replay} PRIVATE ${A_INCLUDES})
   target_link_libraries(${replay} PRIVATE ${A_DEPS})
   add_test(NAME ${replay} COMMAND ${replay} --runs ${A_RUNS} ${corpus}

@@ -1,5 +1,5 @@
 /*
- * bcb: Byzantine consistent broadcast among four nodes, "0" to "3", in one process. Leader "0"
+ * mir-bcb: Byzantine consistent broadcast among four nodes, "0" to "3", in one process. Leader "0"
  * broadcasts the --value string; every node prints what it delivered.
  *
  * Two modes:
@@ -58,7 +58,7 @@ typedef struct bcb_node {
 
 static void bcb_usage(FILE *f) {
   fprintf(f,
-          "usage: bcb [--value STR] [--duration SECONDS] [--record DIR]\n"
+          "usage: mir-bcb [--value STR] [--duration SECONDS] [--record DIR]\n"
           "           [--grpc [--tls] [--base-port PORT]]\n"
           "\n"
           "Runs the Byzantine consistent broadcast sample: nodes 0 to 3 in this process, node 0\n"
@@ -90,12 +90,12 @@ static void bcb_usage(FILE *f) {
  * Returns 0 or -1 as bcb_parse. */
 static int bcb_check_mode(const bcb_options *o) {
   if (!o->grpc && (o->tls || o->base_port != 0)) {
-    fprintf(stderr, "bcb: --tls and --base-port need --grpc\n");
+    fprintf(stderr, "mir-bcb: --tls and --base-port need --grpc\n");
     return -1;
   }
 #ifndef MIR_BCB_GRPC
   if (o->grpc) {
-    fprintf(stderr, "bcb: --grpc is not available: this build has no gRPC (libgrpc-dev)\n");
+    fprintf(stderr, "mir-bcb: --grpc is not available: this build has no gRPC (libgrpc-dev)\n");
     return -1;
   }
 #endif
@@ -133,7 +133,7 @@ static int bcb_parse(int argc, char **argv, bcb_options *o) {
       ok = false;
     }
     if (!ok) {
-      fprintf(stderr, "bcb: bad or incomplete argument '%s'\n", a);
+      fprintf(stderr, "mir-bcb: bad or incomplete argument '%s'\n", a);
       return -1;
     }
     i++;
@@ -219,7 +219,7 @@ static mir_err bcb_grpc_attempt(bcb_node *nodes, const bcb_options *o, const cha
   for (size_t i = 0; i < BCB_NODES; i++) mir_private_key_free(keys[i]);
   mir_membership_free(m);
   if (err == MIR_OK) {
-    printf("bcb: gRPC on " MIR_BCB_GRPC_HOST " ports %u %u %u %u (%s), Ed25519 signatures\n",
+    printf("mir-bcb: gRPC on " MIR_BCB_GRPC_HOST " ports %u %u %u %u (%s), Ed25519 signatures\n",
            ports[0], ports[1], ports[2], ports[3], tls_dir != NULL ? "mutual TLS" : "plaintext");
   }
   return err;
@@ -230,7 +230,7 @@ static mir_err bcb_tls_dir(char *dir, size_t cap) {
   const char *tmp = getenv("TMPDIR");
   snprintf(dir, cap, "%s/mir-bcb-tls-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
   if (mkdtemp(dir) == NULL) {
-    return mir_error_set(MIR_EIO, "bcb: cannot make a directory %s for TLS files", dir);
+    return mir_error_set(MIR_EIO, "mir-bcb: cannot make a directory %s for TLS files", dir);
   }
   mir_err err = mir_bcb_grpc_tls_write(dir);
   if (err != MIR_OK) mir_bcb_grpc_tls_remove(dir);
@@ -312,7 +312,7 @@ static bool bcb_summary(const bcb_node *nodes, const char *value) {
     ok = ok && same && mir_collector_count(nodes[i].app, &samples__bcb__deliver__descriptor) == 1;
     if (d != NULL) protobuf_c_message_free_unpacked(&d->base, NULL);
   }
-  printf("%s\n", ok ? "bcb: ok (every node delivered the value)" : "bcb: FAILED");
+  printf("%s\n", ok ? "mir-bcb: ok (every node delivered the value)" : "mir-bcb: FAILED");
   return ok;
 }
 
@@ -328,14 +328,14 @@ static bool bcb_run(bcb_node *nodes, mir_local_net *net, const bcb_options *o) {
     err = mir_node_inject(nodes[0].node, &req);
   }
   if (err != MIR_OK) {
-    fprintf(stderr, "bcb: setup failed: %s: %s\n", mir_strerror(err), mir_error_detail());
+    fprintf(stderr, "mir-bcb: setup failed: %s: %s\n", mir_strerror(err), mir_error_detail());
     bcb_stop(nodes);
     return false;
   }
   printf("node 0 broadcasts: %s\n", o->value);
   mir_err w = prog_wait(handles, BCB_NODES, o->duration_ms, bcb_all_delivered, nodes);
-  if (w == MIR_ETIMEDOUT) printf("bcb: time is up\n");
-  if (w == MIR_ESTOPPED && prog_interrupted()) printf("bcb: interrupted\n");
+  if (w == MIR_ETIMEDOUT) printf("mir-bcb: time is up\n");
+  if (w == MIR_ESTOPPED && prog_interrupted()) printf("mir-bcb: interrupted\n");
   /* The nodes stop one after another, so over gRPC the peers of the first ones log that their
    * streams closed; expected at the end of every run, such warnings would read like a failure. */
   mir_log_level level = mir_log_get_level();

@@ -1,5 +1,5 @@
 /*
- * pingpong: two nodes, "0" and "1", in one process over the in-process transport, pinging each
+ * mir-pingpong: two nodes, "0" and "1", in one process over the in-process transport, pinging each
  * other on a timer for a while.
  *
  * Each node has four modules: "net" (mir/net_local.h), "timer", "pingpong" (samples.h) and "app",
@@ -37,7 +37,7 @@ typedef struct pp_node {
 
 static void pp_usage(FILE *f) {
   fprintf(f,
-          "usage: pingpong [--duration SECONDS] [--period-ms MS] [--record DIR]\n"
+          "usage: mir-pingpong [--duration SECONDS] [--period-ms MS] [--record DIR]\n"
           "\n"
           "Runs the pingpong sample: nodes 0 and 1 in this process send each other a Ping every\n"
           "period and answer every Ping with a Pong.\n"
@@ -72,7 +72,7 @@ static int pp_parse(int argc, char **argv, pp_options *o) {
       ok = false;
     }
     if (!ok) {
-      fprintf(stderr, "pingpong: bad or incomplete argument '%s'\n", a);
+      fprintf(stderr, "mir-pingpong: bad or incomplete argument '%s'\n", a);
       return -1;
     }
     i++;
@@ -143,7 +143,7 @@ static bool pp_summary(const pp_node *nodes) {
            nodes[i].id, s.pings_sent, s.pings_received, s.pongs_received);
     ok = ok && s.pongs_received > 0;
   }
-  printf("%s\n", ok ? "pingpong: ok" : "pingpong: FAILED (a node received no pong)");
+  printf("%s\n", ok ? "mir-pingpong: ok" : "mir-pingpong: FAILED (a node received no pong)");
   return ok;
 }
 
@@ -170,12 +170,12 @@ static bool pp_run(pp_node *nodes, mir_local_net *net, const pp_options *o) {
     err = mir_node_start(nodes[i].node);
   }
   if (err != MIR_OK) {
-    fprintf(stderr, "pingpong: setup failed: %s: %s\n", mir_strerror(err), mir_error_detail());
+    fprintf(stderr, "mir-pingpong: setup failed: %s: %s\n", mir_strerror(err), mir_error_detail());
     pp_stop(nodes);
     return false;
   }
   mir_err w = prog_wait(handles, PP_NODES, o->duration_ms, NULL, NULL);
-  if (w == MIR_ESTOPPED && prog_interrupted()) printf("pingpong: interrupted\n");
+  if (w == MIR_ESTOPPED && prog_interrupted()) printf("mir-pingpong: interrupted\n");
   bool ok = pp_stop(nodes);
   return pp_summary(nodes) && ok;
 }

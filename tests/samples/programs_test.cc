@@ -1,9 +1,9 @@
-// Tests of the sample programs as scripts use them: build/bin/pingpong and build/bin/bcb run with
-// --record and a short duration, exit 0, print their progress and leave one event log per node;
-// bcb --grpc (in builds with gRPC) does the same over the gRPC transport with Ed25519, with TLS
-// and on a given --base-port; --help and bad arguments give the documented exit codes; Ctrl-C
-// (SIGINT) stops a run cleanly. The tests run from the build directory, where the programs are
-// bin/pingpong and bin/bcb.
+// Tests of the sample programs as scripts use them: build/bin/mir-pingpong and build/bin/mir-bcb
+// run with --record and a short duration, exit 0, print their progress and leave one event log
+// per node; mir-bcb --grpc (in builds with gRPC) does the same over the gRPC transport with
+// Ed25519, with TLS and on a given --base-port; --help and bad arguments give the documented exit
+// codes; Ctrl-C (SIGINT) stops a run cleanly. The tests run from the build directory, where the
+// programs are bin/mir-pingpong and bin/mir-bcb.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -145,23 +145,24 @@ class ProgramsTest : public ::testing::Test {
   std::string dir_, logs_, out_;
 };
 
-// pingpong runs for a short while, prints pings and pongs both ways and a summary, exits 0, and
+// mir-pingpong runs for a short while, prints pings and pongs both ways and a summary, exits 0, and
 // leaves a non-empty event log for each of its two nodes.
 TEST_F(ProgramsTest, PingpongRecordsAndExitsZero) {
-  ASSERT_EQ(run({"bin/pingpong", "--duration", "1", "--period-ms", "50", "--record", logs_}), 0)
+  ASSERT_EQ(run({"bin/mir-pingpong", "--duration", "1", "--period-ms", "50", "--record", logs_}), 0)
       << slurp(out_);
   std::string out = slurp(out_);
   EXPECT_NE(out.find("node 0: pong 0 from 1"), std::string::npos) << out;
   EXPECT_NE(out.find("node 1: pong 0 from 0"), std::string::npos) << out;
-  EXPECT_NE(out.find("pingpong: ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("mir-pingpong: ok"), std::string::npos) << out;
   EXPECT_GT(file_size(logs_ + "/0-0.mirlog.zst"), 0);
   EXPECT_GT(file_size(logs_ + "/1-0.mirlog.zst"), 0);
 }
 
-// bcb broadcasts the given value; every node prints it, the program exits 0, and each of the
+// mir-bcb broadcasts the given value; every node prints it, the program exits 0, and each of the
 // four nodes leaves a non-empty event log.
 TEST_F(ProgramsTest, BcbRecordsAndExitsZero) {
-  ASSERT_EQ(run({"bin/bcb", "--value", "test value 42", "--duration", "30", "--record", logs_}), 0)
+  ASSERT_EQ(run({"bin/mir-bcb", "--value", "test value 42", "--duration", "30", "--record", logs_}),
+            0)
       << slurp(out_);
   std::string out = slurp(out_);
   for (int i = 0; i < 4; i++) {
@@ -172,20 +173,20 @@ TEST_F(ProgramsTest, BcbRecordsAndExitsZero) {
 }
 
 #ifdef MIR_BCB_GRPC
-// bcb --grpc --tls runs the four nodes over gRPC with mutual TLS and Ed25519: every node delivers
-// the value, the program exits 0, says what it ran, leaves an event log per node, and removes its
-// temporary TLS directory.
+// mir-bcb --grpc --tls runs the four nodes over gRPC with mutual TLS and Ed25519: every node
+// delivers the value, the program exits 0, says what it ran, leaves an event log per node, and
+// removes its temporary TLS directory.
 TEST_F(ProgramsTest, BcbOverGrpcWithTlsRecordsAndExitsZero) {
   std::string tmp = dir_ + "/tmp";
   ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
-  ASSERT_EQ(wait_exit(spawn({"bin/bcb", "--grpc", "--tls", "--value", "grpc value 7", "--duration",
-                             "30", "--record", logs_},
+  ASSERT_EQ(wait_exit(spawn({"bin/mir-bcb", "--grpc", "--tls", "--value", "grpc value 7",
+                             "--duration", "30", "--record", logs_},
                             out_, tmp)),
             0)
       << slurp(out_);
   std::string out = slurp(out_);
   EXPECT_NE(out.find("(mutual TLS), Ed25519 signatures"), std::string::npos) << out;
-  EXPECT_NE(out.find("bcb: ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("mir-bcb: ok"), std::string::npos) << out;
   for (int i = 0; i < 4; i++) {
     std::string line = "node " + std::to_string(i) + " delivered: grpc value 7";
     EXPECT_NE(out.find(line), std::string::npos) << out;
@@ -194,7 +195,7 @@ TEST_F(ProgramsTest, BcbOverGrpcWithTlsRecordsAndExitsZero) {
   EXPECT_EQ(dir_entries(tmp), 0);
 }
 
-// bcb --grpc --base-port P listens on P to P + 3 (in plaintext) and every node delivers. The
+// mir-bcb --grpc --base-port P listens on P to P + 3 (in plaintext) and every node delivers. The
 // range was free a moment before the run; if another process took a port meanwhile, the run
 // fails at setup and is tried again with another range.
 TEST_F(ProgramsTest, BcbOverGrpcOnBasePort) {
@@ -203,7 +204,7 @@ TEST_F(ProgramsTest, BcbOverGrpcOnBasePort) {
   for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
     int base = free_port_range();
     ASSERT_GT(base, 0);
-    rc = run({"bin/bcb", "--grpc", "--base-port", std::to_string(base), "--duration", "30"});
+    rc = run({"bin/mir-bcb", "--grpc", "--base-port", std::to_string(base), "--duration", "30"});
     out = slurp(out_);
     std::string ports = "ports " + std::to_string(base) + " " + std::to_string(base + 1) + " " +
                         std::to_string(base + 2) + " " + std::to_string(base + 3) + " (plaintext)";
@@ -213,38 +214,38 @@ TEST_F(ProgramsTest, BcbOverGrpcOnBasePort) {
     if (rc != 0 && out.find("setup failed") == std::string::npos) break;
   }
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("bcb: ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("mir-bcb: ok"), std::string::npos) << out;
 }
 #endif
 
 // --help exits 0 with the usage text; an unknown or incomplete argument exits 2.
 TEST_F(ProgramsTest, HelpAndBadArguments) {
-  for (const char *prog : {"bin/pingpong", "bin/bcb"}) {
+  for (const char *prog : {"bin/mir-pingpong", "bin/mir-bcb"}) {
     EXPECT_EQ(run({prog, "--help"}), 0) << prog;
     EXPECT_NE(slurp(out_).find("usage:"), std::string::npos) << prog;
     EXPECT_EQ(run({prog, "--no-such-flag"}), 2) << prog;
     EXPECT_EQ(run({prog, "--duration"}), 2) << prog;
     EXPECT_EQ(run({prog, "--duration", "-1"}), 2) << prog;
   }
-  EXPECT_EQ(run({"bin/pingpong", "--period-ms", "0"}), 2);
-  EXPECT_EQ(run({"bin/bcb", "--help"}), 0);
+  EXPECT_EQ(run({"bin/mir-pingpong", "--period-ms", "0"}), 2);
+  EXPECT_EQ(run({"bin/mir-bcb", "--help"}), 0);
   EXPECT_NE(slurp(out_).find("--grpc"), std::string::npos);
   // --tls and --base-port only go with --grpc; ports must leave room for four nodes.
-  EXPECT_EQ(run({"bin/bcb", "--tls"}), 2);
-  EXPECT_EQ(run({"bin/bcb", "--base-port", "7000"}), 2);
-  EXPECT_EQ(run({"bin/bcb", "--grpc", "--base-port"}), 2);
-  EXPECT_EQ(run({"bin/bcb", "--grpc", "--base-port", "0"}), 2);
-  EXPECT_EQ(run({"bin/bcb", "--grpc", "--base-port", "65533"}), 2);
+  EXPECT_EQ(run({"bin/mir-bcb", "--tls"}), 2);
+  EXPECT_EQ(run({"bin/mir-bcb", "--base-port", "7000"}), 2);
+  EXPECT_EQ(run({"bin/mir-bcb", "--grpc", "--base-port"}), 2);
+  EXPECT_EQ(run({"bin/mir-bcb", "--grpc", "--base-port", "0"}), 2);
+  EXPECT_EQ(run({"bin/mir-bcb", "--grpc", "--base-port", "65533"}), 2);
 #ifndef MIR_BCB_GRPC
-  EXPECT_EQ(run({"bin/bcb", "--grpc"}), 2);  // a build without gRPC says so
+  EXPECT_EQ(run({"bin/mir-bcb", "--grpc"}), 2);  // a build without gRPC says so
 #endif
 }
 
 // SIGINT during a long run stops the nodes and closes the logs: the program prints its summary
 // and exits 0 (both nodes had received pongs), well before its duration.
 TEST_F(ProgramsTest, PingpongStopsCleanlyOnSigint) {
-  Child c =
-      spawn({"bin/pingpong", "--duration", "600", "--period-ms", "20", "--record", logs_}, out_);
+  Child c = spawn({"bin/mir-pingpong", "--duration", "600", "--period-ms", "20", "--record", logs_},
+                  out_);
   uint64_t deadline = mir_now_ns() + kRunLimitMs * 1000000ULL;
   while (slurp(out_).find("node 0: pong 1 from 1") == std::string::npos ||
          slurp(out_).find("node 1: pong 1 from 0") == std::string::npos) {
@@ -256,7 +257,7 @@ TEST_F(ProgramsTest, PingpongStopsCleanlyOnSigint) {
   EXPECT_EQ(wait_exit(c), 0) << slurp(out_);
   std::string out = slurp(out_);
   EXPECT_NE(out.find("interrupted"), std::string::npos) << out;
-  EXPECT_NE(out.find("pingpong: ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("mir-pingpong: ok"), std::string::npos) << out;
   EXPECT_GT(file_size(logs_ + "/0-0.mirlog.zst"), 0);
 }
 

@@ -24,7 +24,7 @@ std::string Bin(const char *name) {
 class FakeProcess {
  public:
   explicit FakeProcess(int n) {
-    ch_ = Spawn({Bin("sdk-fake-cluster"), std::to_string(n), "300"});
+    ch_ = Spawn({MIR_FAKE_CLUSTER, std::to_string(n), "300"});
     addrs_ = ReadLine(ch_, 30000);
   }
   ~FakeProcess() { Finish(&ch_, 30000); }
