@@ -11,7 +11,7 @@ CMAKE_ARGS ?=
 FORMAT_DIRS := server sdk tests
 FORMAT_FILES = $(shell git ls-files -- $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)) $(addsuffix /*.cc,$(FORMAT_DIRS)) 2>/dev/null)
 
-.PHONY: all deps build run test asan fuzz format format-check clean help dist
+.PHONY: all deps build run test asan fuzz format format-check clean help docker-image docker-run dist
 
 all: build
 
@@ -21,6 +21,8 @@ help:
 	@echo "make asan          the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make fuzz          every libFuzzer target for FUZZ_SECONDS (default 60) each, with clang"
 	@echo "make dist          the install tree as build/mir-c-dist.tar.gz (for deploy/ansible)"
+	@echo "make docker-image  the Docker image (DOCKER_IMAGE, default mir-c:latest)"
+	@echo "make docker-run    the image, a 4-replica compose cluster, the demo against it, stop"
 	@echo "make format        clang-format every C/C++ source in place"
 	@echo "make format-check  fail if any source is not clang-formatted"
 
@@ -54,6 +56,26 @@ dist: build
 	  > $(BUILD)/dist-root/share/mir/runtime-packages
 	tar -C $(BUILD)/dist-root -czf $(BUILD)/mir-c-dist.tar.gz .
 	@echo "dist: $(BUILD)/mir-c-dist.tar.gz"
+
+# The image of the Dockerfile, on a local debian:bookworm-slim where none can be pulled
+# (scripts/docker-base-image.sh is a no-op when the tag exists). DOCKER_BUILD_ARGS passes options
+# to docker build (--network host where a build container cannot reach the apt source).
+DOCKER_IMAGE ?= mir-c:latest
+DOCKER_BUILD_ARGS ?=
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+docker-image:
+	./scripts/docker-base-image.sh
+	docker build $(DOCKER_BUILD_ARGS) -t $(DOCKER_IMAGE) .
+
+# `make run` in Docker: the compose cluster of deploy/docker/compose.yml (project mir-demo, fresh
+# keys and data), the demo against it once every replica is healthy, then down with its volumes
+# whatever happened.
+docker-run: docker-image
+	@c="$(COMPOSE) -f deploy/docker/compose.yml -p mir-demo"; \
+	export MIR_IMAGE="$(DOCKER_IMAGE)"; \
+	$$c down -v --remove-orphans >/dev/null 2>&1; \
+	$$c --profile demo run --rm demo; rc=$$?; \
+	$$c ps; $$c --profile demo down -v --remove-orphans; exit $$rc
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)

@@ -2,18 +2,42 @@
 # Installs the Debian packages Mir-C builds and runs with (DESIGN.md section 2) plus the build
 # tools. Idempotent: packages already present are left alone and nothing is downloaded again.
 # Works as root or through sudo; exits non-zero with a clear message where apt-get is missing.
+#
+#   scripts/install-deps.sh           what builds and tests need (and, where a Docker engine is
+#                                     installed, what the deployment tests use)
+#   scripts/install-deps.sh --build   only what compiles the programs (the Dockerfile's build stage)
 set -euo pipefail
 
-packages=(
+build_packages=(
   # RPC, serialization, crypto, storage, config, metrics/profiles, event-log compression
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler android-libboringssl-dev librocksdb-dev
   libjansson-dev libmicrohttpd-dev libgoogle-perftools-dev google-perftools libzstd-dev
+  # build tools
+  cmake make pkg-config gcc g++
+)
+packages=("${build_packages[@]}"
   # tests (openssl: the command-line tool makes certificates in the transport tests;
   # prometheus: the server and promtool that check the replicas' /metrics pages; curl: HTTP)
   libgtest-dev openssl prometheus curl
-  # build tools; clang and its runtime for the fuzz targets (libFuzzer)
-  cmake make pkg-config gcc g++ clang clang-format libclang-rt-14-dev
+  # clang and its runtime for the fuzz targets (libFuzzer); clang-format for make format
+  clang clang-format libclang-rt-14-dev
 )
+# The deployment tests (tests/deploy) drive the Docker engine: debootstrap makes the base image
+# where none can be pulled, docker-compose runs the cluster, ansible deploys to sshd containers.
+deploy_packages=(debootstrap docker-compose ansible openssh-client)
+
+case "${1:-}" in
+  --build) packages=("${build_packages[@]}") ;;
+  "")
+    if command -v docker >/dev/null 2>&1; then
+      packages+=("${deploy_packages[@]}")
+    fi
+    ;;
+  *)
+    echo "usage: $0 [--build]" >&2
+    exit 2
+    ;;
+esac
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: apt-get not found; this script supports Debian 12 (bookworm) and derivatives." >&2

@@ -1,0 +1,226 @@
+// The Ansible playbooks (deploy/ansible/) against real hosts: five containers with sshd on a
+// private Docker network of this test stand in for four replica machines and a client machine.
+// prepare.yml installs the install tree taken from the project's image, keys.yml makes the keys
+// on this machine, deploy.yml starts the cluster and the SDK on this machine commits through it;
+// rolling-restart.yml restarts the replicas one at a time while a client keeps submitting, and
+// every transaction of that client commits; prepare.yml, keys.yml and deploy.yml run again report
+// no change on any host; bench.yml runs mir-bench on the client host and fetches its JSON report
+// here; wipe.yml, once confirmed, removes the replicas' data. Skipped where no Docker engine
+// answers or ansible-playbook is missing.
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "deploy_util.h"
+
+namespace {
+
+using deploy::Cmd;
+using deploy::Result;
+using deploy::Trim;
+
+constexpr int kReplicas = 4;
+constexpr const char *kHostImage = "mir-c-sshd:ctest";
+
+class Hosts {
+ public:
+  Hosts() : name_("mirta" + std::to_string(getpid())) {
+    const char *tmp = getenv("TMPDIR");
+    std::string t =
+        std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") + "/mir-ansible-test-XXXXXX";
+    std::vector<char> buf(t.begin(), t.end());
+    buf.push_back('\0');
+    dir_ = mkdtemp(buf.data()) != nullptr ? buf.data() : "";
+  }
+  ~Hosts() {
+    for (const auto &h : hosts_) Cmd({"docker", "rm", "-f", h}, 60000);
+    Cmd({"docker", "network", "rm", name_}, 60000);
+    if (!dir_.empty()) Cmd({"rm", "-rf", dir_}, 60000);
+  }
+
+  const std::string &Dir() const { return dir_; }
+
+  // The network, the ssh key, and n_hosts containers with sshd; fills ips_.
+  bool Start(int n_hosts, std::string *why) {
+    Result k = Cmd({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/id"}, 60000);
+    if (k.rc != 0) return *why = "ssh-keygen: " + k.out, false;
+    Result net = Cmd({"docker", "network", "create", name_}, 60000);
+    if (net.rc != 0) return *why = "network: " + net.out, false;
+    for (int i = 0; i < n_hosts; i++) {
+      std::string h = name_ + "-h" + std::to_string(i);
+      Result r =
+          Cmd({"docker", "run", "-d", "--name", h, "--hostname", h, "--network", name_, kHostImage},
+              120000);
+      if (r.rc != 0) return *why = "docker run: " + r.out, false;
+      hosts_.push_back(h);
+      Result cp = Cmd({"docker", "cp", dir_ + "/id.pub", h + ":/root/.ssh/authorized_keys"}, 60000);
+      Result own =
+          Cmd({"docker", "exec", h, "chown", "root:root", "/root/.ssh/authorized_keys"}, 60000);
+      if (cp.rc != 0 || own.rc != 0) return *why = "key: " + cp.out + own.out, false;
+      Result ip = Cmd({"docker", "inspect", "-f",
+                       "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", h},
+                      30000);
+      ips_.push_back(Trim(ip.out));
+    }
+    return true;
+  }
+
+  // An inventory of the hosts: the first kReplicas replicas, the last one a client.
+  void WriteInventory() {
+    std::ofstream f(dir_ + "/inventory.ini");
+    f << "[replicas]\n";
+    for (int i = 0; i < kReplicas; i++) {
+      f << "r" << i << " ansible_host=" << ips_[i] << " mir_id=" << i << "\n";
+    }
+    f << "[clients]\nc0 ansible_host=" << ips_[kReplicas] << "\n";
+    f << "[all:vars]\nansible_user=root\nansible_ssh_private_key_file=" << dir_ << "/id\n"
+      << "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
+      << "mir_dist=" << dir_ << "/dist.tar.gz\nmir_keygen=" << MIR_BIN_DIR << "/mir-keygen\n"
+      << "mir_state_dir=" << dir_ << "/state\nmir_bench_seconds=3\nmir_bench_rate=300\n";
+  }
+
+  Result Playbook(const std::string &name, const std::vector<std::string> &extra = {}) {
+    std::string pb = std::string(MIR_SOURCE_DIR) + "/deploy/ansible/";
+    std::vector<std::string> argv = {"ansible-playbook", "-i", dir_ + "/inventory.ini", pb + name};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Cmd(argv, 600000,
+               {"ANSIBLE_CONFIG=" + pb + "ansible.cfg", "ANSIBLE_NOCOLOR=1",
+                "ANSIBLE_LOCAL_TEMP=" + dir_ + "/ansible-tmp", "ANSIBLE_FORKS=5"});
+  }
+
+  const std::string &Host(int i) const { return hosts_[i]; }
+
+  std::vector<std::string> ClientAddrs() const {
+    std::vector<std::string> a;
+    for (int i = 0; i < kReplicas; i++) a.push_back(ips_[i] + ":9000");
+    return a;
+  }
+
+ private:
+  std::string name_, dir_;
+  std::vector<std::string> hosts_, ips_;
+};
+
+// The hosts' image, built once (then from Docker's cache) with the image's runtime packages.
+bool BuildHostImage(std::string *why) {
+  Result pk =
+      Cmd({"docker", "run", "--rm", deploy::kImage, "cat", "/usr/local/share/mir/runtime-packages"},
+          120000);
+  if (pk.rc != 0) return *why = pk.out, false;
+  std::string packages = Trim(pk.out);
+  for (char &ch : packages) ch = ch == '\n' ? ' ' : ch;
+  std::string ctx = std::string(MIR_SOURCE_DIR) + "/tests/deploy";
+  Result b = Cmd({"docker", "build", "-t", kHostImage, "-f", ctx + "/sshd-host.Dockerfile",
+                  "--build-arg", "PACKAGES=" + packages, ctx},
+                 1200000);
+  if (b.rc != 0) *why = b.out;
+  return b.rc == 0;
+}
+
+// The PLAY RECAP lines of a run, and whether each says changed=0.
+bool NoChange(const std::string &out) {
+  size_t at = out.find("PLAY RECAP");
+  if (at == std::string::npos) return false;
+  std::istringstream in(out.substr(at));
+  std::string line;
+  int hosts = 0;
+  while (std::getline(in, line)) {
+    if (line.find("ok=") == std::string::npos) continue;
+    hosts++;
+    if (line.find("changed=0 ") == std::string::npos) return false;
+  }
+  return hosts > 0;
+}
+
+// A client that submits one transaction every few milliseconds until told to stop (bounded in
+// count and time), for load that runs across the rolling restart.
+struct Load {
+  std::atomic<bool> stop{false};
+  long committed = 0;
+  long expected = 0;
+  std::string why;
+  std::thread th;
+
+  void Start(const std::vector<std::string> &addrs, const std::string &id) {
+    th = std::thread([this, addrs, id] {
+      long round = 0;
+      auto end = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+      while (!stop && std::chrono::steady_clock::now() < end && round < 200) {
+        std::string w;
+        committed += deploy::CommitTxs(addrs, id + "-" + std::to_string(round), 50, 120000, &w);
+        expected += 50;
+        if (!w.empty() && why.empty()) why = w;
+        round++;
+      }
+    });
+  }
+  void Finish() {
+    stop = true;
+    if (th.joinable()) th.join();
+  }
+};
+
+TEST(Ansible, DeployRollingRestartIdempotenceAndBench) {
+  std::string why;
+  if (!deploy::DockerAnswers(&why)) GTEST_SKIP() << why;
+  if (Cmd({"ansible-playbook", "--version"}, 60000).rc != 0) {
+    GTEST_SKIP()
+        << "ansible-playbook not found (scripts/install-deps.sh installs it where Docker is)";
+  }
+  std::string log;
+  ASSERT_TRUE(deploy::BuildImage(&log)) << log;
+  ASSERT_TRUE(BuildHostImage(&why)) << why;
+  Hosts h;
+  ASSERT_FALSE(h.Dir().empty());
+  ASSERT_TRUE(h.Start(kReplicas + 1, &why)) << why;
+  h.WriteInventory();
+  // The install tree deployed: the image's /usr/local, as `make dist` makes it from a build.
+  Result dist =
+      Cmd({"sh", "-c",
+           std::string("docker run --rm ") + deploy::kImage +
+               " tar -C /usr/local -czf - bin lib include share > " + h.Dir() + "/dist.tar.gz"},
+          300000);
+  ASSERT_EQ(dist.rc, 0) << dist.out;
+
+  for (const char *pb : {"prepare.yml", "keys.yml", "deploy.yml", "status.yml"}) {
+    Result r = h.Playbook(pb);
+    ASSERT_EQ(r.rc, 0) << pb << ":\n" << r.out;
+  }
+  std::string pid = std::to_string(getpid());
+  EXPECT_EQ(deploy::CommitTxs(h.ClientAddrs(), "ansible-" + pid + "-a", 1000, 180000, &why), 1000)
+      << why;
+
+  // A rolling restart under load: every transaction of the client commits.
+  Load load;
+  load.Start(h.ClientAddrs(), "ansible-" + pid + "-roll");
+  Result roll = h.Playbook("rolling-restart.yml");
+  load.Finish();
+  EXPECT_EQ(roll.rc, 0) << roll.out;
+  EXPECT_GT(load.expected, 0);
+  EXPECT_EQ(load.committed, load.expected) << load.why;
+  EXPECT_NE(roll.out.find("Caught up with the cluster"), std::string::npos);
+
+  // Idempotence: preparing, keying and deploying what runs changes nothing, on any host.
+  for (const char *pb : {"prepare.yml", "keys.yml", "deploy.yml"}) {
+    Result again = h.Playbook(pb);
+    EXPECT_EQ(again.rc, 0) << pb << ":\n" << again.out;
+    EXPECT_TRUE(NoChange(again.out)) << pb << ":\n" << again.out;
+  }
+
+  // The benchmark runs on the client host and its report comes back here.
+  Result bench = h.Playbook("bench.yml");
+  ASSERT_EQ(bench.rc, 0) << bench.out;
+  Result reports = Cmd({"sh", "-c", "cat " + h.Dir() + "/state/bench/c0-*.json"}, 30000);
+  EXPECT_EQ(reports.rc, 0) << reports.out;
+  EXPECT_NE(reports.out.find("\"committed\""), std::string::npos) << reports.out;
+
+  Result stop = h.Playbook("stop.yml");
+  EXPECT_EQ(stop.rc, 0) << stop.out;
+  // Wiping asks for its confirmation, then leaves no data folder behind.
+  EXPECT_NE(h.Playbook("wipe.yml").rc, 0);
+  Result wipe = h.Playbook("wipe.yml", {"-e", "mir_wipe=yes"});
+  EXPECT_EQ(wipe.rc, 0) << wipe.out;
+  EXPECT_NE(Cmd({"docker", "exec", h.Host(0), "test", "-e", "/var/lib/mir"}, 60000).rc, 0);
+}
+
+}  // namespace
