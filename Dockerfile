@@ -51,8 +51,8 @@ RUN ldconfig
 USER mir
 WORKDIR /data
 VOLUME ["/data"]
-# 7000: the peer transport (mutual TLS); 9000: the client API.
-EXPOSE 7000 9000
+# 7000: the peer transport (mutual TLS); 9000: the client API; 9100: /metrics and profiles.
+EXPOSE 7000 9000 9100
 ENV MIR_DATA_DIR=/data MIR_KEYS_DIR=/keys MIR_PEER_LISTEN=0.0.0.0:7000 \
     MIR_CLIENT_LISTEN=0.0.0.0:9000
 # Healthy once the replica answers Status on its client API (mir-status exit status 0).

@@ -19,6 +19,7 @@
 #   MIR_PEER_LISTEN    peer transport address (default 0.0.0.0:7000)
 #   MIR_CLIENT_LISTEN  client API address (default 0.0.0.0:9000)
 #   MIR_CLIENT_TLS     1: the client API serves TLS with the replica's certificate (default 0)
+#   MIR_HTTP_LISTEN    /metrics, /debug/stats and profiles (default 0.0.0.0:9100; empty: off)
 #   MIR_LOG            log level (trace, debug, info, warn, error; default info)
 #   MIR_STORE_SYNC     0: no fsync per group of writes (survives process crashes only; default 1)
 #
@@ -53,6 +54,9 @@ make_config() {
     [ -r "$keys/$f" ] || die "MIR_KEYS_DIR: $keys/$f is missing or unreadable"
   done
   out="${TMPDIR:-/tmp}/mir-replica.json"
+  http="${MIR_HTTP_LISTEN-0.0.0.0:9100}"
+  if [ -n "$http" ]; then http="
+  \"http_listen\": \"$http\","; fi
   cat >"$out" <<JSON
 {
   "id": "$MIR_ID",
@@ -62,7 +66,7 @@ make_config() {
           "key_file": "$keys/replica-$MIR_ID.tls.key"},
   "peer_listen": "${MIR_PEER_LISTEN:-0.0.0.0:7000}",
   "client_listen": "${MIR_CLIENT_LISTEN:-0.0.0.0:9000}",
-  "client_tls": $ctls,
+  "client_tls": $ctls,$http
   "data_dir": "$data",
   "store": {"sync": $sync}
 }

@@ -1,10 +1,11 @@
 // The compose cluster (deploy/docker/compose.yml) as a user runs it, under its own project name:
 // the keygen service and four replicas come up healthy; the SDK on this machine commits 10,000
-// transactions through the client ports published on 127.0.0.1; commits go on while one replica
-// is killed (docker kill), and once it is started again it reaches the others' position with the
-// same log hash; the same for a replica cut off the network (docker network disconnect) and
-// connected again; docker stop (SIGTERM) ends a replica with exit status 0 and it resumes from
-// its store. Skipped where no Docker engine or no compose answers.
+// transactions through the client ports published on 127.0.0.1, where the replicas' /metrics
+// pages are published too; commits go on while one replica is killed (docker kill), and once it
+// is started again it reaches the others' position with the same log hash; the same for a
+// replica cut off the network (docker network disconnect) and connected again; docker stop
+// (SIGTERM) ends a replica with exit status 0 and it resumes from its store. Skipped where no
+// Docker engine or no compose answers.
 #include "deploy_util.h"
 
 namespace {
@@ -22,6 +23,8 @@ class ComposeCluster {
     env_ = {std::string("MIR_IMAGE=") + deploy::kImage, "MIR_RESTART=no", "MIR_LOG=info"};
     for (int i = 0; i < kReplicas; i++) {
       env_.push_back("MIR_CLIENT_PORT_" + std::to_string(i) + "=" + std::to_string(port_base + i));
+      env_.push_back("MIR_HTTP_PORT_" + std::to_string(i) + "=" +
+                     std::to_string(port_base + 100 + i));
       addrs_.push_back("127.0.0.1:" + std::to_string(port_base + i));
     }
   }
@@ -89,11 +92,12 @@ class ComposeCluster {
   std::vector<std::string> addrs_;
 };
 
-// Four free loopback ports in a row for the published client APIs.
+// Four free loopback ports in a row for the published client APIs, and four more 100 above for
+// the HTTP endpoints.
 int FreePortBase() {
   for (int base = 21000 + (getpid() % 500) * 8; base < 60000; base += 8) {
     bool ok = true;
-    for (int i = 0; i < kReplicas; i++) ok = ok && PortFree(base + i);
+    for (int i = 0; i < kReplicas; i++) ok = ok && PortFree(base + i) && PortFree(base + 100 + i);
     if (ok) return base;
   }
   return 0;
@@ -122,6 +126,11 @@ TEST(Compose, ClusterCommitsThroughKillPartitionAndStop) {
   std::string pid = std::to_string(getpid());
   EXPECT_EQ(deploy::CommitTxs(c.Addrs(), "compose-" + pid + "-a", 10000, 300000, &why), 10000)
       << why;
+  // The metrics endpoint is published on 127.0.0.1 too.
+  Result metrics =
+      Cmd({"curl", "-sf", "http://127.0.0.1:" + std::to_string(base + 100) + "/metrics"}, 60000);
+  EXPECT_EQ(metrics.rc, 0) << metrics.out;
+  EXPECT_NE(metrics.out.find("mir_process_resident_memory_bytes"), std::string::npos);
 
   // A crash: SIGKILL to replica 3; the other three go on committing.
   std::string victim = c.Container(3);
