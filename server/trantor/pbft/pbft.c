@@ -205,11 +205,15 @@ static mir_err pbft_on_needed(mir_dsl *dsl, const mir_event *ev, void *user) {
 /* A timeout of the current view fired: start a view change, unless the segment needs none. A
  * node that committed every sn does not start one itself (its own log is complete; lagging
  * nodes catch up through Done), but still joins one that a weak quorum started. */
-static void pbft_timeout_fired(pbft *p) {
+static void pbft_timeout_fired(pbft *p, const char *which, uint64_t base_ms) {
   if (p->stable || p->done || p->passive) {
     p->st.stale_answers++;
     return;
   }
+  mir_log(MIR_LOG_INFO, PBFT_LOG,
+          "%s: %s timeout (%llu ms in view %llu) with %zu of %zu sns committed", p->mod_id, which,
+          (unsigned long long)pbft_timeout_ms(base_ms, p->view), (unsigned long long)p->view,
+          p->n_delivered, p->L);
   if (p->view + 1 > TRANTOR_PBFT_VIEW_MAX) {
     mir_log(MIR_LOG_WARN, PBFT_LOG, "%s: view bound reached, no further view change", p->mod_id);
     return;
@@ -226,7 +230,7 @@ static mir_err pbft_on_sn_timeout(mir_dsl *dsl, const mir_event *ev, void *user)
     p->st.stale_answers++;
     return MIR_OK;
   }
-  pbft_timeout_fired(p);
+  pbft_timeout_fired(p, "sn", p->params->view_change_sn_timeout_ms);
   return MIR_OK;
 }
 
@@ -238,7 +242,7 @@ static mir_err pbft_on_seg_timeout(mir_dsl *dsl, const mir_event *ev, void *user
     p->st.stale_answers++;
     return MIR_OK;
   }
-  pbft_timeout_fired(p);
+  pbft_timeout_fired(p, "segment", p->params->view_change_segment_timeout_ms);
   return MIR_OK;
 }
 
