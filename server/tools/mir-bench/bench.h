@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mir/client.h"
+#include "scrape.h"
 
 /* ---- hist.c: a log-linear latency histogram in microseconds, lock-free to record ---- */
 
@@ -50,6 +51,19 @@ void bench_certs_fini(bench_certs *bc);
 
 /* ---- main.c: the run ---- */
 
+#define BENCH_METRICS_MAX 64 /* --metrics URLs */
+
+/* One replica read through --metrics: before the run, after it, and what changed. */
+typedef struct bench_replica {
+  const char *text; /* the URL as given (borrowed from argv) */
+  scrape_url url;
+  scrape_snapshot before; /* valid while have_before */
+  bool have_before;
+  bool ok; /* d holds the differences; else err says why not */
+  scrape_delta d;
+  char err[SCRAPE_ERR_MAX];
+} bench_replica;
+
 typedef struct bench_opts {
   const char *replicas[MIR_CLIENT_REPLICAS_MAX];
   size_t n_replicas;
@@ -65,6 +79,8 @@ typedef struct bench_opts {
   uint32_t connect_timeout_ms;
   const char *tls_ca;  /* TLS trusting this CA (NULL: plaintext, unless tls_dir) */
   const char *tls_dir; /* a cluster folder: TLS with client certificates issued by its CA */
+  const char *metrics[BENCH_METRICS_MAX]; /* --metrics: replicas' HTTP base URLs (borrowed) */
+  size_t n_metrics;
 } bench_opts;
 
 /* One per second of the run. */
@@ -89,6 +105,7 @@ typedef struct bench {
   size_t n_seconds, cap_seconds;
   mir_client_stats sdk; /* summed over clients at the end */
   bench_certs certs;    /* with --tls-dir */
+  bench_replica *rm;    /* with --metrics: o.n_metrics of them (owned) */
 } bench;
 
 double bench_now(void);
@@ -101,8 +118,20 @@ typedef enum bench_outcome {
   BENCH_STOPPED   /* still pending when the client closed: not committed */
 } bench_outcome;
 
+/* ---- metrics.c: --metrics ---- */
+
+/* Parses every --metrics URL into b->rm (allocated here). 0, or -1 after saying why on stderr. */
+int bench_metrics_init(bench *b);
+/* Reads every replica before the run; one that cannot be read is remembered as failed. */
+void bench_metrics_before(bench *b);
+/* Reads them again after the run and computes the differences with the commits counted. */
+void bench_metrics_after(bench *b);
+void bench_metrics_fini(bench *b);
+
 /* ---- report.c ---- */
 void bench_print_summary(const bench *b, double elapsed_s);
+/* The per-replica lines of --metrics (nothing without it). */
+void bench_print_metrics(const bench *b);
 /* Writes the JSON report to path. Returns 0, or -1 with errno. */
 int bench_write_json(const bench *b, const char *path);
 

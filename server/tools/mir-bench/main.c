@@ -5,6 +5,7 @@
  *             [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]
  *             [--window N] [--batch-delay-us US] [--submit-replicas K] [--connect-timeout-ms MS]
  *             [--client-prefix NAME] [--record FILE] [--tls-ca FILE | --tls-dir DIR]
+ *             [--metrics URL,...]
  *
  * Open loop: each client has a schedule of submit times (rate / clients per second, the clients
  * staggered evenly) and submits on time whatever the cluster does; a submission the SDK refuses
@@ -23,6 +24,10 @@
  * the end: the SDK had it and it never committed); mir-logcheck compares it with the log.
  * --client-prefix names the clients <prefix>-0, <prefix>-1, ... (default bench-<pid>), so that a
  * checker can tell them apart; a client id must not be used by two runs.
+ *
+ * --metrics URL,... reads each replica's HTTP endpoint (http_listen; base URLs as `cluster.sh
+ * status` prints them) before and after the run and reports per replica the CPU time per
+ * committed transaction and the busiest modules, threads and locks (metrics.c, scrape.h).
  *
  * TLS: --tls-ca FILE trusts the replicas' CA; --tls-dir DIR (a cluster folder of cluster.sh or
  * mir-keygen) trusts DIR/ca.pem and gives every client a certificate for its own client id, issued
@@ -68,14 +73,44 @@ static void sleep_until(double at) {
   }
 }
 
-static void usage(const char *argv0) {
-  fprintf(stderr,
+static void usage(FILE *f, const char *argv0) {
+  fprintf(f,
           "usage: %s --replicas host:port,... [--clients N] [--rate TX_PER_S] [--size BYTES]\n"
           "          [--duration S] [--warmup S] [--drain S] [--json FILE] [--trust one]\n"
           "          [--window N] [--batch-delay-us US] [--submit-replicas K]\n"
           "          [--connect-timeout-ms MS] [--client-prefix NAME] [--record FILE]\n"
-          "          [--tls-ca FILE | --tls-dir CLUSTER_DIR]\n",
+          "          [--tls-ca FILE | --tls-dir CLUSTER_DIR] [--metrics URL,...]\n",
           argv0);
+}
+
+/* --help: the usage and what the options do. */
+static void help(const char *argv0) {
+  usage(stdout, argv0);
+  printf(
+      "\nOpen-loop load through the SDK; prints throughput and submit-to-commit latency.\n"
+      "  --replicas A,...        client API addresses of the replicas (required)\n"
+      "  --clients N             SDK clients (default 4); --rate is shared among them\n"
+      "  --rate TX_PER_S         offered transactions per second (default 1000)\n"
+      "  --size BYTES            transaction size (default 256)\n"
+      "  --duration S            measured seconds (default 10), after --warmup S (default 1);\n"
+      "                          then at most --drain S (default 10) for outstanding commits\n"
+      "  --json FILE             the report as JSON (with --metrics: replica_metrics)\n"
+      "  --trust one|quorum      commits from one replica or f+1 agreeing (default quorum)\n"
+      "  --window N, --batch-delay-us US, --submit-replicas K, --connect-timeout-ms MS\n"
+      "                          SDK options (docs/SDK.md)\n"
+      "  --client-prefix NAME    client ids NAME-0, NAME-1, ... (default bench-<pid>)\n"
+      "  --record FILE           every ticket's outcome, for mir-logcheck\n"
+      "  --tls-ca FILE           TLS to the client API, trusting this CA\n"
+      "  --tls-dir DIR           TLS with client certificates issued by DIR/ca.key\n"
+      "  --metrics URL,...       replicas' HTTP endpoints (http_listen), such as\n"
+      "                          http://127.0.0.1:9100 (a trailing /metrics is accepted):\n"
+      "                          /metrics and /debug/stats are read before and after the run,\n"
+      "                          and per replica the report adds CPU seconds per committed\n"
+      "                          transaction (the process's CPU time over the run divided by\n"
+      "                          the transactions mir-bench saw committed), the 3 busiest\n"
+      "                          modules (busy CPU time), the 3 busiest threads (CPU time) and\n"
+      "                          the 3 most contended locks (time waited). A replica that\n"
+      "                          cannot be read is reported; the run goes on.\n");
 }
 
 /* Parses a number in [lo, hi] from s; returns 0 or -1. */
@@ -89,6 +124,18 @@ static int parse_num(const char *name, const char *s, double lo, double hi, doub
   }
   *out = v;
   return 0;
+}
+
+/* --metrics: the URLs are checked by bench_metrics_init. */
+static int parse_metrics(bench_opts *o, char *list) {
+  for (char *t = strtok(list, ","); t != NULL; t = strtok(NULL, ",")) {
+    if (o->n_metrics == BENCH_METRICS_MAX) {
+      fprintf(stderr, "mir-bench: --metrics: at most %d URLs\n", BENCH_METRICS_MAX);
+      return -1;
+    }
+    o->metrics[o->n_metrics++] = t;
+  }
+  return o->n_metrics > 0 ? 0 : -1;
 }
 
 static int parse_replicas(bench_opts *o, char *list) {
@@ -107,6 +154,7 @@ static int parse_option(bench_opts *o, const char *name, char *val) {
   double v = 0;
   int rc = 0;
   if (strcmp(name, "--replicas") == 0) return parse_replicas(o, val);
+  if (strcmp(name, "--metrics") == 0) return parse_metrics(o, val);
   if (strcmp(name, "--json") == 0) {
     o->json_path = val;
   } else if (strcmp(name, "--record") == 0) {
@@ -359,9 +407,16 @@ static void progress(bench *b) {
 }
 
 int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      help(argv[0]);
+      return 0;
+    }
+  }
   bench *b = calloc(1, sizeof(*b));
-  if (b == NULL || parse_args(&b->o, argc, argv) != 0) {
-    usage(argv[0]);
+  if (b == NULL || parse_args(&b->o, argc, argv) != 0 || bench_metrics_init(b) != 0) {
+    usage(stderr, argv[0]);
+    if (b != NULL) bench_metrics_fini(b);
     free(b);
     return 2;
   }
@@ -376,6 +431,8 @@ int main(int argc, char **argv) {
         "mir-bench: %zu replicas, %u clients, %.0f tx/s offered, %u-byte transactions, "
         "%.1f s measured after %.1f s warm-up\n",
         b->o.n_replicas, b->o.clients, b->o.rate, b->o.size, b->o.duration_s, b->o.warmup_s);
+    fflush(stdout);
+    bench_metrics_before(b);
     b->t0 = bench_now() + 0.05;
     b->measure_from = b->t0 + b->o.warmup_s;
     b->measure_to = b->measure_from + b->o.duration_s;
@@ -402,7 +459,9 @@ int main(int argc, char **argv) {
     }
   }
   if (rc == 0) {
+    bench_metrics_after(b);
     bench_print_summary(b, b->o.duration_s);
+    bench_print_metrics(b);
     if (b->o.json_path != NULL && bench_write_json(b, b->o.json_path) != 0) {
       fprintf(stderr, "mir-bench: %s: %s\n", b->o.json_path, strerror(errno));
       rc = 1;
@@ -421,6 +480,7 @@ int main(int argc, char **argv) {
   free(b->cl);
   free(b->seconds);
   bench_certs_fini(&b->certs);
+  bench_metrics_fini(b);
   free(b);
   return rc;
 }

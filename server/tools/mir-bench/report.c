@@ -1,9 +1,14 @@
 /*
  * mir-bench's report: the summary on stdout and the JSON file. Throughput counts the commits
  * that happened during the measured window, divided by its length; latency quantiles cover the
- * transactions scheduled inside the window that were committed.
+ * transactions scheduled inside the window that were committed. With --metrics, one paragraph
+ * per replica follows (metrics.c), and the JSON report carries the same as replica_metrics.
  */
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 
@@ -38,6 +43,101 @@ void bench_print_summary(const bench *b, double elapsed_s) {
       (unsigned long long)b->sdk.bad_messages, (unsigned long long)b->sdk.conflicting_votes);
 }
 
+/* Prints one top list ("  busiest modules: a 1.2 s, b 0.3 s") or says there was none. */
+static void report_top(const char *what, const scrape_top *t, size_t n, const char *none) {
+  printf("  %s:", what);
+  for (size_t i = 0; i < n; i++) {
+    printf("%s %s", i ? "," : "", t[i].name);
+    if (t[i].tid != 0) printf(" (tid %lld)", (long long)t[i].tid);
+    printf(" %.3f s", t[i].seconds);
+    if (t[i].count > 0) printf(" over %.0f waits", t[i].count);
+  }
+  printf("%s\n", n == 0 ? none : "");
+}
+
+void bench_print_metrics(const bench *b) {
+  if (b->o.n_metrics == 0 || b->rm == NULL) return;
+  printf("\nreplicas, from their /metrics and /debug/stats before and after the run:\n");
+  for (size_t i = 0; i < b->o.n_metrics; i++) {
+    const bench_replica *r = &b->rm[i];
+    if (!r->ok) {
+      printf("replica %s: not read: %s\n", r->text, r->err);
+      continue;
+    }
+    const scrape_delta *d = &r->d;
+    printf("replica %s: %.2f s CPU in %.1f s, ", r->text, d->cpu_s, d->interval_s);
+    if (isfinite(d->cpu_s_per_tx)) {
+      printf("%.1f us CPU per committed transaction", d->cpu_s_per_tx * 1e6);
+    } else {
+      printf("no transaction committed");
+    }
+    printf(" (%llu committed", (unsigned long long)d->committed);
+    if (d->delivered >= 0) printf(", %.0f delivered by the replica", d->delivered);
+    printf(")\n");
+    report_top("busiest modules (busy CPU)", d->modules, d->n_modules, " none busy");
+    report_top("busiest threads (CPU)", d->threads, d->n_threads, " none used CPU");
+    report_top("most contended locks (time waited)", d->locks, d->n_locks, " none contended");
+  }
+}
+
+/* A JSON number, or null where there is none (jansson refuses NaN). */
+static json_t *report_real(double v) {
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *report_top_json(const scrape_top *t, size_t n, const char *key, const char *unit) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *o = json_object();
+    json_object_set_new(o, key, json_string(t[i].name));
+    if (t[i].tid != 0) json_object_set_new(o, "tid", json_integer((json_int_t)t[i].tid));
+    json_object_set_new(o, unit, json_real(t[i].seconds));
+    if (strcmp(key, "lock") == 0) {
+      json_object_set_new(o, "contended", json_integer((json_int_t)llround(t[i].count)));
+    }
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
+/* One replica of --metrics as a JSON object (returns owned). */
+static json_t *report_replica_json(const bench_replica *r) {
+  json_t *o = json_object();
+  json_object_set_new(o, "url", json_string(r->text));
+  json_object_set_new(o, "ok", json_boolean(r->ok));
+  if (!r->ok) {
+    json_object_set_new(o, "error", json_string(r->err));
+    return o;
+  }
+  const scrape_delta *d = &r->d;
+  json_object_set_new(o, "interval_s", json_real(d->interval_s));
+  json_object_set_new(o, "cpu_seconds", json_real(d->cpu_s));
+  json_object_set_new(o, "committed", json_integer((json_int_t)d->committed));
+  json_object_set_new(
+      o, "delivered",
+      d->delivered >= 0 ? json_integer((json_int_t)llround(d->delivered)) : json_null());
+  json_object_set_new(o, "cpu_seconds_per_tx", report_real(d->cpu_s_per_tx));
+  json_object_set_new(o, "modules",
+                      report_top_json(d->modules, d->n_modules, "module", "busy_seconds"));
+  json_object_set_new(o, "threads",
+                      report_top_json(d->threads, d->n_threads, "thread", "cpu_seconds"));
+  json_object_set_new(o, "locks", report_top_json(d->locks, d->n_locks, "lock", "wait_seconds"));
+  return o;
+}
+
+/* Writes "  \"replica_metrics\": [...],\n", one replica per line. */
+static void report_metrics_json(const bench *b, FILE *f) {
+  fprintf(f, "  \"replica_metrics\": [");
+  for (size_t i = 0; b->rm != NULL && i < b->o.n_metrics; i++) {
+    json_t *o = report_replica_json(&b->rm[i]);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    fprintf(f, "%s\n    %s", i ? "," : "", text != NULL ? text : "null");
+    free(text);
+    json_decref(o);
+  }
+  fprintf(f, "\n  ],\n");
+}
+
 int bench_write_json(const bench *b, const char *path) {
   FILE *f = fopen(path, "w");
   if (f == NULL) return -1;
@@ -66,6 +166,7 @@ int bench_write_json(const bench *b, const char *path) {
           n, hist_quantile_us(h, 0.5) / 1e3, hist_quantile_us(h, 0.9) / 1e3,
           hist_quantile_us(h, 0.99) / 1e3, hist_quantile_us(h, 1.0) / 1e3,
           n > 0 ? (double)atomic_load(&h->sum_us) / (double)n / 1e3 : 0.0);
+  report_metrics_json(b, f);
   fprintf(f, "  \"per_second\": [");
   for (size_t i = 0; i < b->n_seconds; i++) {
     const bench_second *s = &b->seconds[i];
