@@ -53,11 +53,28 @@ TEST(BenchMetrics, PerReplicaSectionsInTextAndJson) {
   for (size_t i = 0; i < urls.size(); i++) list += (i ? "," : "") + urls[i];
 
   std::string json_path = c.dir() + "/bench.json", out_path = c.dir() + "/bench.out";
-  int st = mirtest::RunProgram(
-      {mirtest::BinDir() + "/mir-bench", "--replicas", c.ClientAddrs(), "--clients", "2", "--rate",
-       "300", "--size", "64", "--duration", "3", "--warmup", "0", "--drain", "20",
-       "--connect-timeout-ms", "30000", "--metrics", list, "--json", json_path},
-      out_path, 120000);
+  int st = mirtest::RunProgram({mirtest::BinDir() + "/mir-bench",
+                                "--replicas",
+                                c.ClientAddrs(),
+                                "--clients",
+                                "2",
+                                "--rate",
+                                "300",
+                                "--size",
+                                "64",
+                                "--duration",
+                                "3",
+                                "--warmup",
+                                "0",
+                                "--drain",
+                                "20",
+                                "--connect-timeout-ms",
+                                "30000",
+                                "--metrics",
+                                list,
+                                "--json",
+                                json_path},
+                               out_path, 120000);
   std::string out = mirtest::ReadFile(out_path);
   ASSERT_EQ(st, 0) << out;
 

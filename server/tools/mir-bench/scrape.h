@@ -29,22 +29,22 @@ extern "C" {
 #define SCRAPE_HOST_MAX 256
 #define SCRAPE_PATH_MAX 256
 #define SCRAPE_ERR_MAX 512
-#define SCRAPE_HEADER_BYTES_MAX (16u << 10)  /* status line and headers */
-#define SCRAPE_BODY_BYTES_MAX (16u << 20)    /* a page; a replica's is tens of KiB */
-#define SCRAPE_TIMEOUT_MS_DEFAULT 5000       /* per request: connect, send and read */
-#define PROM_LINE_MAX 4096                   /* bytes per line, without the newline */
-#define PROM_LINES_MAX 200000                /* lines per page */
-#define PROM_LABELS_MAX 8                    /* labels per sample */
-#define SCRAPE_THREADS_MAX 4096              /* threads in /debug/stats (the replica lists 512) */
-#define SCRAPE_THREAD_NAME_MAX 32            /* Linux names have at most 15 bytes */
-#define SCRAPE_TOP_N 3                       /* modules, threads and locks reported */
+#define SCRAPE_HEADER_BYTES_MAX (16u << 10) /* status line and headers */
+#define SCRAPE_BODY_BYTES_MAX (16u << 20)   /* a page; a replica's is tens of KiB */
+#define SCRAPE_TIMEOUT_MS_DEFAULT 5000      /* per request: connect, send and read */
+#define PROM_LINE_MAX 4096                  /* bytes per line, without the newline */
+#define PROM_LINES_MAX 200000               /* lines per page */
+#define PROM_LABELS_MAX 8                   /* labels per sample */
+#define SCRAPE_THREADS_MAX 4096             /* threads in /debug/stats (the replica lists 512) */
+#define SCRAPE_THREAD_NAME_MAX 32           /* Linux names have at most 15 bytes */
+#define SCRAPE_TOP_N 3                      /* modules, threads and locks reported */
 
 /* ---- URLs and the HTTP client ---- */
 
 /* A base URL: http://host[:port][/prefix]. */
 typedef struct scrape_url {
-  char host[SCRAPE_HOST_MAX]; /* without brackets for an IPv6 literal */
-  char port[8];               /* "80" if none was given */
+  char host[SCRAPE_HOST_MAX];   /* without brackets for an IPv6 literal */
+  char port[8];                 /* "80" if none was given */
   char prefix[SCRAPE_PATH_MAX]; /* "" or "/..." without a trailing slash or "/metrics" */
 } scrape_url;
 
@@ -58,8 +58,8 @@ int scrape_url_parse(const char *text, scrape_url *out, char *err, size_t errcap
  * free()) and *len; a chunked body is decoded. Otherwise -1 and the reason in err: the connection
  * refused or timed out, a status other than 200 (with the first line of the body), a malformed
  * status line or header, a body beyond body_max bytes, or a truncated body. */
-int scrape_get(const scrape_url *u, const char *path, int timeout_ms, size_t body_max,
-               char **body, size_t *len, char *err, size_t errcap);
+int scrape_get(const scrape_url *u, const char *path, int timeout_ms, size_t body_max, char **body,
+               size_t *len, char *err, size_t errcap);
 
 /* ---- the Prometheus text format ---- */
 
@@ -72,7 +72,7 @@ typedef struct prom_sample {
 } prom_sample;
 
 typedef struct prom_page {
-  char *text; /* owned: the parsed copy that names and labels point into */
+  char *text;           /* owned: the parsed copy that names and labels point into */
   prom_sample *samples; /* owned */
   size_t n;
 } prom_page;

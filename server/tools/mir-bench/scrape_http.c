@@ -28,8 +28,8 @@ static void http_fail(char *err, size_t errcap, const scrape_url *u, const char 
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void http_fail(char *err, size_t errcap, const scrape_url *u, const char *path,
                       const char *fmt, ...) {
-  int k = snprintf(err, errcap, "http://%s%s%s:%s%s%s: ", strchr(u->host, ':') ? "[" : "",
-                   u->host, strchr(u->host, ':') ? "]" : "", u->port, u->prefix, path);
+  int k = snprintf(err, errcap, "http://%s%s%s:%s%s%s: ", strchr(u->host, ':') ? "[" : "", u->host,
+                   strchr(u->host, ':') ? "]" : "", u->port, u->prefix, path);
   if (k < 0 || (size_t)k >= errcap) return;
   va_list ap;
   va_start(ap, fmt);
@@ -150,8 +150,8 @@ static int http_connect_one(const struct addrinfo *a, double deadline_ms) {
 /* Resolves and connects (every address in turn). The socket, or -1 with err set. */
 static int http_connect(const scrape_url *u, const char *path, double deadline_ms, char *err,
                         size_t errcap) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
   struct addrinfo *ai = NULL;
   int rc = getaddrinfo(u->host, u->port, &hints, &ai);
   if (rc != 0) {
@@ -165,7 +165,8 @@ static int http_connect(const scrape_url *u, const char *path, double deadline_m
   }
   freeaddrinfo(ai);
   if (fd < 0) {
-    http_fail(err, errcap, u, path, "cannot connect: %s", e == ETIMEDOUT ? "timed out" : strerror(e));
+    http_fail(err, errcap, u, path, "cannot connect: %s",
+              e == ETIMEDOUT ? "timed out" : strerror(e));
   }
   return fd;
 }
@@ -244,7 +245,8 @@ static int http_read_more(int fd, http_buf *b, double deadline_ms, const scrape_
     }
     int w = http_wait(fd, POLLIN, deadline_ms);
     if (w <= 0) {
-      http_fail(err, errcap, u, path, "%s", w == 0 ? "timed out waiting for the answer" : "poll failed");
+      http_fail(err, errcap, u, path, "%s",
+                w == 0 ? "timed out waiting for the answer" : "poll failed");
       return -1;
     }
   }
@@ -426,8 +428,8 @@ static int http_exchange(int fd, const scrape_url *u, const char *path, size_t b
   return 0;
 }
 
-int scrape_get(const scrape_url *u, const char *path, int timeout_ms, size_t body_max,
-               char **body, size_t *len, char *err, size_t errcap) {
+int scrape_get(const scrape_url *u, const char *path, int timeout_ms, size_t body_max, char **body,
+               size_t *len, char *err, size_t errcap) {
   *body = NULL;
   *len = 0;
   double deadline_ms = http_now_ms() + (timeout_ms > 0 ? timeout_ms : SCRAPE_TIMEOUT_MS_DEFAULT);

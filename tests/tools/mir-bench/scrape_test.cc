@@ -7,11 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <gtest/gtest.h>
 #include <string>
 #include <thread>
 
@@ -65,21 +65,21 @@ TEST(PromParse, SamplesLabelsEscapesAndComments) {
 // Every malformed line is refused with its line number and what is wrong.
 TEST(PromParse, MalformedLinesAreNamed) {
   const char *bad[] = {
-      "mir_x",                       // no value
-      "mir_x ",                      // blank value
-      "mir_x abc",                   // not a number
-      "mir_x 1 2 3",                 // text after the timestamp
-      "mir_x 1 12a",                 // timestamp not an integer
-      "9mir 1",                      // name starts with a digit
-      "mir-x 1",                     // bad character in the name
-      "mir_x{a=\"1\" 1",             // labels not closed
-      "mir_x{a=1} 1",                // value not quoted
-      "mir_x{a\"1\"} 1",             // no '='
-      "mir_x{=\"1\"} 1",             // no label name
-      "mir_x{a=\"1} 1",              // value not terminated
-      "mir_x{a=\"\\t\"} 1",          // bad escape
-      "mir_x{a=\"1\"}1",             // no blank before the value
-      "mir_x{a=\"1\" b=\"2\"} 1",    // no comma
+      "mir_x",                     // no value
+      "mir_x ",                    // blank value
+      "mir_x abc",                 // not a number
+      "mir_x 1 2 3",               // text after the timestamp
+      "mir_x 1 12a",               // timestamp not an integer
+      "9mir 1",                    // name starts with a digit
+      "mir-x 1",                   // bad character in the name
+      "mir_x{a=\"1\" 1",           // labels not closed
+      "mir_x{a=1} 1",              // value not quoted
+      "mir_x{a\"1\"} 1",           // no '='
+      "mir_x{=\"1\"} 1",           // no label name
+      "mir_x{a=\"1} 1",            // value not terminated
+      "mir_x{a=\"\\t\"} 1",        // bad escape
+      "mir_x{a=\"1\"}1",           // no blank before the value
+      "mir_x{a=\"1\" b=\"2\"} 1",  // no comma
       "mir_x{a=\"\",b=\"\",c=\"\",d=\"\",e=\"\",f=\"\",g=\"\",h=\"\",i=\"\"} 1",  // 9 labels
   };
   for (const char *line : bad) {
@@ -119,8 +119,7 @@ TEST(PromParse, LineLengthAndCountAreBounded) {
 
 // prom_sum adds the samples of a name, optionally those with one label value only.
 TEST(PromParse, SumsByNameAndLabel) {
-  Parsed p(
-      "a{module=\"x\"} 1\na{module=\"y\"} 2\na{module=\"x\",lock=\"l\"} 4\nb 8\nab 16\n");
+  Parsed p("a{module=\"x\"} 1\na{module=\"y\"} 2\na{module=\"x\",lock=\"l\"} 4\nb 8\nab 16\n");
   ASSERT_EQ(p.rc, 0) << p.err;
   double sum = -1;
   EXPECT_EQ(prom_sum(&p.page, "a", nullptr, nullptr, &sum), 3u);
@@ -152,9 +151,9 @@ TEST(ScrapeUrl, BaseUrls) {
   EXPECT_STREQ(u.prefix, "/r1");
   ASSERT_EQ(scrape_url_parse("http://localhost", &u, err, sizeof err), 0) << err;
   EXPECT_STREQ(u.port, "80");
-  for (const char *bad : {"https://127.0.0.1:9100", "http://:9100", "http://h:0", "http://h:70000",
-                          "http://h:9x", "http://h:", "http://h:1?x=1", "http://[::1:1",
-                          "http://h:1/a b", ""}) {
+  for (const char *bad :
+       {"https://127.0.0.1:9100", "http://:9100", "http://h:0", "http://h:70000", "http://h:9x",
+        "http://h:", "http://h:1?x=1", "http://[::1:1", "http://h:1/a b", ""}) {
     EXPECT_EQ(scrape_url_parse(bad, &u, err, sizeof err), -1) << bad;
     EXPECT_EQ(std::string(err).rfind(bad, 0), 0u) << err;
   }
@@ -247,7 +246,8 @@ Got Get(const scrape_url &u, const char *path, size_t body_max = SCRAPE_BODY_BYT
 // A 200 answer with Content-Length: the body as sent, after an HTTP/1.1 request for the prefix
 // and path that names the host and asks to close.
 TEST(ScrapeGet, ContentLengthBody) {
-  CannedServer s("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nmir_x 1\nJUNK");
+  CannedServer s(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nmir_x 1\nJUNK");
   Got g = Get(s.Url("/r1"), "/metrics");
   ASSERT_EQ(g.rc, 0) << g.err;
   EXPECT_EQ(g.body, "mir_x 1\nJ");
@@ -278,12 +278,16 @@ TEST(ScrapeGet, BadAnswersAreNamed) {
   struct Case {
     std::string answer, want;
   } cases[] = {
-      {"HTTP/1.1 404 Not Found\r\nContent-Length: 14\r\n\r\nnot found\nmore", "HTTP status 404: not found"},
+      {"HTTP/1.1 404 Not Found\r\nContent-Length: 14\r\n\r\nnot found\nmore",
+       "HTTP status 404: not found"},
       {"SSH-2.0-OpenSSH\r\n\r\n", "malformed answer: not an HTTP/1.x status line"},
-      {"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed answer: a header line without a colon"},
-      {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "malformed answer: a malformed Content-Length"},
+      {"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+       "malformed answer: a header line without a colon"},
+      {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+       "malformed answer: a malformed Content-Length"},
       {"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nshort", "body truncated: 5 of 30 bytes"},
-      {"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n", "malformed answer: a Content-Length beyond the body limit"},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n",
+       "malformed answer: a Content-Length beyond the body limit"},
       {"HTTP/1.1 200 OK\r\n\r\n" + std::string(40, 'x'), "body larger than 32 bytes"},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "a truncated chunked body"},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a malformed chunk size"},
