@@ -86,7 +86,7 @@ static const cfg_num cfg_nums[] = {
     {"trantor", "epochs_ahead_max", T(epochs_ahead_max), 32, 1, 64, false,
      "epochs a replica may run ahead of its last durable stable checkpoint"},
     {"trantor", "view_change_sn_timeout_ms", T(view_change_sn_timeout_ms), 64, 1, CFG_MS_MAX, false,
-     "view change when no sn commits for this long"},
+     "view change when the segment holds up the log this long without progress"},
     {"trantor", "view_change_segment_timeout_ms", T(view_change_segment_timeout_ms), 64, 1,
      CFG_MS_MAX, false, "view change when a segment takes longer than this"},
     {"trantor", "done_resend_ms", T(done_resend_ms), 64, 1, CFG_MS_MAX, false,

@@ -52,6 +52,7 @@ enum {
   SCT_V_BUG_UNSYNCED,    /* planted bug: the store releases votes before they are durable */
   SCT_V_IDLE,            /* four replicas, two bursts of load with an idle time between them */
   SCT_V_IDLE_TRICKLE,    /* check of the check: transactions trickle in while the idle one runs */
+  SCT_V_SLOW_DISK,       /* four replicas whose every sync is slow: correct, and never suspected */
   SCT_V_COUNT
 };
 

@@ -135,6 +135,10 @@ static const mir_sim_scenario sc_table[] = {
             "Trantor, 4 replicas, two bursts of load, the second to f + 1 replicas: quiet while "
             "idle (no batch, epoch or write), live again after; delays",
             MIR_SIM_FAULT_DELAY, SCT_V_IDLE),
+    TRANTOR("trantor-4-slow-disk",
+            "Trantor, 4 replicas whose every sync takes 150-300 ms (a saturated machine): no "
+            "view change, since no leader is faulty",
+            0, SCT_V_SLOW_DISK),
     TRANTOR_BUG("trantor-4-idle-trickle",
                 "CHECK OF THE CHECK: transactions trickle in while the idle check runs (must fail)",
                 MIR_SIM_FAULT_DELAY, SCT_V_IDLE_TRICKLE),

@@ -82,12 +82,24 @@ static uint64_t pbft_timeout_ms(uint64_t base, uint64_t view) {
   return base << view;
 }
 
+/* True if the segment holds up the log: one of its sns is undecided here while iss decided a later
+ * sn of the epoch (Needed). Only then can this node tell a faulty primary from a slow cluster: in
+ * a cluster that is slow as a whole (saturated cores or disks), every segment is late alike and
+ * none holds up the others for long. */
+static bool pbft_holding_up(const pbft *p) {
+  for (size_t i = 0; i < p->L; i++) {
+    if (!p->slots[i].delivered && p->slots[i].sn < p->needed_up_to) return true;
+  }
+  return false;
+}
+
 void miri_pbft_arm_sn_timer(pbft *p) {
   Trantor__ViewChangeSnTimeout *t = mir_xmalloc(sizeof(*t));
   trantor__view_change_sn_timeout__init(t);
   t->view = p->view;
-  t->committed = p->n_delivered;
+  t->progress = p->progress;
   t->arming = p->arming;
+  t->held = pbft_holding_up(p);
   miri_pbft_timer_delay(p, &t->base,
                         pbft_timeout_ms(p->params->view_change_sn_timeout_ms, p->view));
 }
@@ -198,7 +210,14 @@ static mir_err pbft_on_needed(mir_dsl *dsl, const mir_event *ev, void *user) {
   (void)dsl;
   pbft *p = user;
   uint64_t up_to = ((const Trantor__Needed *)ev->payload)->up_to_sn;
+  bool was_holding = pbft_holding_up(p);
   if (up_to > p->needed_up_to) p->needed_up_to = up_to;
+  /* The segment begins to hold up the log: the sn timeout counts from now. Unarmed view timers
+   * are armed at the end of the batch (the segment is now expected to progress). */
+  if (!was_holding && p->view_timers_armed && !p->in_vc && !p->passive && !p->done && !p->stable &&
+      pbft_holding_up(p)) {
+    miri_pbft_arm_sn_timer(p);
+  }
   return MIR_OK;
 }
 
@@ -225,8 +244,18 @@ static mir_err pbft_on_sn_timeout(mir_dsl *dsl, const mir_event *ev, void *user)
   (void)dsl;
   pbft *p = user;
   const Trantor__ViewChangeSnTimeout *t = (const Trantor__ViewChangeSnTimeout *)ev->payload;
-  /* Stale unless nothing was committed since it was armed in this view and arming. */
-  if (t->view != p->view || t->committed != p->n_delivered || t->arming != p->arming) {
+  /* Stale unless no slot was prepared or committed since it was armed in this view and arming. */
+  if (t->view != p->view || t->progress != p->progress || t->arming != p->arming) {
+    p->st.stale_answers++;
+    return MIR_OK;
+  }
+  /* In the normal case the primary is suspected only if the segment held up the log for the
+   * whole timeout: armed while holding up (progress, or the Needed that began the holding, armed
+   * it) and still holding up, with no slot prepared or committed in between. A segment that is
+   * merely as late as the others is not suspected (docs/PROTOCOL.md, "Timeouts"); the segment
+   * timeout still bounds it. During a view change the timeout is the view change's own and fires as
+   * armed. */
+  if (!p->in_vc && !(t->held && pbft_holding_up(p))) {
     p->st.stale_answers++;
     return MIR_OK;
   }

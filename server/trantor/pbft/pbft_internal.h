@@ -157,6 +157,8 @@ typedef struct pbft {
    * every sn below needed_up_to is awaited by the log (iss's Needed). */
   bool active;
   uint64_t needed_up_to;
+  /* Slots prepared or committed here so far: the progress an sn timeout looks for. */
+  uint64_t progress;
   Trantor__SignedViewChange *my_vc; /* own signed view change for `view` (owned) or NULL */
   bool vc_durable;                  /* my_vc's view is in the log: it may be resent directly */
   bool sign_pending; /* a signature of the own view change is in flight (sign_ctx, sign_tick) */

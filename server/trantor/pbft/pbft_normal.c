@@ -163,6 +163,10 @@ static void pbft_advance(pbft *p, size_t i) {
     Mir__StoreWrite *w = mir_storage_write_new(); /* the P-set entry, then the Commit */
     miri_pbft_wal_slot(p, w, TRANTOR_WAL_PREPARED, i, s->p_view, s->p_digest);
     pbft_persist_vote(p, w, s, true);
+    /* A strong quorum moved this slot, the primary's proposal with it: the sn timeout starts
+     * over (a cluster that is slow as a whole still moves its slots through the phases). */
+    p->progress++;
+    if (!p->stable && !p->in_vc && p->view_timers_armed) miri_pbft_arm_sn_timer(p);
   }
   if (s->prepared && !s->committed &&
       pbft_vote_weight(p, s->commits, s->pp_digest) >= p->q.strong) {
@@ -185,6 +189,7 @@ void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest) {
   miri_pbft_wal_slot(p, w, TRANTOR_WAL_COMMITTED, i, p->view, digest);
   miri_pbft_wal_emit(p, w);
   p->n_delivered++;
+  p->progress++;
   p->st.committed++;
   Trantor__SbDeliver *d = mir_xmalloc(sizeof(*d));
   trantor__sb_deliver__init(d);

@@ -541,6 +541,34 @@ TEST(PbftIdle, ActiveMembersTimeOutAnIdlePrimary) {
   }
 }
 
+TEST(PbftTimeouts, SnTimeoutSuspectsOnlyASegmentThatHoldsUpTheLog) {
+  // The primary proposes nothing. While no later sn of the epoch is decided (every segment is as
+  // late as this one, as in a cluster that is slow as a whole), the sn timeouts start no view
+  // change. Once iss decided a later sn (Needed), the segment holds up the log; a timeout armed
+  // from then on that fires while it still does replaces the primary. Before this rule, a
+  // saturated cluster suspected every leader at the start of every epoch (trantor-4-slow-disk).
+  Cluster c(Options{});
+  c.node(0).hold_certs = true;
+  c.start();
+  c.run();
+  for (size_t i = 1; i < 4; i++) {
+    EXPECT_GT(c.fire(i, &trantor__view_change_sn_timeout__descriptor), 0u) << i;
+  }
+  c.run();
+  for (size_t i = 1; i < 4; i++) EXPECT_EQ(c.stats(i).view_changes, 0u) << i;
+  for (size_t i = 0; i < 4; i++) c.from_iss(i, &needed(8)->base);
+  c.run();
+  for (size_t i = 1; i < 4; i++) {
+    EXPECT_GT(c.fire(i, &trantor__view_change_sn_timeout__descriptor), 0u)
+        << i << ": the Needed that began the holding armed an sn timeout";
+  }
+  c.run();
+  for (size_t i = 1; i < 4; i++) {
+    EXPECT_EQ(c.stats(i).view, 1u) << i;
+    EXPECT_TRUE(c.all_delivered(i)) << i;
+  }
+}
+
 TEST(PbftViewChange, NodeLeftInALowerViewChangeIsSentTheCurrentNewView) {
   // Node 3 was cut off while the others went through views 1 and 2; it then asks for view 1,
   // which nobody will build again. A member in view 2 answers with the NewView of view 2, and
