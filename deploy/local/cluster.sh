@@ -20,6 +20,9 @@
 #   MIR_CLUSTER_DIR       the cluster folder (default: ./mir-cluster)
 #   MIR_BIN_DIR           where mir-replica, mir-keygen and mir-status are (default: build/bin of
 #                         this repository)
+#   MIR_REPLICA_PROGRAM   the server program started with each replica's configuration (default
+#                         mir-replica; mir-limit runs the limit pipeline of docs/PERFORMANCE.md
+#                         with the same files, addresses and clients)
 #   MIR_PEER_BASE_PORT    replica i listens for peers on this + i (default 7000)
 #   MIR_CLIENT_BASE_PORT  and for clients on this + i (default 9000)
 #   MIR_HTTP_BASE_PORT    and serves HTTP (metrics, profiles) on this + i (default: the client
@@ -46,15 +49,16 @@ peer_base="${MIR_PEER_BASE_PORT:-7000}"
 client_base="${MIR_CLIENT_BASE_PORT:-9000}"
 http_base="${MIR_HTTP_BASE_PORT:-$((client_base + 100))}"
 client_certs="${MIR_CLIENT_CERTS:-0}"
+program="${MIR_REPLICA_PROGRAM:-mir-replica}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_bin() {
-  for b in mir-replica mir-keygen mir-status; do
+  for b in "$program" mir-keygen mir-status; do
     [ -x "$bin/$b" ] || die "$bin/$b not found: build first (make build) or set MIR_BIN_DIR"
   done
 }
@@ -114,7 +118,7 @@ mir_status() {
 launch() {
   local i="$1"
   shift
-  nohup "$bin/mir-replica" --config "$dir/replica-$i.json" "$@" >>"$dir/logs/replica-$i.log" 2>&1 &
+  nohup "$bin/$program" --config "$dir/replica-$i.json" "$@" >>"$dir/logs/replica-$i.log" 2>&1 &
   echo $! >"$dir/pids/replica-$i.pid"
 }
 

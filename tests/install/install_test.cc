@@ -60,7 +60,7 @@ class InstallTest : public ::testing::Test {
 TEST_F(InstallTest, BinHoldsTheProgramsOnly) {
   std::set<std::string> bin = List(prefix_ + "/bin");
   for (const char *p : {"mir-replica", "mir-status", "mir-keygen", "mir-cat", "mir-bench",
-                        "mir-logcheck", "mir-demo"}) {
+                        "mir-logcheck", "mir-demo", "mir-limit"}) {
     EXPECT_EQ(bin.count(p), 1u) << p;
   }
   for (const auto &name : bin) {
