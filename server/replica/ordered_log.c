@@ -12,6 +12,10 @@
  * Writes are queued to the store's writer (group commit), so the dispatcher never waits for a
  * disk; it waits only when the ring is full of entries the writer has not reached yet, which
  * bounds the memory the log may hold.
+ *
+ * Without a store (memory only, for the limit pipeline) the ring is the whole log: it holds
+ * exactly [base_sn, head), and an entry that leaves it moves base_sn past it (its hash becomes
+ * base_hash); retention is the ring's bounds.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -104,7 +108,10 @@ static void olog_ring_make_room(mir_olog *log, size_t len) {
   while (log->ring_n > 0 &&
          (log->ring_n == log->ring_cap || log->ring_bytes + len > log->cfg.cache_bytes)) {
     uint64_t ticket = olog_ring_at(log, 0)->ticket;
-    if (ticket > mir_store_written(log->store)) {
+    if (log->store == NULL) { /* memory only: the oldest entry leaves the log */
+      log->base_sn = olog_ring_at(log, 0)->sn + 1;
+      memcpy(log->base_hash, olog_ring_at(log, 0)->hash, MIR_OLOG_HASH_BYTES);
+    } else if (ticket > mir_store_written(log->store)) {
       pthread_mutex_unlock(&log->mu);
       (void)mir_store_wait(log->store, ticket,
                            0); /* a failed store is reported at the next write */
@@ -127,7 +134,11 @@ static mir_err olog_stored_hash(mir_olog *log, uint64_t sn, uint8_t out[MIR_OLOG
   olog_entry *e = olog_ring_find(log, sn);
   if (e != NULL) memcpy(out, e->hash, MIR_OLOG_HASH_BYTES);
   pthread_mutex_unlock(&log->mu);
-  return e != NULL ? MIR_OK : miri_olog_read_record(log, sn, NULL, out);
+  if (e != NULL) return MIR_OK;
+  if (log->store == NULL) {
+    return mir_error_set(MIR_ENOTFOUND, "ordered log: sn %" PRIu64 " is not in memory", sn);
+  }
+  return miri_olog_read_record(log, sn, NULL, out);
 }
 
 /* "3fa2...": the first bytes of a hash in hex, for messages (buf of at least 17 bytes). */
@@ -146,7 +157,8 @@ static mir_err olog_contradiction(mir_olog *log, const char *what, uint64_t sn, 
                        ": %s has log hash %s..., but %s holds %s... "
                        "for it: the cluster decided otherwise than this replica stored (a lost or "
                        "damaged data folder, or a bug); stopping instead of rewriting the log",
-                       sn, what, olog_hex(got, g), mir_store_path(log->store),
+                       sn, what, olog_hex(got, g),
+                       log->store != NULL ? mir_store_path(log->store) : "the memory",
                        olog_hex(stored, st));
 }
 
@@ -174,18 +186,20 @@ static mir_err olog_append(mir_olog *log, uint64_t sn, uint64_t epoch, Trantor__
   size_t len = 0;
   uint8_t *packed = miri_olog_pack_delivery(sn, epoch, txs, n, h, &len);
   olog_ring_make_room(log, len);
-  mir_store_batch *b = mir_store_batch_new(log->store);
-  miri_olog_put_entry(log, b, sn, epoch, txs, n, h);
-  mir_err err = olog_retain(log, b, sn + 1);
   uint64_t ticket = 0;
-  if (err == MIR_OK) {
-    err = miri_olog_submit(log, b, &ticket);
-  } else {
-    mir_store_batch_free(b);
-  }
-  if (err != MIR_OK) {
-    free(packed);
-    return err;
+  if (log->store != NULL) {
+    mir_store_batch *b = mir_store_batch_new(log->store);
+    miri_olog_put_entry(log, b, sn, epoch, txs, n, h);
+    mir_err err = olog_retain(log, b, sn + 1);
+    if (err == MIR_OK) {
+      err = miri_olog_submit(log, b, &ticket);
+    } else {
+      mir_store_batch_free(b);
+    }
+    if (err != MIR_OK) {
+      free(packed);
+      return err;
+    }
   }
   pthread_mutex_lock(&log->mu);
   olog_entry *e = olog_ring_at(log, log->ring_n++);
@@ -220,11 +234,13 @@ static mir_err olog_redeliver(mir_olog *log, uint64_t sn, const uint8_t h[MIR_OL
 /* Restarts the stored log at sn with log_hash(sn - 1) = hash: a state transfer past what is
  * stored leaves a gap, and the retained range never has one. */
 static mir_err olog_restart_at(mir_olog *log, uint64_t sn, const uint8_t *hash) {
-  mir_store_batch *b = mir_store_batch_new(log->store);
-  miri_olog_delete_entries(log, b, log->base_sn, log->head);
-  miri_olog_put_base(log, b, sn, hash);
-  mir_err err = miri_olog_submit(log, b, NULL);
-  if (err != MIR_OK) return err;
+  if (log->store != NULL) {
+    mir_store_batch *b = mir_store_batch_new(log->store);
+    miri_olog_delete_entries(log, b, log->base_sn, log->head);
+    miri_olog_put_base(log, b, sn, hash);
+    mir_err err = miri_olog_submit(log, b, NULL);
+    if (err != MIR_OK) return err;
+  }
   pthread_mutex_lock(&log->mu);
   olog_ring_truncate(log, 0);
   log->base_sn = log->head = sn;
@@ -412,7 +428,9 @@ mir_err mir_olog_read(mir_olog *log, uint64_t sn, uint8_t **packed, size_t *len)
   pthread_mutex_unlock(&log->mu);
   if (e != NULL) return MIR_OK;
   if (sn >= head) return MIR_EEOF;
-  mir_err err = sn >= base ? miri_olog_read_delivery(log, sn, packed, len) : MIR_ENOTFOUND;
+  /* Memory only: an sn of [base, head) that is not in the ring left it since the check above. */
+  mir_err err = sn >= base && log->store != NULL ? miri_olog_read_delivery(log, sn, packed, len)
+                                                 : MIR_ENOTFOUND;
   if (err == MIR_ENOTFOUND) {
     /* Below the base, or deleted by retention or a state transfer since the check above. */
     return mir_error_set(MIR_ENOTFOUND,
@@ -446,8 +464,8 @@ void mir_olog_set_listener(mir_olog *log, mir_olog_listener fn, void *user_data)
 /* ---- open and free ---- */
 
 static mir_err olog_check_config(const mir_olog_config *cfg) {
-  if (cfg == NULL || cfg->store == NULL || cfg->hash == NULL) {
-    return mir_error_set(MIR_EINVAL, "ordered log: store and hash are required");
+  if (cfg == NULL || cfg->hash == NULL) {
+    return mir_error_set(MIR_EINVAL, "ordered log: hash is required");
   }
   if (cfg->retention_sns < MIR_OLOG_RETENTION_MIN || cfg->cache_entries == 0 ||
       cfg->cache_bytes == 0 || cfg->delete_every == 0) {
@@ -456,7 +474,7 @@ static mir_err olog_check_config(const mir_olog_config *cfg) {
                          "cache bounds and delete_every above 0",
                          (unsigned long long)MIR_OLOG_RETENTION_MIN);
   }
-  for (size_t i = 0; i < MIR_OLOG_N_CFS; i++) {
+  for (size_t i = 0; cfg->store != NULL && i < MIR_OLOG_N_CFS; i++) {
     if (mir_store_cf(cfg->store, mir_olog_cfs[i]) < 0) {
       return mir_error_set(MIR_EINVAL, "ordered log: the store lacks the column family %s",
                            mir_olog_cfs[i]);
@@ -490,13 +508,13 @@ mir_err mir_olog_open(const mir_olog_config *cfg, mir_olog **out) {
   mir_olog *log = mir_xcalloc(1, sizeof(*log));
   log->cfg = *cfg;
   log->store = cfg->store;
-  log->cf_log = mir_store_cf(cfg->store, mir_olog_cfs[0]);
-  log->cf_batches = mir_store_cf(cfg->store, mir_olog_cfs[1]);
+  log->cf_log = cfg->store != NULL ? mir_store_cf(cfg->store, mir_olog_cfs[0]) : -1;
+  log->cf_batches = cfg->store != NULL ? mir_store_cf(cfg->store, mir_olog_cfs[1]) : -1;
   log->ring_cap = cfg->cache_entries;
   log->ring = mir_xcalloc(log->ring_cap, sizeof(*log->ring));
   pthread_mutex_init(&log->mu, NULL);
   olog_metrics_init(log);
-  err = miri_olog_load(log);
+  if (cfg->store != NULL) err = miri_olog_load(log); /* memory only: empty, at the genesis */
   if (err != MIR_OK) {
     mir_olog_free(log);
     return err;

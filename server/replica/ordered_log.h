@@ -58,7 +58,10 @@ extern "C" {
 extern const char *const mir_olog_cfs[MIR_OLOG_N_CFS];
 
 typedef struct mir_olog_config {
-  mir_store *store;       /* borrowed, opened with mir_olog_cfs; must outlive the log */
+  mir_store *store;       /* borrowed, opened with mir_olog_cfs; must outlive the log. NULL:
+                             memory only (the limit pipeline): the log starts empty at the
+                             genesis and keeps the newest cache_entries entries within
+                             cache_bytes, older ones leave it as retention would delete them */
   trantor_hash_fn hash;   /* required, pure */
   uint64_t retention_sns; /* sns kept (default MIR_OLOG_RETENTION_DEFAULT, >= _MIN) */
   size_t cache_entries;   /* most recent deliveries kept in memory (default 4096) */

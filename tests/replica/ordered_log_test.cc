@@ -363,8 +363,66 @@ TEST(OrderedLog, ListenerSeesEveryAdvance) {
   EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2, 3, 50}));
 }
 
+TEST(OrderedLog, MemoryOnlyKeepsTheNewestEntriesWithoutGaps) {
+  // Without a store (the limit pipeline) the log keeps its newest 4 entries: older reads are "not
+  // retained" and the retained range starts right after the last dropped entry; the chain is the
+  // same as with a store; a contradicting re-delivery still stops it; a state transfer restarts
+  // it at the checkpoint's sn.
+  mir_olog_config cfg;
+  mir_olog_config_default(&cfg);
+  cfg.hash = trantor_hash_reference;
+  cfg.cache_entries = 4;
+  mir_olog *log = nullptr;
+  ASSERT_EQ(mir_olog_open(&cfg, &log), MIR_OK) << mir_error_detail();
+  trantor_app app;
+  mir_olog_app(log, &app);
+  std::string prev = kZero;
+  std::vector<std::string> h;
+  for (uint64_t sn = 0; sn < 10; sn++) {
+    Entry e({"v" + std::to_string(sn)});
+    ASSERT_EQ(app.apply_batch(app.user_data, sn, 1, e.ptr.data(), e.ptr.size()), MIR_OK);
+    prev = Expected(prev, sn, 1, e);
+    h.push_back(prev);
+  }
+  mir_olog_status st;
+  mir_olog_get_status(log, &st);
+  EXPECT_EQ(st.next_sn, 10u);
+  EXPECT_EQ(st.retained_from_sn, 6u);
+  EXPECT_EQ(std::string(reinterpret_cast<char *>(st.log_hash), 32), h[9]);
+  uint8_t *p = nullptr;
+  size_t n = 0;
+  EXPECT_EQ(mir_olog_read(log, 5, &p, &n), MIR_ENOTFOUND);
+  for (uint64_t sn = 6; sn < 10; sn++) {
+    ASSERT_EQ(mir_olog_read(log, sn, &p, &n), MIR_OK) << sn;
+    Mir__Api__Delivery *d = mir__api__delivery__unpack(nullptr, n, p);
+    free(p);
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(d->log_hash.data), d->log_hash.len), h[sn]);
+    mir__api__delivery__free_unpacked(d, nullptr);
+  }
+  std::string snap = Be(8) + h[7];
+  ASSERT_EQ(
+      app.restore(app.user_data, reinterpret_cast<const uint8_t *>(snap.data()), snap.size(), 8),
+      MIR_OK)
+      << mir_error_detail();
+  Entry other({"not v8"});
+  EXPECT_EQ(app.apply_batch(app.user_data, 8, 1, other.ptr.data(), other.ptr.size()), MIR_EIO);
+  std::string far(32, 'f');
+  snap = Be(100) + far;
+  ASSERT_EQ(
+      app.restore(app.user_data, reinterpret_cast<const uint8_t *>(snap.data()), snap.size(), 100),
+      MIR_OK)
+      << mir_error_detail();
+  mir_olog_get_status(log, &st);
+  EXPECT_EQ(st.retained_from_sn, 100u);
+  EXPECT_EQ(st.next_sn, 100u);
+  Entry next({"v100"});
+  EXPECT_EQ(app.apply_batch(app.user_data, 100, 2, next.ptr.data(), next.ptr.size()), MIR_OK);
+  mir_olog_free(log);
+}
+
 TEST(OrderedLog, BadConfigurationsAreRefused) {
-  // No store, no hash, a retention below the minimum, or a store without the column families.
+  // No hash, a retention below the minimum, or a store without the column families.
   reptest::TempDir d;
   mir_olog_config cfg;
   mir_olog_config_default(&cfg);

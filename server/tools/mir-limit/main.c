@@ -9,20 +9,19 @@
  * with the limit module in place of Trantor. So deploy/local/cluster.sh starts a limit cluster
  * with MIR_REPLICA_PROGRAM=mir-limit, and mir-bench drives it as it drives replicas.
  *
- * No disk: the ordered log's store lives in a fresh folder on a memory file system (/dev/shm,
- * else $TMPDIR or /tmp), written without fsync and deleted at exit; the log keeps the last
- * LIM_RETENTION_SNS sns. The configuration's data_dir and http_listen are not used. --new is
- * accepted (cluster.sh passes it) and means nothing here: every start is a new pipeline.
+ * No disk: the ordered log runs without a store (ordered_log.h), keeping the newest
+ * LIM_LOG_ENTRIES sns within LIM_LOG_BYTES in memory; a subscriber further behind is cut as one
+ * behind a replica's retention would be. The configuration's data_dir and http_listen are not
+ * used. --new is accepted (cluster.sh passes it) and means nothing here: every start is a new
+ * pipeline.
  *
  * Signals as in mir-replica: SIGINT and SIGTERM are blocked in every thread and taken by the main
  * thread, which stops the node. Exit status: 0 after a clean shutdown, 1 when the pipeline fails
  * while running (a lost delivery), 2 for a usage or configuration error.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,7 +43,8 @@
 #include "ordered_log.h"
 
 #define MAIN_LOG "mir-limit"
-#define LIM_RETENTION_SNS 4096ull           /* sns the in-memory log keeps */
+#define LIM_LOG_ENTRIES 4096                /* sns the in-memory log keeps at most ... */
+#define LIM_LOG_BYTES ((size_t)256 << 20)   /* ... in this many bytes */
 #define LIM_FORWARD_MAX_TXS 65536ull        /* per server, at the sequencer */
 #define LIM_FORWARD_MAX_BYTES (64ull << 20) /* ... their data bytes */
 #define LIM_SNS_AHEAD_MAX 1024ull           /* below the transport's queue of 8192 messages */
@@ -53,8 +53,6 @@
 typedef struct lim_server {
   const mir_replica_config *cfg;
   mir_membership *m;
-  char store_dir[PATH_MAX];
-  mir_store *store;
   mir_olog *log;
   mir_node *node;
   mir_net_grpc *net; /* owned by the node once added */
@@ -88,45 +86,16 @@ static void lim_hash(const uint8_t *const *parts, const size_t *lens, size_t n, 
   mir_hash_final(&ctx, out);
 }
 
-/* ---- the in-memory store ---- */
+/* ---- the log ---- */
 
-static int main_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path) == 0 ? 0 : -1;
-}
-
-/* Makes a fresh folder for the store on a memory file system. */
-static mir_err lim_store_dir(lim_server *s) {
-  const char *tmp = getenv("TMPDIR");
-  const char *bases[] = {"/dev/shm", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp"};
-  for (size_t i = 0; i < 2; i++) {
-    snprintf(s->store_dir, sizeof(s->store_dir), "%s/mir-limit-%s-XXXXXX", bases[i], s->cfg->id);
-    if (mkdtemp(s->store_dir) != NULL) return MIR_OK;
-  }
-  s->store_dir[0] = '\0';
-  return mir_error_set(MIR_EIO, "no folder for the in-memory log: %s", strerror(errno));
-}
-
+/* The ordered log in memory only: no store, no disk. */
 static mir_err lim_open_log(lim_server *s) {
-  mir_err err = lim_store_dir(s);
-  if (err != MIR_OK) return err;
-  char path[PATH_MAX + 8];
-  snprintf(path, sizeof(path), "%s/db", s->store_dir);
-  mir_store_config sc;
-  mir_store_config_default(&sc);
-  sc.path = path;
-  sc.cfs = mir_olog_cfs;
-  sc.n_cfs = MIR_OLOG_N_CFS;
-  sc.sync = false;
-  err = mir_store_open(&sc, &s->store);
-  if (err != MIR_OK) return err;
   mir_olog_config lc;
   mir_olog_config_default(&lc);
-  lc.store = s->store;
+  lc.store = NULL;
   lc.hash = lim_hash;
-  lc.retention_sns = LIM_RETENTION_SNS;
+  lc.cache_entries = LIM_LOG_ENTRIES;
+  lc.cache_bytes = LIM_LOG_BYTES;
   return mir_olog_open(&lc, &s->log);
 }
 
@@ -252,10 +221,6 @@ static void lim_free(lim_server *s) {
     mir_node_free(s->node);
   }
   mir_olog_free(s->log);
-  if (s->store != NULL && mir_store_close(s->store) != MIR_OK) {
-    mir_log(MIR_LOG_ERROR, MAIN_LOG, "closing the in-memory store: %s", mir_error_detail());
-  }
-  if (s->store_dir[0] != '\0') nftw(s->store_dir, main_rm_one, 16, FTW_DEPTH | FTW_PHYS);
   mir_membership_free(s->m);
 }
 
