@@ -18,8 +18,8 @@
 #   --bin DIR       the programs (default: MIR_BIN_DIR, else build/bin of this repository)
 #
 # Prints one row: committed tx/s, p50 and p99 submit-to-commit, the whole machine's non-idle CPU
-# time (/proc/stat, all processes) per committed transaction, and the CPU time of the servers and
-# mir-bench alone (/proc/<pid>/stat and the shell's `times`) per committed transaction, which other
+# time (/proc/stat, all processes) per committed transaction, and the CPU time of the four servers
+# (/proc/<pid>/stat) and of mir-bench (the shell's `times`) per committed transaction, which other
 # work on a shared machine does not inflate. Every process it starts is stopped by the cluster
 # script (by pid), also on failure; mir-bench runs under a time limit.
 set -euo pipefail
@@ -112,16 +112,17 @@ cp -r "$MIR_CLUSTER_DIR/logs" "$out/logs"
 cluster clean >/dev/null 2>&1 || true
 [ -s "$json" ] || die "mir-bench wrote no results: $out/bench.log"
 
-python3 - "$json" "$clients" "$rate" "$((t1 - t0))" "$((s1 - s0 + c1 - c0))" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$json" "$clients" "$rate" "$((t1 - t0))" "$((s1 - s0))" "$((c1 - c0))" \
+  "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-clients, rate, ticks, own, hz = sys.argv[2:7]
+clients, rate, ticks, servers, bench, hz = sys.argv[2:8]
 c = j["committed"]
-cpu = int(ticks) * 1e6 / int(hz) / c if c else float("nan")
-own_cpu = int(own) * 1e6 / int(hz) / c if c else float("nan")
+per_tx = lambda t: int(t) * 1e6 / int(hz) / c if c else float("nan")
 lat = j["latency_ms"]
-print("| pipeline | clients | offered tx/s | committed tx/s | p50 | p99 | CPU µs/tx | own CPU µs/tx |")
-print("|---|---|---|---|---|---|---|---|")
+print("| pipeline | clients | offered tx/s | committed tx/s | p50 | p99 | CPU µs/tx: machine | "
+      "servers | mir-bench |")
+print("|---|---|---|---|---|---|---|---|---|")
 print(f'| limit | {clients} | {int(rate):,} | {j["throughput_tx_s"]:,.0f} | {lat["p50"]:.1f} ms | '
-      f'{lat["p99"]:.1f} ms | {cpu:.1f} | {own_cpu:.1f} |')
+      f'{lat["p99"]:.1f} ms | {per_tx(ticks):.1f} | {per_tx(servers):.1f} | {per_tx(bench):.1f} |')
 PY

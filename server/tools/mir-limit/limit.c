@@ -37,6 +37,7 @@ typedef struct mir_limit {
   trantor_client_progress *admit; /* delivered here: the ingress window checks */
   uint64_t next_sn;               /* the next sn this server applies */
   uint64_t acked_sn;              /* the last next_sn acknowledged to the sequencer */
+  uint64_t unacked_bytes;         /* data bytes of the sns applied since then */
   uint64_t fwd_txs, fwd_bytes;    /* forwarded in all */
   uint64_t used_txs, used_bytes;  /* ... of which the sequencer consumed (its last report) */
   /* the sequencer only */
@@ -44,7 +45,8 @@ typedef struct mir_limit {
   lim_pending *ring;
   size_t ring_cap, ring_head, ring_n;
   uint64_t *cons_txs, *cons_bytes; /* per server: consumed in all */
-  bool cons_dirty;                 /* changed since the last Consumed message */
+  uint64_t *rep_txs, *rep_bytes;   /* per server: ... as last reported */
+  bool cons_dirty;                 /* changed since the last report */
   uint64_t *acked;                 /* per server: its last Ack */
   uint64_t issue_sn, min_acked, ahead_bytes;
   uint64_t *sn_bytes; /* data bytes of sn, at sn % sns_ahead_max, for sns in [min_acked, issue) */
@@ -66,7 +68,9 @@ static mir_err lim_check(const mir_limit_config *c) {
   if (c->client_window == 0 || c->max_tx_bytes == 0 || c->max_batch_txs == 0 ||
       c->max_batch_bytes == 0 || c->forward_max_txs == 0 || c->forward_max_txs > (1u << 24) ||
       c->forward_max_bytes == 0 || c->sns_ahead_max == 0 || c->sns_ahead_max > (1u << 20) ||
-      c->bytes_ahead_max == 0) {
+      c->bytes_ahead_max == 0 || c->max_tx_bytes > c->forward_max_bytes / 2) {
+    /* max_tx_bytes <= forward_max_bytes / 2: a server refused for bytes then has more than half
+     * its bound at the sequencer, which reports on its own at half (seq_report_due). */
     return mir_error_set(MIR_EINVAL, "limit: a limit is out of range");
   }
   for (size_t i = 0; i < c->n; i++) {
@@ -97,6 +101,8 @@ static void lim_free(void *state) {
   free(m->ring);
   free(m->cons_txs);
   free(m->cons_bytes);
+  free(m->rep_txs);
+  free(m->rep_bytes);
   free(m->acked);
   free(m->sn_bytes);
   free(m);
@@ -119,6 +125,8 @@ mir_err mir_limit_new(const mir_limit_config *cfg, void **state) {
     m->ring = mir_xcalloc(m->ring_cap, sizeof(*m->ring));
     m->cons_txs = mir_xcalloc(cfg->n, sizeof(*m->cons_txs));
     m->cons_bytes = mir_xcalloc(cfg->n, sizeof(*m->cons_bytes));
+    m->rep_txs = mir_xcalloc(cfg->n, sizeof(*m->rep_txs));
+    m->rep_bytes = mir_xcalloc(cfg->n, sizeof(*m->rep_bytes));
     m->acked = mir_xcalloc(cfg->n, sizeof(*m->acked));
     m->sn_bytes = mir_xcalloc(cfg->sns_ahead_max, sizeof(*m->sn_bytes));
   }
@@ -170,6 +178,7 @@ static mir_err lim_apply_sn(mir_limit *m, uint64_t sn, Trantor__Tx *const *txs, 
   }
   mir_err err = m->cfg.app.apply_batch(m->cfg.app.user_data, sn, 0, txs, n);
   if (err != MIR_OK) return err;
+  for (size_t i = 0; i < n; i++) m->unacked_bytes += txs[i]->data.len;
   m->next_sn++;
   m->st.sns_applied++;
   m->st.txs_applied += n;
@@ -220,6 +229,33 @@ static void seq_advance_acked(mir_limit *m) {
   }
 }
 
+/* Fills c (pointing into m's counters) with what every server's forwards consumed so far, and
+ * notes it as reported. Returns c. */
+static Mir__Limit__Consumed *seq_report(mir_limit *m, Mir__Limit__Consumed *c) {
+  c->txs = m->cons_txs;
+  c->n_txs = m->cfg.n;
+  c->bytes = m->cons_bytes;
+  c->n_bytes = m->cfg.n;
+  memcpy(m->rep_txs, m->cons_txs, m->cfg.n * sizeof(*m->rep_txs));
+  memcpy(m->rep_bytes, m->cons_bytes, m->cfg.n * sizeof(*m->rep_bytes));
+  m->cons_dirty = false;
+  return c;
+}
+
+/* True if some server's unreported consumption reached half its bound: a report on its own is due
+ * (otherwise the next Deliver carries it). A server that waits at its bound has at least that
+ * much unreported once its forwards arrived, so no server waits for good. */
+static bool seq_report_due(const mir_limit *m) {
+  for (size_t i = 0; i < m->cfg.n; i++) {
+    if (i == m->cfg.self) continue;
+    if (m->cons_txs[i] - m->rep_txs[i] >= (m->cfg.forward_max_txs + 1) / 2 ||
+        m->cons_bytes[i] - m->rep_bytes[i] >= (m->cfg.forward_max_bytes + 1) / 2) {
+      return true;
+    }
+  }
+  return false;
+}
+
 static bool seq_may_cut(const mir_limit *m) {
   return m->ring_n > 0 && m->issue_sn - m->min_acked < m->cfg.sns_ahead_max &&
          m->ahead_bytes < m->cfg.bytes_ahead_max;
@@ -252,9 +288,11 @@ static mir_err seq_cut_one(mir_limit *m, mir_event_list *out) {
   mir_err err = lim_apply_sn(m, sn, txs, k);
   if (err == MIR_OK) {
     Mir__Limit__Deliver d = MIR__LIMIT__DELIVER__INIT;
+    Mir__Limit__Consumed c = MIR__LIMIT__CONSUMED__INIT;
     d.sn = sn;
     d.txs = txs;
     d.n_txs = k;
+    if (!seq_may_cut(m)) d.consumed = seq_report(m, &c); /* the round's last sn */
     lim_send_others(m, &d.base, out);
   }
   for (size_t j = 0; j < k; j++) trantor__tx__free_unpacked(txs[j], NULL);
@@ -262,23 +300,20 @@ static mir_err seq_cut_one(mir_limit *m, mir_event_list *out) {
   return err;
 }
 
-/* The end of a round: number what the bounds allow, then report what was consumed. */
+/* The end of a round: number what the bounds allow (the last sn carries the report of what was
+ * consumed), then report on its own only when a server may be waiting for it. */
 static mir_err seq_round(mir_limit *m, mir_event_list *out) {
   seq_advance_acked(m);
   while (seq_may_cut(m)) {
     mir_err err = seq_cut_one(m, out);
     if (err != MIR_OK) return err;
   }
-  if (!m->cons_dirty) return MIR_OK;
-  m->cons_dirty = false;
   m->used_txs = m->cons_txs[m->cfg.self];
   m->used_bytes = m->cons_bytes[m->cfg.self];
-  Mir__Limit__Consumed c = MIR__LIMIT__CONSUMED__INIT;
-  c.txs = m->cons_txs;
-  c.n_txs = m->cfg.n;
-  c.bytes = m->cons_bytes;
-  c.n_bytes = m->cfg.n;
-  lim_send_others(m, &c.base, out);
+  if (m->cons_dirty && seq_report_due(m)) {
+    Mir__Limit__Consumed c = MIR__LIMIT__CONSUMED__INIT;
+    lim_send_others(m, &seq_report(m, &c)->base, out);
+  }
   return MIR_OK;
 }
 
@@ -401,16 +436,6 @@ static ProtobufCMessage *lim_decode(const Mir__PackedMessage *pm,
   return protobuf_c_message_unpack(desc, NULL, pm->data.len, pm->data.data);
 }
 
-static mir_err lim_on_deliver(mir_limit *m, Mir__Limit__Deliver *d) {
-  for (size_t i = 0; i < d->n_txs; i++) {
-    if (d->txs[i]->client_id == NULL) {
-      return mir_error_set(MIR_EPROTO, "limit: sn %" PRIu64 " holds a transaction without id",
-                           d->sn);
-    }
-  }
-  return lim_apply_sn(m, d->sn, d->txs, d->n_txs);
-}
-
 static void lim_on_consumed(mir_limit *m, const Mir__Limit__Consumed *c) {
   size_t s = m->cfg.self;
   if (c->n_txs != m->cfg.n || c->n_bytes != m->cfg.n) {
@@ -420,6 +445,18 @@ static void lim_on_consumed(mir_limit *m, const Mir__Limit__Consumed *c) {
   /* Never beyond what this server forwarded; reports only grow. */
   if (c->txs[s] > m->used_txs && c->txs[s] <= m->fwd_txs) m->used_txs = c->txs[s];
   if (c->bytes[s] > m->used_bytes && c->bytes[s] <= m->fwd_bytes) m->used_bytes = c->bytes[s];
+}
+
+static mir_err lim_on_deliver(mir_limit *m, Mir__Limit__Deliver *d) {
+  for (size_t i = 0; i < d->n_txs; i++) {
+    if (d->txs[i]->client_id == NULL) {
+      return mir_error_set(MIR_EPROTO, "limit: sn %" PRIu64 " holds a transaction without id",
+                           d->sn);
+    }
+  }
+  mir_err err = lim_apply_sn(m, d->sn, d->txs, d->n_txs);
+  if (err == MIR_OK && d->consumed != NULL) lim_on_consumed(m, d->consumed);
+  return err;
 }
 
 /* One message from a peer (the event's payload is borrowed). */
@@ -463,8 +500,13 @@ static mir_err lim_apply(void *state, mir_event_list *in, mir_event_list *out) {
     if (err != MIR_OK) return err;
   }
   if (lim_is_seq(m)) return seq_round(m, out);
-  if (m->next_sn > m->acked_sn) { /* one Ack per round, not per sn */
+  /* An Ack once a quarter of the sequencer's bounds was applied: it waits only at a bound, and
+   * a server that applied everything has at least that much unacknowledged then. */
+  uint64_t sns_due = m->cfg.sns_ahead_max / 4 > 0 ? m->cfg.sns_ahead_max / 4 : 1;
+  if (m->next_sn > m->acked_sn &&
+      (m->next_sn - m->acked_sn >= sns_due || m->unacked_bytes >= m->cfg.bytes_ahead_max / 4)) {
     m->acked_sn = m->next_sn;
+    m->unacked_bytes = 0;
     Mir__Limit__Ack a = MIR__LIMIT__ACK__INIT;
     a.next_sn = m->next_sn;
     lim_send_to(m, 0, &a.base, out);

@@ -19,11 +19,13 @@
  *
  * Limits. A server answers MEMPOOL_FULL while forward_max_txs transactions or forward_max_bytes
  * data bytes it forwarded are not yet consumed by the sequencer (numbered or dropped as duplicates;
- * the sequencer reports its counts in Consumed messages), so what waits at the sequencer is at most
- * n times that. The sequencer numbers at most sns_ahead_max sns, and bytes_ahead_max bytes, beyond
- * what the slowest server acknowledged (Ack), so the transport's bounded queues never drop a
- * delivery. A Deliver that does not carry the next sn (a message lost to a broken stream: the
- * pipeline does not retransmit) stops the server with an error naming both sns.
+ * the sequencer reports its counts on the last Deliver of each round, or alone when a server's
+ * unreported count reached half its bound), so what waits at the sequencer is at most n times
+ * that. The sequencer numbers at most sns_ahead_max sns, and bytes_ahead_max bytes, beyond what the
+ * slowest server acknowledged (Ack, sent after a quarter of either), so the transport's bounded
+ * queues never drop a delivery. A Deliver that does not carry the next sn (a message lost to a
+ * broken stream: the pipeline does not retransmit) stops the server with an error naming both
+ * sns.
  *
  * Peers: messages from ids outside the membership, of unknown types, that do not decode, or that
  * only the sequencer may send and another server sent, are dropped and counted; no peer value

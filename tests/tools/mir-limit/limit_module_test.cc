@@ -163,7 +163,8 @@ class LimitModule : public ::testing::Test {
 
 TEST_F(LimitModule, TheSequencerKeepsATransactionForwardedTwiceOnce) {
   // Servers 1 and 2 forward the same transaction (the SDK submits to several): the sequencer
-  // numbers it once, sends the sn to the three others and counts the copy as consumed.
+  // numbers it once, sends the sn to the three others and counts the copy as consumed, which the
+  // sn reports (no report of its own).
   Make(0);
   mir_event_list in = MIR_EVENT_LIST_INIT;
   Forward(&in, "1", {Tx("c", 0), Tx("c", 1)});
@@ -177,7 +178,8 @@ TEST_F(LimitModule, TheSequencerKeepsATransactionForwardedTwiceOnce) {
   EXPECT_EQ(d->sn, 0u);
   EXPECT_EQ(d->n_txs, 2u);
   EXPECT_EQ(o.sends[0].dests, std::vector<std::string>({"1", "2", "3"}));
-  auto *c = o.Find<Mir__Limit__Consumed>(&mir__limit__consumed__descriptor);
+  EXPECT_EQ(o.Count(&mir__limit__consumed__descriptor), 0u);
+  const Mir__Limit__Consumed *c = d->consumed;
   ASSERT_NE(c, nullptr);
   ASSERT_EQ(c->n_txs, 4u);
   EXPECT_EQ(c->txs[1], 2u);
@@ -220,9 +222,10 @@ TEST_F(LimitModule, AServerAnswersBusyBeyondWhatTheSequencerHasNotConsumed) {
 }
 
 TEST_F(LimitModule, IngressAnswersDuplicateAndOutOfWindowAfterADelivery) {
-  // Server 1 applies sn 0 from the sequencer (and acknowledges it); then the delivered
-  // transaction is a DUPLICATE and one beyond the client's window OUT_OF_WINDOW.
-  Make(1);
+  // Server 1 applies sn 0 from the sequencer (and acknowledges it: with 4 sns allowed ahead, an
+  // Ack is due after each); then the delivered transaction is a DUPLICATE and one beyond the
+  // client's window OUT_OF_WINDOW.
+  Make(1, 1000, 4);
   mir_event_list in = MIR_EVENT_LIST_INIT;
   Deliver(&in, "0", 0, {Tx("c", 0)});
   Out o1;
@@ -290,6 +293,42 @@ TEST_F(LimitModule, TheSequencerWaitsForTheSlowestServersAcknowledgement) {
   ASSERT_EQ(MIR_OK, Apply(&in, &o4));
   EXPECT_EQ(applied_.sns, std::vector<uint64_t>({0, 1}));
   EXPECT_EQ(o4.Count(&mir__limit__deliver__descriptor), 1u);
+}
+
+TEST_F(LimitModule, ReportsAndAcknowledgementsTravelAloneOnlyWhenDue) {
+  // Copies that are dropped are reported on their own only once a server's unreported count
+  // reached half its bound (2 of 4); a server acknowledges after a quarter of the sequencer's
+  // bound of sns (2 of 8), not after every sn.
+  Make(0, 4);
+  mir_event_list in = MIR_EVENT_LIST_INIT;
+  Forward(&in, "1", {Tx("c", 0)});
+  Out o1;
+  ASSERT_EQ(MIR_OK, Apply(&in, &o1));
+  EXPECT_EQ(o1.Count(&mir__limit__deliver__descriptor), 1u);
+  Forward(&in, "2", {Tx("c", 0)});
+  Out o2;
+  ASSERT_EQ(MIR_OK, Apply(&in, &o2));
+  EXPECT_TRUE(o2.sends.empty());
+  Forward(&in, "2", {Tx("c", 0)});
+  Out o3;
+  ASSERT_EQ(MIR_OK, Apply(&in, &o3));
+  auto *c = o3.Find<Mir__Limit__Consumed>(&mir__limit__consumed__descriptor);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->txs[2], 2u);
+
+  mir_limit_ops.destroy(state_);
+  state_ = nullptr;
+  Make(1, 1000, 8);
+  Deliver(&in, "0", 0, {Tx("c", 0)});
+  Out o4;
+  ASSERT_EQ(MIR_OK, Apply(&in, &o4));
+  EXPECT_EQ(o4.Count(&mir__limit__ack__descriptor), 0u);
+  Deliver(&in, "0", 1, {Tx("c", 1)});
+  Out o5;
+  ASSERT_EQ(MIR_OK, Apply(&in, &o5));
+  auto *a = o5.Find<Mir__Limit__Ack>(&mir__limit__ack__descriptor);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->next_sn, 2u);
 }
 
 }  // namespace
