@@ -36,6 +36,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+# shellcheck source=../deploy/local/process.sh
+. "$repo/deploy/local/process.sh"
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 cluster_sh="$repo/deploy/local/cluster.sh"
 
@@ -99,17 +101,6 @@ segments=0
 now_s() { echo $(($(date +%s) - t_start)); }
 log() { echo "[$(printf '%5d' "$(now_s)")s] $*"; }
 
-# True while any thread of process $1 runs. Not only the main thread's state: after SIGKILL the
-# main thread of a multi-threaded process can be a zombie while its other threads still exit,
-# holding the process's files (the store's lock among them).
-alive() {
-  local t state
-  for t in /proc/"$1"/task/*/status; do
-    state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$t" 2>/dev/null)" || continue
-    [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ] && return 0
-  done
-  return 1
-}
 
 pid_of() { cat "$cdir/pids/replica-$1.pid" 2>/dev/null; }
 addr_of() { sed -n "$(($1 + 1))p" "$cdir/client-addresses"; }

@@ -43,6 +43,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=process.sh
+. "$here/process.sh"
 dir="${MIR_CLUSTER_DIR:-$PWD/mir-cluster}"
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 peer_base="${MIR_PEER_BASE_PORT:-7000}"
@@ -70,18 +72,6 @@ cluster_size() {
   echo "$n"
 }
 
-# True while any thread of process $1 runs (a killed replica whose parent has not reaped it yet is
-# gone for every purpose here once all its threads are). Not only the main thread's state: after
-# SIGKILL the main thread of a multi-threaded process can be a zombie while its other threads
-# still exit, holding the process's files (the store's lock among them).
-alive() {
-  local t state
-  for t in /proc/"$1"/task/*/status; do
-    state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$t" 2>/dev/null)" || continue
-    [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ] && return 0
-  done
-  return 1
-}
 
 pid_of() {
   local f="$dir/pids/replica-$1.pid"

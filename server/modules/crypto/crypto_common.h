@@ -78,11 +78,27 @@ bool miri_tls_san(const char *id, const char *host, char *buf, size_t cap);
  * into buf (cap bytes): "URI:mir:client:<id>". False if it does not fit. */
 bool miri_tls_client_san(const char *id, char *buf, size_t cap);
 
-/* ---- per backend: reading a certificate (tls.c of each backend) ---- */
+/* ---- per backend: the shim under tls_issue.c and tls_check.c (tls.c, keyfile.c) ----
+ *
+ * Both libraries name the types struct x509_st (X509), struct evp_pkey_st (EVP_PKEY) and struct
+ * bio_st (BIO), so this header needs neither library's headers. */
+struct x509_st;
+struct evp_pkey_st;
+struct bio_st;
 
 /* Parses one PEM certificate (untrusted; refused above MIRI_CRYPTO_FILE_MAX bytes). Returns the
- * library's X509 (owned: X509_free), or NULL if it is not one. Both libraries name the type
- * struct x509_st, so this header needs neither. */
+ * library's X509 (owned: X509_free), or NULL if it is not one. */
 struct x509_st *miri_tls_read_cert(const char *pem);
+
+/* A fresh ECDSA P-256 key pair (owned: EVP_PKEY_free), or NULL. */
+struct evp_pkey_st *miri_tls_new_key(void);
+
+/* The library's key object of key (borrowed) when it is an ECDSA P-256 key (owned: EVP_PKEY_free,
+ * a reference of its own), else NULL. */
+struct evp_pkey_st *miri_tls_ca_pkey(const mir_private_key *key);
+
+/* Copies the contents of a memory BIO (borrowed) into an owned NUL-terminated string (free with
+ * free()); NULL if the BIO has no memory contents. */
+char *miri_crypto_bio_string(struct bio_st *bio);
 
 #endif

@@ -33,8 +33,8 @@ static int keyfile_no_password(char *buf, int size, int rwflag, void *user_data)
   return 0;
 }
 
-/* Copies the contents of a memory BIO into an owned NUL-terminated string. */
-static char *keyfile_bio_string(BIO *bio) {
+/* Backend (crypto_common.h): BIO_mem_contents is BoringSSL's call for it. */
+char *miri_crypto_bio_string(BIO *bio) {
   const uint8_t *contents = NULL;
   size_t len = 0;
   if (BIO_mem_contents(bio, &contents, &len) != 1) return NULL;
@@ -65,7 +65,7 @@ mir_err mir_private_key_to_pem(const mir_private_key *key, char **out) {
   BIO *bio = BIO_new(BIO_s_mem());
   bool ok = pkey != NULL && bio != NULL &&
             PEM_write_bio_PKCS8PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) == 1;
-  if (ok) *out = keyfile_bio_string(bio);
+  if (ok) *out = miri_crypto_bio_string(bio);
   BIO_free(bio);
   EVP_PKEY_free(pkey);
   return *out ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "private key PEM encoding");
@@ -76,7 +76,7 @@ mir_err mir_public_key_to_pem(const mir_public_key *key, char **out) {
   EVP_PKEY *pkey = keyfile_pkey(key->scheme, NULL, key->raw, key->ec);
   BIO *bio = BIO_new(BIO_s_mem());
   bool ok = pkey != NULL && bio != NULL && PEM_write_bio_PUBKEY(bio, pkey) == 1;
-  if (ok) *out = keyfile_bio_string(bio);
+  if (ok) *out = miri_crypto_bio_string(bio);
   BIO_free(bio);
   EVP_PKEY_free(pkey);
   return *out ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "public key PEM encoding");

@@ -36,7 +36,7 @@ int miri_ossl_no_password(char *buf, int size, int rwflag, void *user_data) {
   return 0;
 }
 
-char *miri_ossl_bio_string(BIO *bio) {
+char *miri_crypto_bio_string(BIO *bio) {
   char *contents = NULL;
   long len = BIO_get_mem_data(bio, &contents);
   if (len < 0 || contents == NULL) return NULL;
@@ -51,7 +51,7 @@ mir_err mir_private_key_to_pem(const mir_private_key *key, char **out) {
   BIO *bio = BIO_new(BIO_s_mem());
   bool ok =
       bio != NULL && PEM_write_bio_PKCS8PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL, NULL) == 1;
-  if (ok) *out = miri_ossl_bio_string(bio);
+  if (ok) *out = miri_crypto_bio_string(bio);
   BIO_free(bio);
   return *out ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "private key PEM encoding");
 }
@@ -60,7 +60,7 @@ mir_err mir_public_key_to_pem(const mir_public_key *key, char **out) {
   *out = NULL;
   BIO *bio = BIO_new(BIO_s_mem());
   bool ok = bio != NULL && PEM_write_bio_PUBKEY(bio, key->pkey) == 1;
-  if (ok) *out = miri_ossl_bio_string(bio);
+  if (ok) *out = miri_crypto_bio_string(bio);
   BIO_free(bio);
   return *out ? MIR_OK : miri_crypto_error(MIR_ECRYPTO, "public key PEM encoding");
 }

@@ -53,10 +53,6 @@ size_t miri_ossl_raw_public(const EVP_PKEY *pkey, mir_sig_scheme *scheme, uint8_
  * library must never prompt on a terminal, which OpenSSL's default callback would. */
 int miri_ossl_no_password(char *buf, int size, int rwflag, void *user_data);
 
-/* Copies the contents of a memory BIO (borrowed) into an owned NUL-terminated string (free with
- * free()); NULL if the BIO has no memory contents. */
-char *miri_ossl_bio_string(BIO *bio);
-
 /* The fetched SHA-256 implementation, fetched once per process and kept (borrowed; never NULL:
  * a library without SHA-256 is a broken installation and stops the process). */
 const EVP_MD *miri_ossl_sha256(void);
