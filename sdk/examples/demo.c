@@ -4,7 +4,12 @@
  * program prints how many transactions were committed, the throughput, and the latency from
  * submit to commit.
  *
- *   mir-demo --replicas host:port,... [--seconds 5] [--rate 200] [--quiet]
+ *   mir-demo --replicas host:port,... [--seconds 5] [--rate 200] [--quiet] [--client-id ID]
+ *            [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+ *
+ * The client id defaults to demo-<pid>; a replica API that requires client certificates needs
+ * --client-id to be the id the certificate names (mir-keygen --client ID). --tls-ca alone talks
+ * TLS to the replicas; with --tls-cert and --tls-key it presents the client certificate too.
  *
  * Latencies are recorded by the done callback (on the SDK thread) into a preallocated array, so
  * the callback never blocks; main sorts them at the end.
@@ -13,6 +18,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,40 +120,75 @@ static size_t run(mir_client *c, demo *d, double rate, double seconds) {
   return i;
 }
 
-int main(int argc, char **argv) {
-  char *list = NULL;
-  double seconds = 5, rate = 200;
-  demo d = {0};
+/* The command line: what main needs besides the demo's state. */
+typedef struct demo_args {
+  char *list;
+  double seconds, rate;
+  const char *client_id, *tls_ca, *tls_cert, *tls_key;
+} demo_args;
+
+/* Fills a from argv (borrowed, like every string it keeps); false for a usage error. */
+static bool demo_parse(int argc, char **argv, demo_args *a, demo *d) {
+  *a = (demo_args){.seconds = 5, .rate = 200};
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--replicas") == 0 && i + 1 < argc)
-      list = argv[++i];
-    else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-      seconds = atof(argv[++i]);
-    else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
-      rate = atof(argv[++i]);
-    else if (strcmp(argv[i], "--quiet") == 0)
-      d.quiet = 1;
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--quiet") == 0) {
+      d->quiet = 1;
+      continue;
+    }
+    if (v == NULL) return false;
+    if (strcmp(argv[i], "--replicas") == 0)
+      a->list = argv[i + 1];
+    else if (strcmp(argv[i], "--seconds") == 0)
+      a->seconds = atof(v);
+    else if (strcmp(argv[i], "--rate") == 0)
+      a->rate = atof(v);
+    else if (strcmp(argv[i], "--client-id") == 0)
+      a->client_id = v;
+    else if (strcmp(argv[i], "--tls-ca") == 0)
+      a->tls_ca = v;
+    else if (strcmp(argv[i], "--tls-cert") == 0)
+      a->tls_cert = v;
+    else if (strcmp(argv[i], "--tls-key") == 0)
+      a->tls_key = v;
     else
-      list = NULL, i = argc;
+      return false;
+    i++;
   }
-  if (list == NULL || seconds <= 0 || rate <= 0) {
+  /* A client certificate goes with its key, and both with the CA that TLS needs. */
+  bool cert_ok =
+      (a->tls_cert == NULL) == (a->tls_key == NULL) && (a->tls_cert == NULL || a->tls_ca != NULL);
+  return a->list != NULL && a->seconds > 0 && a->rate > 0 && cert_ok;
+}
+
+int main(int argc, char **argv) {
+  demo d = {0};
+  demo_args a;
+  if (!demo_parse(argc, argv, &a, &d)) {
     fprintf(stderr,
-            "usage: %s --replicas host:port,... [--seconds S] [--rate TX_PER_S] [--quiet]\n",
+            "usage: %s --replicas host:port,... [--seconds S] [--rate TX_PER_S] [--quiet]\n"
+            "          [--client-id ID] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n",
             argv[0]);
     return 2;
   }
+  char *list = a.list;
+  double seconds = a.seconds, rate = a.rate;
   const char *replicas[MAX_REPLICAS];
   size_t n = 0;
   for (char *t = strtok(list, ","); t != NULL && n < MAX_REPLICAS; t = strtok(NULL, ",")) {
     replicas[n++] = t;
   }
-  char client_id[64];
-  snprintf(client_id, sizeof(client_id), "demo-%d", (int)getpid());
+  char client_id[65];
+  snprintf(client_id, sizeof(client_id), "%s", a.client_id != NULL ? a.client_id : "");
+  if (a.client_id == NULL) snprintf(client_id, sizeof(client_id), "demo-%d", (int)getpid());
   mir_client_options opts;
   mir_client_options_init(&opts);
   opts.replicas = replicas;
   opts.n_replicas = n;
   opts.client_id = client_id;
+  opts.tls_ca_file = a.tls_ca;
+  opts.tls_cert_file = a.tls_cert;
+  opts.tls_key_file = a.tls_key;
   mir_client *c = NULL;
   int err = mir_client_open(&opts, &c);
   if (err != MIR_CLIENT_OK) {

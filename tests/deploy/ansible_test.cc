@@ -1,11 +1,18 @@
 // The Ansible playbooks (deploy/ansible/) against real hosts: five containers with sshd on a
-// private Docker network of this test stand in for four replica machines and a client machine.
-// prepare.yml installs the install tree taken from the project's image, keys.yml makes the keys
-// on this machine, deploy.yml starts the cluster and the SDK on this machine commits through it;
-// rolling-restart.yml restarts the replicas one at a time while a client keeps submitting, and
-// every transaction of that client commits; keys.yml and deploy.yml run again report no change
-// on any host; bench.yml runs mir-bench on the client host and fetches its JSON report
-// here; wipe.yml, once confirmed, removes the replicas' data. Skipped where no Docker engine
+// private Docker network of this test stand in for four replica machines and a client machine,
+// and the replicas run in each of the three ways the playbooks know: r0 and r1 have systemd as
+// process 1 (the replica runs as the unit mir-replica.service), r2 has sshd alone (the replica
+// runs under start-stop-daemon), r3 has systemd and a Docker engine of its own (mir_service
+// docker: the replica runs in a container of the project's image, which prepare.yml saves here
+// and loads there). prepare.yml installs the install tree taken from the project's image on the
+// others, keys.yml makes the keys on this machine, deploy.yml starts the cluster and the SDK on
+// this machine commits through it; rolling-restart.yml restarts the replicas one at a time while
+// a client keeps submitting, and every transaction of that client commits; keys.yml and
+// deploy.yml run again report no change on any host, nor does prepare.yml on the container host
+// (the image is not shipped again); a replica whose store is deleted is refused by deploy.yml
+// until -e mir_rejoin=true, then rejoins by state transfer and reaches the others' log hash;
+// bench.yml runs mir-bench on the client host and fetches its JSON report here; wipe.yml, once
+// confirmed, removes the replicas' data and the container. Skipped where no Docker engine
 // answers or ansible-playbook is missing.
 #include <sys/stat.h>
 
@@ -22,35 +29,45 @@ using deploy::Trim;
 constexpr int kReplicas = 4;
 constexpr const char *kHostImage = "mir-c-sshd:ctest";
 
+// How a stand-in host runs: sshd alone, systemd as process 1, or systemd with a Docker engine.
+enum class HostKind { kSshd, kSystemd, kDocker };
+
 class Hosts {
  public:
-  Hosts() : name_("mirta" + std::to_string(getpid())) {
-    const char *tmp = getenv("TMPDIR");
-    std::string t =
-        std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") + "/mir-ansible-test-XXXXXX";
-    std::vector<char> buf(t.begin(), t.end());
-    buf.push_back('\0');
-    dir_ = mkdtemp(buf.data()) != nullptr ? buf.data() : "";
-  }
+  Hosts() : name_("mirta" + std::to_string(getpid())), dir_(deploy::TempDir("mir-ansible-test")) {}
   ~Hosts() {
-    for (const auto &h : hosts_) Cmd({"docker", "rm", "-f", h}, 60000);
+    // -v: the Docker host's engine keeps its images in an anonymous volume.
+    for (const auto &h : hosts_) Cmd({"docker", "rm", "-f", "-v", h}, 60000);
     Cmd({"docker", "network", "rm", name_}, 60000);
     if (!dir_.empty()) Cmd({"rm", "-rf", dir_}, 60000);
   }
 
   const std::string &Dir() const { return dir_; }
 
-  // The network, the ssh key, and n_hosts containers with sshd; fills ips_.
-  bool Start(int n_hosts, std::string *why) {
+  // The network, the ssh key, and one container with sshd per entry of kinds; fills ips_.
+  bool Start(const std::vector<HostKind> &kinds, std::string *why) {
     Result k = Cmd({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/id"}, 60000);
     if (k.rc != 0) return *why = "ssh-keygen: " + k.out, false;
     Result net = Cmd({"docker", "network", "create", name_}, 60000);
     if (net.rc != 0) return *why = "network: " + net.out, false;
-    for (int i = 0; i < n_hosts; i++) {
+    for (size_t i = 0; i < kinds.size(); i++) {
       std::string h = name_ + "-h" + std::to_string(i);
-      Result r =
-          Cmd({"docker", "run", "-d", "--name", h, "--hostname", h, "--network", name_, kHostImage},
-              120000);
+      std::vector<std::string> argv = {"docker",     "run", "-d",        "--name", h,
+                                       "--hostname", h,     "--network", name_};
+      if (kinds[i] != HostKind::kSshd) {
+        // systemd as process 1: its runtime folders in memory, the cgroup tree to read.
+        argv.insert(argv.end(), {"--tmpfs", "/run", "--tmpfs", "/run/lock", "-v",
+                                 "/sys/fs/cgroup:/sys/fs/cgroup:ro"});
+      }
+      if (kinds[i] == HostKind::kDocker) {
+        // An engine inside: what it needs to mount and set up networks, its storage apart.
+        argv.insert(argv.end(), {"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+                                 "--security-opt", "seccomp=unconfined", "--security-opt",
+                                 "apparmor=unconfined", "-v", "/var/lib/docker"});
+      }
+      argv.push_back(kHostImage);
+      if (kinds[i] != HostKind::kSshd) argv.push_back("/sbin/init");
+      Result r = Cmd(argv, 120000);
       if (r.rc != 0) return *why = "docker run: " + r.out, false;
       hosts_.push_back(h);
       Result cp = Cmd({"docker", "cp", dir_ + "/id.pub", h + ":/root/.ssh/authorized_keys"}, 60000);
@@ -62,22 +79,38 @@ class Hosts {
                       30000);
       ips_.push_back(Trim(ip.out));
     }
+    // systemd hosts: up once systemd says so (sshd is one of its units).
+    for (size_t i = 0; i < kinds.size(); i++) {
+      if (kinds[i] == HostKind::kSshd) continue;
+      std::string state;
+      for (int t = 0; t < 90 && state != "running" && state != "degraded"; t++) {
+        if (t > 0) sleep(1);
+        state =
+            Trim(Cmd({"docker", "exec", hosts_[i], "systemctl", "is-system-running"}, 30000).out);
+      }
+      if (state != "running" && state != "degraded") {
+        return *why = hosts_[i] + ": systemd is " + state, false;
+      }
+    }
     return true;
   }
 
-  // An inventory of the hosts: the first kReplicas replicas, the last one a client.
-  void WriteInventory() {
+  // An inventory of the hosts: the first kReplicas replicas, the last one a client; the Docker
+  // host runs its replica in the container mode.
+  void WriteInventory(const std::vector<HostKind> &kinds) {
     std::ofstream f(dir_ + "/inventory.ini");
     f << "[replicas]\n";
     for (int i = 0; i < kReplicas; i++) {
-      f << "r" << i << " ansible_host=" << ips_[i] << " mir_id=" << i << "\n";
+      f << "r" << i << " ansible_host=" << ips_[i] << " mir_id=" << i
+        << (kinds[i] == HostKind::kDocker ? " mir_service=docker" : "") << "\n";
     }
     f << "[clients]\nc0 ansible_host=" << ips_[kReplicas] << "\n";
     f << "[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\n"
       << "ansible_ssh_private_key_file=" << dir_ << "/id\n"
       << "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
       << "mir_dist=" << dir_ << "/dist.tar.gz\nmir_keygen=" << MIR_BIN_DIR << "/mir-keygen\n"
-      << "mir_state_dir=" << dir_ << "/state\nmir_bench_seconds=3\nmir_bench_rate=300\n";
+      << "mir_state_dir=" << dir_ << "/state\nmir_bench_seconds=3\nmir_bench_rate=300\n"
+      << "mir_image=" << deploy::kImage << "\n";
   }
 
   // Runs a playbook and prints how long it took (the test's time goes there).
@@ -96,6 +129,14 @@ class Hosts {
   }
 
   const std::string &Host(int i) const { return hosts_[i]; }
+
+  // The replicas' positions, read with this machine's mir-status.
+  std::vector<deploy::Position> Positions() const {
+    std::vector<std::string> argv = {std::string(MIR_BIN_DIR) + "/mir-status", "--json",
+                                     "--timeout-ms", "2000"};
+    for (const auto &a : ClientAddrs()) argv.push_back(a);
+    return deploy::ParseStatus(Cmd(argv, 60000).out);
+  }
 
   std::vector<std::string> ClientAddrs() const {
     std::vector<std::string> a;
@@ -179,8 +220,10 @@ TEST(Ansible, DeployRollingRestartIdempotenceAndBench) {
   ASSERT_TRUE(BuildHostImage(&why)) << why;
   Hosts h;
   ASSERT_FALSE(h.Dir().empty());
-  ASSERT_TRUE(h.Start(kReplicas + 1, &why)) << why;
-  h.WriteInventory();
+  const std::vector<HostKind> kinds = {HostKind::kSystemd, HostKind::kSystemd, HostKind::kSshd,
+                                       HostKind::kDocker, HostKind::kSshd};
+  ASSERT_TRUE(h.Start(kinds, &why)) << why;
+  h.WriteInventory(kinds);
   // The install tree deployed: the image's /usr/local, as `make dist` makes it from a build.
   Result dist =
       Cmd({"sh", "-c",
@@ -193,6 +236,16 @@ TEST(Ansible, DeployRollingRestartIdempotenceAndBench) {
     Result r = h.Playbook(pb);
     ASSERT_EQ(r.rc, 0) << pb << ":\n" << r.out;
   }
+  // Each replica runs the way its host asked for.
+  Result unit = Cmd({"docker", "exec", h.Host(0), "systemctl", "is-active", "mir-replica"}, 30000);
+  EXPECT_EQ(Trim(unit.out), "active") << unit.out;
+  Result daemon = Cmd({"docker", "exec", h.Host(2), "cat", "/run/mir-replica.pid"}, 30000);
+  EXPECT_EQ(daemon.rc, 0) << daemon.out;
+  Result ctr = Cmd({"docker", "exec", h.Host(3), "docker", "inspect", "-f",
+                    "{{.State.Running}} {{.Config.User}}", "mir-replica"},
+                   30000);
+  EXPECT_EQ(Trim(ctr.out).rfind("true ", 0), 0u) << ctr.out;
+  EXPECT_NE(Trim(ctr.out), "true 0:0") << "the container runs as root";
   std::string pid = std::to_string(getpid());
   EXPECT_EQ(deploy::CommitTxs(h.ClientAddrs(), "ansible-" + pid + "-a", 1000, 180000, &why), 1000)
       << why;
@@ -214,6 +267,35 @@ TEST(Ansible, DeployRollingRestartIdempotenceAndBench) {
     EXPECT_TRUE(NoChange(again.out)) << pb << ":\n" << again.out;
   }
 
+  // The image goes to the container host once: prepare again ships and loads nothing.
+  Result prep = h.Playbook("prepare.yml", {"--limit", "r3"});
+  EXPECT_EQ(prep.rc, 0) << prep.out;
+  EXPECT_TRUE(NoChange(prep.out)) << prep.out;
+
+  // A replica that lost its store (here: r1, a systemd unit) is not started as new: deploy.yml
+  // stops and asks for mir_rejoin, which starts it --rejoin; it catches up by state transfer.
+  ASSERT_EQ(h.Playbook("stop.yml", {"--limit", "r1"}).rc, 0);
+  ASSERT_EQ(Cmd({"docker", "exec", h.Host(1), "rm", "-rf", "/var/lib/mir/db"}, 60000).rc, 0);
+  Result refused = h.Playbook("deploy.yml", {"--limit", "r1"});
+  EXPECT_NE(refused.rc, 0);
+  EXPECT_NE(refused.out.find("-e mir_rejoin=true"), std::string::npos) << refused.out;
+  Result rejoin = h.Playbook("deploy.yml", {"--limit", "r1", "-e", "mir_rejoin=true"});
+  ASSERT_EQ(rejoin.rc, 0) << rejoin.out;
+  Result flags = Cmd(
+      {"docker", "exec", h.Host(1), "journalctl", "-u", "mir-replica", "-o", "cat", "--no-pager"},
+      30000);
+  EXPECT_NE(flags.out.find("--rejoin: marked the new log"), std::string::npos) << flags.out;
+  why.clear();
+  EXPECT_EQ(deploy::CommitTxs(h.ClientAddrs(), "ansible-" + pid + "-r", 200, 180000, &why), 200)
+      << why;
+  std::vector<deploy::Position> ps;
+  for (int t = 0; t < 120; t++) {
+    ps = h.Positions();
+    if (deploy::AllEqual(ps, kReplicas) && ps[0].next_sn > 0) break;
+    sleep(1);
+  }
+  EXPECT_TRUE(deploy::AllEqual(ps, kReplicas)) << "replicas at different positions after rejoin";
+
   // The benchmark runs on the client host and its report comes back here.
   Result bench = h.Playbook("bench.yml");
   ASSERT_EQ(bench.rc, 0) << bench.out;
@@ -228,6 +310,7 @@ TEST(Ansible, DeployRollingRestartIdempotenceAndBench) {
   Result wipe = h.Playbook("wipe.yml", {"-e", "mir_wipe=yes"});
   EXPECT_EQ(wipe.rc, 0) << wipe.out;
   EXPECT_NE(Cmd({"docker", "exec", h.Host(0), "test", "-e", "/var/lib/mir"}, 60000).rc, 0);
+  EXPECT_NE(Cmd({"docker", "exec", h.Host(3), "docker", "inspect", "mir-replica"}, 60000).rc, 0);
 }
 
 }  // namespace

@@ -43,6 +43,17 @@ inline std::string Trim(std::string s) {
   return s;
 }
 
+// A new private folder named prefix-XXXXXX under TMPDIR (else /tmp); empty if none can be made.
+// The caller removes it.
+inline std::string TempDir(const std::string &prefix) {
+  const char *tmp = getenv("TMPDIR");
+  std::string t =
+      std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+  std::vector<char> buf(t.begin(), t.end());
+  buf.push_back('\0');
+  return mkdtemp(buf.data()) != nullptr ? buf.data() : "";
+}
+
 // Whether a Docker engine answers here; the reason when not.
 inline bool DockerAnswers(std::string *why) {
   Result r = Cmd({"docker", "info", "--format", "{{.ServerVersion}}"}, 30000);
@@ -103,8 +114,10 @@ inline bool AllEqual(const std::vector<Position> &ps, size_t n) {
 
 // Submits n transactions of 64 bytes under client_id through libmirclient and waits until each
 // has an outcome or timeout_ms passes. Returns how many committed; *why says what went wrong.
+// With tls_dir, the client talks TLS trusting tls_dir/ca.pem and presents
+// tls_dir/client-<client_id>.crt and .key (as mir-keygen --client names them).
 inline long CommitTxs(const std::vector<std::string> &addrs, const std::string &client_id, long n,
-                      int timeout_ms, std::string *why) {
+                      int timeout_ms, std::string *why, const std::string &tls_dir = "") {
   std::vector<const char *> rs;
   for (const auto &a : addrs) rs.push_back(a.c_str());
   mir_client_options o;
@@ -113,6 +126,13 @@ inline long CommitTxs(const std::vector<std::string> &addrs, const std::string &
   o.n_replicas = rs.size();
   o.client_id = client_id.c_str();
   o.connect_timeout_ms = 20000;
+  std::string ca = tls_dir + "/ca.pem", cert = tls_dir + "/client-" + client_id + ".crt",
+              key = tls_dir + "/client-" + client_id + ".key";
+  if (!tls_dir.empty()) {
+    o.tls_ca_file = ca.c_str();
+    o.tls_cert_file = cert.c_str();
+    o.tls_key_file = key.c_str();
+  }
   mir_client *c = nullptr;
   if (mir_client_open(&o, &c) != MIR_CLIENT_OK) {
     *why = std::string("open: ") + mir_client_errdetail();
