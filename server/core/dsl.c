@@ -154,8 +154,27 @@ struct mir_dsl {
   uint64_t next_ctx_id;
   dsl_ctx *dispose_head;
   bool in_apply;
-  mir_dsl_stats stats;
+  /* The module's metric set (owned): the runtime's own counters, and those the protocol
+   * registers through mir_dsl_metrics. */
+  mir_metrics *metrics;
+  mir_counter *m_messages;
+  mir_counter *m_unhandled;
+  mir_counter *m_undecodable;
 };
+
+/* Registers the runtime's counters in a new set named after the module. */
+static void dsl_metrics_init(mir_dsl *d) {
+  static const char drop_help[] =
+      "Peer messages the module dropped before any handler ran, by reason (no_handler: type "
+      "unknown or without a handler; undecodable: bad bytes or too big).";
+  mir_metrics *m = d->metrics = mir_metrics_new(d->id);
+  d->m_messages = mir_metrics_counter(m, "mir_dsl_messages_total",
+                                      "Peer messages decoded and handled.", NULL, NULL);
+  d->m_unhandled =
+      mir_metrics_counter(m, "mir_dsl_messages_dropped_total", drop_help, "reason", "no_handler");
+  d->m_undecodable =
+      mir_metrics_counter(m, "mir_dsl_messages_dropped_total", drop_help, "reason", "undecodable");
+}
 
 mir_dsl *mir_dsl_new(const char *module_id, void *user) {
   MIR_ASSERT(module_id != NULL && mir_module_id_valid(module_id));
@@ -167,6 +186,7 @@ mir_dsl *mir_dsl_new(const char *module_id, void *user) {
   mir_event_list_init(&d->out);
   d->ctx_nbuckets = 16;
   d->ctx_buckets = mir_xcalloc(d->ctx_nbuckets, sizeof(*d->ctx_buckets));
+  dsl_metrics_init(d);
   return d;
 }
 
@@ -192,6 +212,7 @@ void mir_dsl_free(mir_dsl *d) {
   free(d->after_batch.fns);
   mir_event_list_free(&d->out);
   if (d->user_free != NULL) d->user_free(d->user);
+  mir_metrics_free(d->metrics); /* after the user's free, which may still count */
   free(d);
 }
 
@@ -212,6 +233,9 @@ const char *mir_dsl_module_id(const mir_dsl *d) {
 }
 void *mir_dsl_user(const mir_dsl *d) {
   return d->user;
+}
+mir_metrics *mir_dsl_metrics(const mir_dsl *d) {
+  return d->metrics;
 }
 
 /* ---- registration ---- */
@@ -376,9 +400,9 @@ static mir_err dsl_run_checks(mir_dsl *d, const dsl_fns *v) {
 
 /* Drops a peer's message that cannot be handled: counted and logged, never an error. The type
  * name is the peer's, so the log bounds its length. */
-static mir_err dsl_drop_message(mir_dsl *d, const char *from, const char *type, uint64_t *counter,
-                                const char *why) {
-  (*counter)++;
+static mir_err dsl_drop_message(mir_dsl *d, const char *from, const char *type,
+                                mir_counter *counter, const char *why) {
+  mir_counter_inc(counter);
   mir_log(MIR_LOG_DEBUG, DSL_LOG, "%s: dropping message of type %.64s from %.64s: %s", d->id,
           type != NULL ? type : "(none)", from, why);
   return MIR_OK;
@@ -389,19 +413,19 @@ static mir_err dsl_on_message(mir_dsl *d, const Mir__MessageReceived *mr) {
   const char *from = mr->from != NULL ? mr->from : "";
   const Mir__PackedMessage *pm = mr->msg;
   if (pm == NULL || pm->type == NULL) {
-    return dsl_drop_message(d, from, NULL, &d->stats.messages_unhandled, "no message");
+    return dsl_drop_message(d, from, NULL, d->m_unhandled, "no message");
   }
   const ProtobufCMessageDescriptor *desc = mir_registry_find(pm->type);
   const dsl_type *ty = desc != NULL ? dsl_table_find(&d->messages, desc) : NULL;
   if (ty == NULL) {
-    return dsl_drop_message(d, from, pm->type, &d->stats.messages_unhandled, "no handler");
+    return dsl_drop_message(d, from, pm->type, d->m_unhandled, "no handler");
   }
   ProtobufCMessage *msg = NULL;
   if (mir_message_unpack(pm, d->message_bytes_max, &msg) != MIR_OK) {
     mir_error_clear();
-    return dsl_drop_message(d, from, pm->type, &d->stats.messages_undecodable, "cannot decode");
+    return dsl_drop_message(d, from, pm->type, d->m_undecodable, "cannot decode");
   }
-  d->stats.messages++;
+  mir_counter_inc(d->m_messages);
   mir_err err = MIR_OK;
   for (size_t i = 0; i < ty->handlers.n && err == MIR_OK; i++) {
     err = ty->handlers.fns[i].msg(d, from, msg, d->user);
@@ -414,7 +438,6 @@ static mir_err dsl_apply_event(mir_dsl *d, const mir_event *ev) {
   if (ev->payload == NULL) {
     return mir_error_set(MIR_EINVAL, "module %s: event without payload", d->id);
   }
-  d->stats.events++;
   const dsl_type *ty = dsl_table_find(&d->events, ev->payload->descriptor);
   for (size_t i = 0; ty != NULL && i < ty->handlers.n; i++) {
     mir_err err = ty->handlers.fns[i].ev(d, ev, d->user);
@@ -451,14 +474,15 @@ static void dsl_destroy(void *state) {
   mir_dsl_free(state);
 }
 
+static mir_metrics *dsl_metrics(void *state) {
+  return ((mir_dsl *)state)->metrics;
+}
+
 const mir_module_ops mir_dsl_ops = {
     .name = "dsl",
     .kind = MIR_MODULE_PASSIVE,
     .apply = dsl_apply,
     .destroy = dsl_destroy,
+    .metrics = dsl_metrics,
     .peer_messages = true,
 };
-
-void mir_dsl_get_stats(const mir_dsl *d, mir_dsl_stats *out) {
-  *out = d->stats;
-}

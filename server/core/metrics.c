@@ -88,7 +88,7 @@ void mir_metrics_attach(mir_metrics *parent, mir_metrics *child) {
 
 static bool metrics_label_ok(const char *label) {
   return label == NULL || strcmp(label, "peer") == 0 || strcmp(label, "reason") == 0 ||
-         strcmp(label, "lock") == 0;
+         strcmp(label, "lock") == 0 || strcmp(label, "segment") == 0;
 }
 
 static metric *metrics_find_locked(const mir_metrics *m, const char *name, const char *value) {
@@ -252,6 +252,18 @@ int64_t mir_metrics_read(const mir_metrics *m, const char *name, const char *val
   int64_t acc = 0;
   pthread_mutex_lock(&metrics_lock);
   metrics_read_locked(m, name, value, &found, &acc);
+  pthread_mutex_unlock(&metrics_lock);
+  return acc;
+}
+
+int64_t mir_metrics_read_child(const mir_metrics *m, const char *child, const char *name,
+                               const char *value) {
+  bool found = false;
+  int64_t acc = 0;
+  pthread_mutex_lock(&metrics_lock);
+  for (const mir_metrics *c = m->children; c != NULL; c = c->next) {
+    if (strcmp(c->name, child) == 0) metrics_read_locked(c, name, value, &found, &acc);
+  }
   pthread_mutex_unlock(&metrics_lock);
   return acc;
 }

@@ -29,6 +29,7 @@ mir_err mir_sim_crash(mir_sim *sim, size_t node) {
   if (node >= sim->cfg.nodes) return mir_error_set(MIR_EINVAL, "sim: no node %zu", node);
   miri_sim_node *sn = &sim->nodes[node];
   if (sn->mn == NULL) return MIR_OK;
+  mir_metrics_detach(mir_node_metrics(sn->mn), true); /* the totals outlive the incarnation */
   mir_node_free(sn->mn);
   sn->mn = NULL;
   memset(sn->pending, 0, sizeof sn->pending);

@@ -124,6 +124,7 @@ mir_err mir_sim_new(const mir_sim_config *cfg, mir_sim **out) {
     sn->sim = sim;
     sn->index = i;
     snprintf(sn->id, sizeof sn->id, "%u", (unsigned)i);
+    sn->metrics = mir_metrics_new(sn->id);
     sn->store = mir_sim_store_new();
     if (sim->record_dir != NULL && (err = sim_open_recorder(sim, sn)) != MIR_OK) {
       mir_sim_free(sim);
@@ -139,6 +140,7 @@ void mir_sim_free(mir_sim *sim) {
   for (size_t i = 0; i < sim->cfg.nodes; i++) {
     miri_sim_node *sn = &sim->nodes[i];
     mir_node_free(sn->mn);
+    mir_metrics_free(sn->metrics);
     mir_recorder_free(sn->rec);
     miri_sim_store_drop(sim, i);
     free(sn->writes);
@@ -259,6 +261,7 @@ mir_err miri_sim_node_boot(mir_sim *sim, size_t i, bool restart) {
   }
   sn->mn = mn;
   sn->started = true;
+  mir_metrics_attach(sn->metrics, mir_node_metrics(mn));
   return MIR_OK;
 }
 
@@ -341,6 +344,10 @@ int mir_sim_node_index(const mir_sim *sim, const char *id) {
 
 mir_node *mir_sim_node(mir_sim *sim, size_t i) {
   return i < sim->cfg.nodes ? sim->nodes[i].mn : NULL;
+}
+
+const mir_metrics *mir_sim_node_metrics(const mir_sim *sim, size_t i) {
+  return i < sim->cfg.nodes ? sim->nodes[i].metrics : NULL;
 }
 
 bool mir_sim_node_up(const mir_sim *sim, size_t i) {

@@ -100,6 +100,9 @@ typedef struct miri_sim_node {
   size_t index;
   char id[16];
   mir_node *mn; /* NULL while down */
+  /* Owned: the node's metrics over every incarnation. The running node's tree hangs below it;
+   * a crash folds that tree's counters and histograms into it before the node is freed. */
+  mir_metrics *metrics;
   bool started; /* built at least once */
   bool byz;
   bool wiped; /* restarted with a wiped store at least once */

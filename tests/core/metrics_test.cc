@@ -52,6 +52,29 @@ TEST(Metrics, RegisterAndRead) {
   mir_metrics_free(root);
 }
 
+// A read below one child counts that child's subtree only (two modules with the same metric);
+// the segment label key is accepted.
+TEST(Metrics, ReadChildSeparatesModules) {
+  mir_metrics *root = mir_metrics_new("n0");
+  mir_metrics *ord = mir_metrics_new("ordering"), *chk = mir_metrics_new("checkpoint");
+  mir_metrics *sub = mir_metrics_new("ordering/1/0");
+  mir_metrics_attach(root, ord);
+  mir_metrics_attach(root, chk);
+  mir_metrics_attach(ord, sub);
+  mir_gauge_set(mir_metrics_gauge(ord, "mir_subs", "s", nullptr, nullptr), 4);
+  mir_gauge_set(mir_metrics_gauge(chk, "mir_subs", "s", nullptr, nullptr), 1);
+  mir_gauge_set(mir_metrics_gauge_max(sub, "mir_view", "v", "segment", "0"), 3);
+  EXPECT_EQ(mir_metrics_read(root, "mir_subs", nullptr), 5);
+  EXPECT_EQ(mir_metrics_read_child(root, "ordering", "mir_subs", nullptr), 4);
+  EXPECT_EQ(mir_metrics_read_child(root, "checkpoint", "mir_subs", nullptr), 1);
+  EXPECT_EQ(mir_metrics_read_child(root, "ordering", "mir_view", "0"), 3);
+  EXPECT_EQ(mir_metrics_read_child(root, "missing", "mir_subs", nullptr), 0);
+  mir_metrics_free(sub);
+  mir_metrics_free(ord);
+  mir_metrics_free(chk);
+  mir_metrics_free(root);
+}
+
 // Gauges sum across instances, GAUGE_MAX takes the largest, and the module label is the set
 // directly below the root.
 TEST(Metrics, SnapshotAggregatesPerModule) {

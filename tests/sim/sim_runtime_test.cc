@@ -320,6 +320,28 @@ TEST(SimCrash, CrashLosesInFlightStateAndTimers) {
   EXPECT_EQ(st.restarts, 1u);
 }
 
+TEST(SimCrash, NodeMetricsSumEveryIncarnation) {
+  // The simulator's per-node set keeps a crashed incarnation's counters (folded at the crash) and
+  // adds the running one's, so a run's totals never go back; the running node's own tree holds
+  // only what it applied itself.
+  World w;
+  w.on_init = [](Probe *p, mir_event_list *out) {
+    if (p->node == 1) simtest::timer_u64(100, 1, out);
+  };
+  simtest::world_start(&w, simtest::world_config(&w, 2, 1));
+  const char *events = "mir_module_events_total";
+  ASSERT_EQ(mir_sim_run_until(w.sim, ms(10)), MIR_OK);
+  int64_t first = mir_metrics_read(mir_sim_node_metrics(w.sim, 1), events, nullptr);
+  EXPECT_GT(first, 0);
+  ASSERT_EQ(mir_sim_crash(w.sim, 1), MIR_OK);
+  EXPECT_EQ(mir_metrics_read(mir_sim_node_metrics(w.sim, 1), events, nullptr), first);
+  ASSERT_EQ(mir_sim_restart(w.sim, 1, false), MIR_OK);
+  ASSERT_EQ(mir_sim_run_until(w.sim, ms(500)), MIR_OK);
+  int64_t own = mir_metrics_read(mir_node_metrics(mir_sim_node(w.sim, 1)), events, nullptr);
+  EXPECT_GT(own, 0);
+  EXPECT_EQ(mir_metrics_read(mir_sim_node_metrics(w.sim, 1), events, nullptr), first + own);
+}
+
 TEST(SimCrash, RestartKeepsTheStoreAndWipeClearsIt) {
   // The store outlives a crash; a wiped restart clears it and marks the node faulty.
   World w;

@@ -1,6 +1,6 @@
 // Trantor in the simulator: every trantor-* scenario passes a fixed list of seeds (agreement, no
-// duplicates, validity after the faults heal, memory bounds, and each variant's own claim), the
-// scenario wiring is the production wiring, and a run is deterministic.
+// duplicates, validity after the faults heal, memory bounds, and each variant's own claim), and
+// a run is deterministic.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,9 +24,8 @@ struct Outcome {
   sc_trantor_report rep{};
 };
 
-// Runs scenario sc for seed the way the seed runner does, keeping the run's report; with
-// system_wiring the replicas are built by trantor_system_add_modules.
-Outcome run_one(const mir_sim_scenario *sc, uint64_t seed, bool system_wiring = false) {
+// Runs scenario sc for seed the way the seed runner does, keeping the run's report.
+Outcome run_one(const mir_sim_scenario *sc, uint64_t seed) {
   Outcome o;
   mir_sim_config cfg;
   mir_sim_config_default(&cfg);
@@ -34,7 +33,6 @@ Outcome run_one(const mir_sim_scenario *sc, uint64_t seed, bool system_wiring = 
   void *state = nullptr;
   mir_sim *sim = nullptr;
   mir_err err = sc->configure(sc, &cfg, &state);
-  if (err == MIR_OK && system_wiring) sc_trantor_use_system_wiring(state);
   if (err == MIR_OK) err = mir_sim_new(&cfg, &sim);
   if (err == MIR_OK) err = sc->setup(sc, sim, state);
   EXPECT_EQ(err, MIR_OK) << sc->name << " seed " << seed << ": " << mir_error_detail();
@@ -264,26 +262,6 @@ TEST(TrantorPlantedBug, OrderingWhileIdleIsCaughtWithinTenSeeds) {
   // batches, and the check says so; the same seeds without the trickle pass trantor-4-idle.
   EXPECT_GT(first_caught("trantor-4-idle-trickle", "trantor-4-idle", {"idle"}), 0u)
       << "batches ordered in the idle window went unnoticed for 10 seeds";
-}
-
-TEST(TrantorWiring, ObservedWiringIsTheSystemWiring) {
-  // The scenarios build replicas with pass-through wrappers around Trantor's modules, to read
-  // their statistics; trantor_system_add_modules gives the same run, event for event (the trace
-  // hash covers every applied batch), under faults and with a Byzantine leader alike.
-  for (const char *name : {"trantor-4", "trantor-4-equivocate", "trantor-4-crash-f",
-                           "trantor-4-swarm", "trantor-7", "trantor-4-crash-restart"}) {
-    const mir_sim_scenario *sc = mir_sim_scenario_find(name);
-    ASSERT_NE(sc, nullptr) << name;
-    for (uint64_t seed : {1, 2}) {
-      Outcome observed = run_one(sc, seed), system = run_one(sc, seed, true);
-      EXPECT_TRUE(observed.ok && system.ok) << name << " seed " << seed;
-      EXPECT_EQ(observed.stats.trace_hash, system.stats.trace_hash) << name << " seed " << seed;
-      EXPECT_EQ(observed.stats.steps, system.stats.steps) << name << " seed " << seed;
-      EXPECT_EQ(observed.rep.delivered_min, system.rep.delivered_min);
-      EXPECT_GT(observed.rep.samples, 0u);
-      EXPECT_EQ(system.rep.samples, 0u);
-    }
-  }
 }
 
 TEST(TrantorDeterminism, SameSeedSameRunNextSeedAnother) {

@@ -140,15 +140,13 @@ Mir__Origin *mir_dsl_origin_new(const mir_dsl *dsl, uint64_t context_id);
 
 /* ---- the module ---- */
 
-typedef struct mir_dsl_stats {
-  uint64_t events;               /* events applied */
-  uint64_t messages;             /* messages decoded and handled */
-  uint64_t messages_unhandled;   /* dropped: no handler for the type (or type unknown) */
-  uint64_t messages_undecodable; /* dropped: bad bytes or too big */
-} mir_dsl_stats;
-
-/* Copies the dsl's counters into out. dsl is borrowed. */
-void mir_dsl_get_stats(const mir_dsl *dsl, mir_dsl_stats *out);
+/* The dsl's metric set (borrowed, valid until mir_dsl_free), named after the module. The runtime
+ * counts in it mir_dsl_messages_total (peer messages handled) and
+ * mir_dsl_messages_dropped_total{reason="no_handler"|"undecodable"}; a protocol registers its own
+ * metrics here when it creates the dsl (metrics.h), and mir_dsl_ops.metrics hands the set to the
+ * node or factory that runs the module, which reports it and folds its counters when the module
+ * is collected. */
+mir_metrics *mir_dsl_metrics(const mir_dsl *dsl);
 
 /* The ops of a dsl module; the state is the mir_dsl * and destroy is mir_dsl_free. */
 extern const mir_module_ops mir_dsl_ops;

@@ -15,9 +15,10 @@
  * Gauges describe a live instance and are not folded.
  *
  * Labels. A metric has the label `module` (the top-level module id it sits under, given by the
- * tree) and at most one more, from a fixed list of keys: peer, reason or lock. Values are chosen
- * by code or by the membership (never per transaction or per client), so the number of series is
- * bounded; a set holds at most MIR_METRICS_PER_SET_MAX metrics.
+ * tree) and at most one more, from a fixed list of keys: peer, reason, lock or segment (an ISS
+ * segment index, at most one per replica: PBFT's view per segment). Values are chosen by code or
+ * by the membership (never per transaction or per client), so the number of series is bounded;
+ * a set holds at most MIR_METRICS_PER_SET_MAX metrics.
  *
  * Units. A metric whose name contains "_seconds" is kept in nanoseconds and exported in seconds
  * (so the hot path adds integers); every other value is exported as kept.
@@ -107,11 +108,11 @@ void mir_metrics_detach(mir_metrics *m, bool fold);
 
 /* Registration. name (a Prometheus name with the mir_ prefix; copied) and help (borrowed, must be
  * a string that outlives the process's reads, normally a literal). label is NULL or one of
- * "peer", "reason", "lock" (borrowed literal); value is copied. Registering an existing name and
- * label value in the same set returns the same cell (help and kind of the first registration
- * stay). Never NULL: past MIR_METRICS_PER_SET_MAX metrics, or for a name registered before with
- * another kind, a cell that is updated but never reported is returned and a warning logged.
- * The returned pointer is valid until the set is freed. */
+ * "peer", "reason", "lock", "segment" (borrowed literal); value is copied. Registering an existing
+ * name and label value in the same set returns the same cell (help and kind of the first
+ * registration stay). Never NULL: past MIR_METRICS_PER_SET_MAX metrics, or for a name registered
+ * before with another kind, a cell that is updated but never reported is returned and a warning
+ * logged. The returned pointer is valid until the set is freed. */
 mir_counter *mir_metrics_counter(mir_metrics *m, const char *name, const char *help,
                                  const char *label, const char *value);
 mir_gauge *mir_metrics_gauge(mir_metrics *m, const char *name, const char *help, const char *label,
@@ -130,13 +131,18 @@ mir_histogram *mir_metrics_histogram(mir_metrics *m, const char *name, const cha
  * Returns 0 when nothing matches. Thread-safe. */
 int64_t mir_metrics_read(const mir_metrics *m, const char *name, const char *value);
 
+/* As mir_metrics_read, over the sets directly below m named child (a node's root: a module id)
+ * and their descendants only. Thread-safe. */
+int64_t mir_metrics_read_child(const mir_metrics *m, const char *child, const char *name,
+                               const char *value);
+
 /* One series of a snapshot: metrics of one name, module and label value, aggregated. */
 typedef struct mir_metric_sample {
   char name[MIR_METRIC_NAME_MAX];
   const char *help; /* borrowed from the registration */
   mir_metric_kind kind;
   char module[64];   /* "" for metrics of the root set */
-  const char *label; /* NULL, "peer", "reason" or "lock" */
+  const char *label; /* NULL, "peer", "reason", "lock" or "segment" */
   char label_value[MIR_METRIC_LABEL_VALUE_MAX];
   int64_t raw;  /* counter/gauge: raw value; histogram: count */
   double value; /* exported value (seconds for *_seconds names; the sum for a histogram) */

@@ -456,6 +456,11 @@ int mir_sim_node_index(const mir_sim *sim, const char *id);
 /* Node i's mir_node while it runs (borrowed until it crashes), else NULL. */
 mir_node *mir_sim_node(mir_sim *sim, size_t i);
 bool mir_sim_node_up(const mir_sim *sim, size_t i);
+/* Node i's metrics over every incarnation (borrowed for the simulation's life; NULL past the
+ * count): counters and histograms of crashed incarnations are folded in, and the running node's
+ * tree (mir_node_metrics) hangs below, so mir_metrics_read gives run totals; gauges are those of
+ * the running incarnation. */
+const mir_metrics *mir_sim_node_metrics(const mir_sim *sim, size_t i);
 /* Not Byzantine and never wiped. */
 bool mir_sim_node_correct(const mir_sim *sim, size_t i);
 /* Node i's clock speed in ppm (1e6 = exact). */

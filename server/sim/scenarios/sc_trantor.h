@@ -6,13 +6,11 @@
  * it; sc_trantor_node.c builds one replica: the simulator's edges, Trantor's protocol modules
  * and a deterministic application; sc_trantor_byz.c holds the Byzantine filters.
  *
- * Trantor's modules are wired here with the same constructors, ids and order as
- * trantor_system_add_modules, with thin pass-through wrappers that keep a handle on each module's
- * state: the checks read the modules' own statistics (PBFT view changes, live submodules of the
- * factories, mempool and batch fetcher occupancy, ISS epochs and garbage collection), which the
- * system function keeps private. sc_trantor_use_system_wiring switches a run to the system
- * function itself; both wirings give the same trace hash for the same seed, which a test checks,
- * so the scenarios exercise exactly the production wiring.
+ * Every replica is built by trantor_system_add_modules, the production wiring. The checks read
+ * the modules' metrics from the registry (PBFT view changes, live submodules of the factories,
+ * mempool and batch fetcher occupancy, ISS epochs and garbage collection): gauges from the
+ * running node's tree (mir_node_metrics), run totals from the simulator's per-node set
+ * (mir_sim_node_metrics), into which a crashed incarnation's counters fold.
  */
 #ifndef MIR_SIM_SC_TRANTOR_H
 #define MIR_SIM_SC_TRANTOR_H
@@ -21,7 +19,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mir/factory.h"
 #include "mir/sim.h"
 #include "mir/trantor.h"
 
@@ -89,11 +86,6 @@ void sc_trantor_cleanup(void *state);
  * the counters); a failed run reports the samples taken until it failed. */
 void sc_trantor_report_of(const void *state, sc_trantor_report *out);
 
-/* Makes the run build its replicas with trantor_system_add_modules instead of the observed
- * wiring (call between configure and mir_sim_new). The run then takes no samples and checks no
- * bounds: the report holds only what the applications saw. */
-void sc_trantor_use_system_wiring(void *state);
-
 /* ---- internal to sc_trantor*.c ---- */
 
 #define SCT_NODES_MAX 7
@@ -124,24 +116,6 @@ typedef struct sct_app {
   uint64_t *chain;   /* SCT_TXS_MAX entries, owned */
 } sct_app;
 
-/* A PBFT instance under observation: the wrapper the ordering factory holds. */
-typedef struct sct_pbft_ref {
-  const mir_module_ops *ops; /* the instance's own (static) */
-  void *state;               /* owned */
-  struct sct_obs *obs;       /* borrowed: the replica slot it reports to */
-  struct sct_pbft_ref *prev, *next;
-} sct_pbft_ref;
-
-/* Handles on one replica's modules while its current incarnation runs (each is reset to NULL
- * when its module is destroyed), and the counters of PBFT instances already destroyed. */
-typedef struct sct_obs {
-  void *iss, *mempool, *batchfetcher; /* mir_dsl * of each */
-  mir_factory *ordering, *checkpoint;
-  sct_pbft_ref *live; /* live PBFT instances */
-  uint64_t view_changes, new_views;
-  uint64_t transfers_done, invalid_done; /* ISS counters of earlier incarnations */
-} sct_obs;
-
 struct sct_run {
   int variant;
   unsigned classes; /* fault classes in effect */
@@ -149,7 +123,6 @@ struct sct_run {
   uint64_t weights[SCT_NODES_MAX];
   Trantor__Membership *membership; /* owned */
   trantor_params params;
-  bool system_wiring;
   mir_sim *sim; /* borrowed during the run (set by the first build) */
 
   /* workload */
@@ -172,7 +145,6 @@ struct sct_run {
   uint64_t idle_sent, idle_writes;
 
   sct_app apps[SCT_NODES_MAX];
-  sct_obs obs[SCT_NODES_MAX];
   uint64_t last_sample_ns;
   bool sampled_once;
   sc_trantor_report rep;
@@ -188,13 +160,13 @@ mir_err sct_build(void *user, mir_sim *sim, size_t node, mir_node *mn, bool rest
 mir_event *sct_submit(void *user, mir_sim *sim, size_t node, const uint8_t *value, size_t len);
 /* Formats the value of transaction tx_no of client c into buf (cap bytes); returns its length. */
 size_t sct_tx_value(size_t c, uint64_t tx_no, char *buf, size_t cap);
-/* Frees what the applications and observers of run own (nodes already freed). */
+/* Frees what the applications of run own (nodes already freed). */
 void sct_nodes_free(sct_run *run);
 /* Samples every running replica's statistics into run->rep; a bound exceeded fails the run. */
 void sct_sample(sct_run *run, mir_sim *sim);
 /* Adds the counters of every replica incarnation (PBFT view changes and NewViews, ISS state
- * transfers and invalid certificates) to r. */
-void sct_count(const sct_run *run, sc_trantor_report *r);
+ * transfers and invalid certificates), read from sim's registry sets, to r. */
+void sct_count(const sct_run *run, const mir_sim *sim, sc_trantor_report *r);
 
 /* sc_trantor_byz.c */
 /* Marks run->special Byzantine with the filter of the run's variant (slow, equivocating or

@@ -2,12 +2,8 @@
  * One simulated Trantor replica (sc_trantor.h): the simulator's transport, timer and crypto, the
  * protocol modules of trantor_system_add_modules, and a deterministic application.
  *
- * The observed wiring adds the same modules with the same ids, configurations and order as the
- * system function (server/trantor/system/system.c); each tracked module sits behind a wrapper
- * whose apply only forwards, so events, schedules and traces are those of the production wiring.
- * The wrappers remember the module states for sct_sample and forget them when the node frees its
- * modules (crash or the end of the run); PBFT instances add their counters to the replica's
- * totals when the ordering factory collects them.
+ * The wiring is mir-replica's, so the scenarios exercise it; sct_sample and sct_count read the
+ * modules' numbers from the metrics registry, as /metrics does.
  *
  * The application's state is a running hash of the applied transactions and their count; each
  * transaction is reported to the simulator at its position in the transaction log (the count
@@ -181,271 +177,7 @@ static void sct_app_reset(sct_run *run, size_t node, bool keep_history) {
   memset(a->state, 0, sizeof a->state);
 }
 
-/* ---- wrappers that keep a handle on a module's state ---- */
-
-/* A DSL module (iss, mempool, batch fetcher) whose state *slot names while it lives. */
-typedef struct sct_tap {
-  void *dsl;   /* owned */
-  void **slot; /* borrowed: the sct_obs field */
-  sct_obs *obs;
-} sct_tap;
-
-static mir_err sct_tap_apply(void *state, mir_event_list *in, mir_event_list *out) {
-  return mir_dsl_ops.apply(((sct_tap *)state)->dsl, in, out);
-}
-
-static void sct_tap_destroy(void *state) {
-  sct_tap *t = state;
-  if (t->slot == &t->obs->iss) {
-    trantor_iss_stats st;
-    trantor_iss_get_stats(t->dsl, &st);
-    t->obs->transfers_done += st.transfers;
-    t->obs->invalid_done += st.invalid_certs;
-  }
-  *t->slot = NULL;
-  mir_dsl_ops.destroy(t->dsl);
-  free(t);
-}
-
-static const mir_module_ops sct_tap_ops = {
-    .name = "sct-tap",
-    .kind = MIR_MODULE_PASSIVE,
-    .apply = sct_tap_apply,
-    .destroy = sct_tap_destroy,
-    .peer_messages = true,
-};
-
-/* Adds dsl (takes ownership) as module id, remembered in *slot. */
-static mir_err sct_add_tapped(mir_node *mn, const char *id, void *dsl, sct_obs *obs, void **slot) {
-  sct_tap *t = mir_xcalloc(1, sizeof *t);
-  *t = (sct_tap){dsl, slot, obs};
-  *slot = dsl;
-  mir_err err = mir_node_add_module(mn, id, &sct_tap_ops, t);
-  if (err != MIR_OK) *slot = NULL; /* the node destroyed the tap already */
-  return err;
-}
-
-/* ---- PBFT instances ---- */
-
-static mir_err sct_pbft_apply(void *state, mir_event_list *in, mir_event_list *out) {
-  sct_pbft_ref *r = state;
-  return r->ops->apply(r->state, in, out);
-}
-
-/* Adds the instance's counters to its replica's totals, then frees it. */
-static void sct_pbft_destroy(void *state) {
-  sct_pbft_ref *r = state;
-  trantor_pbft_stats st;
-  trantor_pbft_get_stats(r->state, &st);
-  r->obs->view_changes += st.view_changes;
-  r->obs->new_views += st.new_views;
-  if (r->prev != NULL) r->prev->next = r->next;
-  if (r->next != NULL) r->next->prev = r->prev;
-  if (r->obs->live == r) r->obs->live = r->next;
-  if (r->ops->destroy != NULL) r->ops->destroy(r->state);
-  free(r);
-}
-
-static const mir_module_ops sct_pbft_ops = {
-    .name = "sct-pbft",
-    .kind = MIR_MODULE_PASSIVE,
-    .apply = sct_pbft_apply,
-    .destroy = sct_pbft_destroy,
-    .peer_messages = true,
-};
-
-/* The ordering factory and what its generator reads; owned by the module, like the system's. */
-typedef struct sct_ordering {
-  mir_factory *factory;
-  sct_obs *obs;
-  trantor_pbft_config cfg; /* strings point into the arrays below */
-  char self[MIR_MODULE_ID_MAX];
-} sct_ordering;
-
-static mir_err sct_ordering_create(void *user, const char *submodule_id,
-                                   const ProtobufCMessage *params, const mir_module_ops **ops_out,
-                                   void **state_out) {
-  sct_ordering *o = user;
-  if (params == NULL || params->descriptor != &trantor__pbft_params__descriptor) {
-    return mir_error_set(MIR_EINVAL, "%s: NewSubmodule without PbftParams", submodule_id);
-  }
-  sct_pbft_ref *r = mir_xcalloc(1, sizeof *r);
-  mir_err err = trantor_pbft_new(submodule_id, (const Trantor__PbftParams *)params, &o->cfg,
-                                 &r->ops, &r->state);
-  if (err != MIR_OK) {
-    free(r);
-    return err;
-  }
-  r->obs = o->obs;
-  r->next = o->obs->live;
-  if (r->next != NULL) r->next->prev = r;
-  o->obs->live = r;
-  *ops_out = &sct_pbft_ops;
-  *state_out = r;
-  return MIR_OK;
-}
-
-static mir_err sct_ordering_apply(void *state, mir_event_list *in, mir_event_list *out) {
-  return mir_factory_ops.apply(((sct_ordering *)state)->factory, in, out);
-}
-
-static void sct_ordering_destroy(void *state) {
-  sct_ordering *o = state;
-  o->obs->ordering = NULL;
-  mir_factory_free(o->factory); /* collects every live instance into the totals */
-  free(o);
-}
-
-static const mir_module_ops sct_ordering_ops = {
-    .name = "sct-ordering",
-    .kind = MIR_MODULE_PASSIVE,
-    .apply = sct_ordering_apply,
-    .destroy = sct_ordering_destroy,
-    .peer_messages = true,
-};
-
-static mir_err sct_add_ordering(mir_node *mn, const char *self, sct_obs *obs) {
-  sct_ordering *o = mir_xcalloc(1, sizeof *o);
-  o->obs = obs;
-  snprintf(o->self, sizeof o->self, "%s", self);
-  o->cfg = (trantor_pbft_config){.self = o->self,
-                                 .hash = trantor_hash_reference,
-                                 .iss = SCT_ISS,
-                                 .availability = TRANTOR_AVAILABILITY_ID,
-                                 .crypto = "crypto",
-                                 .timer = "timer",
-                                 .net = "net",
-                                 .store = "store"};
-  mir_factory_params fp;
-  mir_factory_params_default(&fp, sct_ordering_create, o);
-  fp.id_depth = 2;
-  mir_err err = mir_factory_new(SCT_ORDERING, &fp, &o->factory);
-  if (err != MIR_OK) {
-    free(o);
-    return err;
-  }
-  obs->ordering = o->factory;
-  err = mir_node_add_module(mn, SCT_ORDERING, &sct_ordering_ops, o);
-  if (err != MIR_OK) obs->ordering = NULL;
-  return err;
-}
-
-/* ---- the checkpoint factory ---- */
-
-typedef struct sct_chkp {
-  mir_factory *factory;
-  sct_obs *obs;
-  trantor_checkpoint_config cfg;
-  char self[MIR_MODULE_ID_MAX];
-} sct_chkp;
-
-static mir_err sct_chkp_create(void *user, const char *submodule_id, const ProtobufCMessage *params,
-                               const mir_module_ops **ops_out, void **state_out) {
-  const sct_chkp *c = user;
-  if (params == NULL || params->descriptor != &trantor__checkpoint_params__descriptor) {
-    return mir_error_set(MIR_EINVAL, "%s: NewSubmodule without CheckpointParams", submodule_id);
-  }
-  return trantor_checkpoint_new(submodule_id, (const Trantor__CheckpointParams *)params, &c->cfg,
-                                ops_out, state_out);
-}
-
-static mir_err sct_chkp_apply(void *state, mir_event_list *in, mir_event_list *out) {
-  return mir_factory_ops.apply(((sct_chkp *)state)->factory, in, out);
-}
-
-static void sct_chkp_destroy(void *state) {
-  sct_chkp *c = state;
-  c->obs->checkpoint = NULL;
-  mir_factory_free(c->factory);
-  free(c);
-}
-
-static const mir_module_ops sct_chkp_ops = {
-    .name = "sct-checkpoint",
-    .kind = MIR_MODULE_PASSIVE,
-    .apply = sct_chkp_apply,
-    .destroy = sct_chkp_destroy,
-    .peer_messages = true,
-};
-
-static mir_err sct_add_checkpoint(mir_node *mn, const char *self, sct_obs *obs) {
-  sct_chkp *c = mir_xcalloc(1, sizeof *c);
-  c->obs = obs;
-  snprintf(c->self, sizeof c->self, "%s", self);
-  c->cfg = (trantor_checkpoint_config){.self_id = c->self,
-                                       .hash = trantor_hash_reference,
-                                       .iss_id = SCT_ISS,
-                                       .crypto_id = "crypto",
-                                       .net_id = "net",
-                                       .timer_id = "timer"};
-  mir_factory_params fp;
-  mir_factory_params_default(&fp, sct_chkp_create, c);
-  mir_err err = mir_factory_new(SCT_CHECKPOINT, &fp, &c->factory);
-  if (err != MIR_OK) {
-    free(c);
-    return err;
-  }
-  trantor_checkpoint_register_types();
-  obs->checkpoint = c->factory;
-  err = mir_node_add_module(mn, SCT_CHECKPOINT, &sct_chkp_ops, c);
-  if (err != MIR_OK) obs->checkpoint = NULL;
-  return err;
-}
-
-/* ---- the observed wiring ---- */
-
-static mir_err sct_add_iss(sct_run *run, mir_node *mn, const char *self, sct_obs *obs) {
-  trantor_iss_config ic = {0};
-  ic.self_id = self;
-  ic.membership = run->membership;
-  ic.params = &run->params;
-  ic.hash = trantor_hash_reference;
-  ic.module_id = SCT_ISS;
-  ic.ordering_id = SCT_ORDERING;
-  ic.checkpoint_id = SCT_CHECKPOINT;
-  ic.batchfetcher_id = TRANTOR_BATCHFETCHER_ID;
-  ic.availability_id = TRANTOR_AVAILABILITY_ID;
-  ic.timer_id = "timer";
-  ic.net_id = "net";
-  ic.crypto_id = "crypto";
-  ic.store_id = "store";
-  ic.max_cert_bytes = trantor_availability_batchcert.cert_bytes_max(&run->params);
-  const mir_module_ops *ops = NULL;
-  void *state = NULL;
-  mir_err err = trantor_iss_new(&ic, &ops, &state);
-  if (err != MIR_OK) return err;
-  return sct_add_tapped(mn, SCT_ISS, state, obs, &obs->iss);
-}
-
-/* mempool, availability, batch fetcher and app, as sys_add_data_path does. */
-static mir_err sct_add_data_path(sct_run *run, mir_node *mn, sct_obs *obs, sct_app *app) {
-  trantor_mempool_config mc = {.params = &run->params, .timer_id = "timer"};
-  mir_dsl *dsl = NULL;
-  mir_err err = trantor_mempool_new(&mc, &dsl);
-  if (err == MIR_OK) err = sct_add_tapped(mn, TRANTOR_MEMPOOL_ID, dsl, obs, &obs->mempool);
-  if (err != MIR_OK) return err;
-  trantor_availability_config ac = {.params = &run->params};
-  const mir_module_ops *ops = NULL;
-  void *state = NULL;
-  err = trantor_availability_batchcert.create(&ac, &ops, &state);
-  if (err == MIR_OK) err = mir_node_add_module(mn, TRANTOR_AVAILABILITY_ID, ops, state);
-  if (err != MIR_OK) return err;
-  trantor_batchfetcher_config bc = {.params = &run->params};
-  err = trantor_batchfetcher_new(&bc, &dsl);
-  if (err == MIR_OK) {
-    err = sct_add_tapped(mn, TRANTOR_BATCHFETCHER_ID, dsl, obs, &obs->batchfetcher);
-  }
-  if (err != MIR_OK) return err;
-  trantor_app ta = {.apply_batch = sct_app_apply,
-                    .snapshot = sct_app_snapshot,
-                    .restore = sct_app_restore,
-                    .new_epoch = sct_app_new_epoch,
-                    .user_data = app};
-  trantor_app_config apc = {.app = &ta};
-  err = trantor_app_module_new(&apc, &dsl);
-  if (err == MIR_OK) err = mir_node_add_module(mn, TRANTOR_APP_ID, &mir_dsl_ops, dsl);
-  return err;
-}
+/* ---- the wiring ---- */
 
 static mir_err sct_add_system(sct_run *run, mir_node *mn, const char *self, sct_app *app) {
   trantor_app ta = {.apply_batch = sct_app_apply,
@@ -504,13 +236,7 @@ mir_err sct_build(void *user, mir_sim *sim, size_t node, mir_node *mn, bool rest
   if (err == MIR_OK) err = mir_sim_add_store(sim, node, mn, "store");
   if (err == MIR_OK && restart) err = sct_recover(sim, node, mn, wiped);
   if (err != MIR_OK) return err;
-  if (run->system_wiring) return sct_add_system(run, mn, self, &run->apps[node]);
-  sct_obs *obs = &run->obs[node];
-  err = sct_add_iss(run, mn, self, obs);
-  if (err == MIR_OK) err = sct_add_ordering(mn, self, obs);
-  if (err == MIR_OK) err = sct_add_checkpoint(mn, self, obs);
-  if (err == MIR_OK) err = sct_add_data_path(run, mn, obs, &run->apps[node]);
-  return err;
+  return sct_add_system(run, mn, self, &run->apps[node]);
 }
 
 /* ---- submissions ---- */
@@ -569,51 +295,44 @@ static void sct_bound(mir_sim *sim, size_t node, const char *what, uint64_t v, u
   }
 }
 
-/* Samples the ISS and factory statistics of node i (handles valid: the node is up). */
-static void sct_sample_ordering(sct_run *run, mir_sim *sim, size_t i, const sct_obs *o) {
-  sc_trantor_report *r = &run->rep;
-  uint64_t retained = run->params.retained_epochs, k = run->nodes;
-  if (o->iss != NULL) {
-    trantor_iss_stats st;
-    trantor_iss_get_stats(o->iss, &st);
-    uint64_t lag = st.epoch - st.gc_index;
-    sct_max(&r->epoch_lag_max, lag);
-    sct_bound(sim, i, "epoch - gc index", lag, retained + SCT_EPOCH_SLACK);
-  }
-  mir_factory_stats fs;
-  if (o->ordering != NULL) {
-    mir_factory_get_stats(o->ordering, &fs);
-    sct_max(&r->ordering_max, fs.submodules);
-    sct_max(&r->msgbuf_max, fs.msgbuf_used);
-    sct_bound(sim, i, "live PBFT instances", fs.submodules, (retained + SCT_EPOCH_SLACK + 1) * k);
-  }
-  if (o->checkpoint != NULL) {
-    mir_factory_get_stats(o->checkpoint, &fs);
-    sct_max(&r->checkpoint_max, fs.submodules);
-    sct_max(&r->msgbuf_max, fs.msgbuf_used);
-    sct_bound(sim, i, "live checkpoint instances", fs.submodules, retained + SCT_EPOCH_SLACK + 1);
-  }
+/* A gauge or counter of module `module` of the running node i (0 if absent). */
+static uint64_t sct_live(mir_sim *sim, size_t i, const char *module, const char *name) {
+  int64_t v = mir_metrics_read_child(mir_node_metrics(mir_sim_node(sim, i)), module, name, NULL);
+  return v > 0 ? (uint64_t)v : 0;
 }
 
-/* Samples the data path and the node's event queues of node i. */
-static void sct_sample_data(sct_run *run, mir_sim *sim, size_t i, const sct_obs *o) {
+/* Samples the ISS and factory metrics of node i (up). */
+static void sct_sample_ordering(sct_run *run, mir_sim *sim, size_t i) {
   sc_trantor_report *r = &run->rep;
-  if (o->mempool != NULL) {
-    trantor_mempool_stats ms;
-    trantor_mempool_get_stats(o->mempool, &ms);
-    sct_max(&r->mempool_max, ms.pending_txs);
-    sct_max(&r->requests_max, ms.waiting_requests);
-    sct_bound(sim, i, "mempool transactions", ms.pending_txs, run->txs);
-    sct_bound(sim, i, "waiting batch requests", ms.waiting_requests,
-              TRANTOR_MEMPOOL_REQUESTS_MAX_DEFAULT);
-  }
-  if (o->batchfetcher != NULL) {
-    trantor_batchfetcher_stats bs;
-    trantor_batchfetcher_get_stats(o->batchfetcher, &bs);
-    sct_max(&r->fetcher_max, bs.queued);
-    uint64_t epoch_len = (uint64_t)run->nodes * run->params.segment_length;
-    sct_bound(sim, i, "batch fetcher queue", bs.queued, 4 * epoch_len + 16);
-  }
+  uint64_t retained = run->params.retained_epochs, k = run->nodes;
+  uint64_t epoch = sct_live(sim, i, SCT_ISS, "mir_iss_epoch");
+  uint64_t gc = sct_live(sim, i, SCT_ISS, "mir_iss_gc_epoch");
+  uint64_t lag = epoch - gc;
+  sct_max(&r->epoch_lag_max, lag);
+  sct_bound(sim, i, "epoch - gc index", lag, retained + SCT_EPOCH_SLACK);
+  uint64_t instances = sct_live(sim, i, SCT_ORDERING, "mir_factory_submodules");
+  sct_max(&r->ordering_max, instances);
+  sct_max(&r->msgbuf_max, sct_live(sim, i, SCT_ORDERING, "mir_factory_early_buffer_bytes"));
+  sct_bound(sim, i, "live PBFT instances", instances, (retained + SCT_EPOCH_SLACK + 1) * k);
+  instances = sct_live(sim, i, SCT_CHECKPOINT, "mir_factory_submodules");
+  sct_max(&r->checkpoint_max, instances);
+  sct_max(&r->msgbuf_max, sct_live(sim, i, SCT_CHECKPOINT, "mir_factory_early_buffer_bytes"));
+  sct_bound(sim, i, "live checkpoint instances", instances, retained + SCT_EPOCH_SLACK + 1);
+}
+
+/* Samples the data path and the node's event queues of node i (up). */
+static void sct_sample_data(sct_run *run, mir_sim *sim, size_t i) {
+  sc_trantor_report *r = &run->rep;
+  uint64_t pending = sct_live(sim, i, TRANTOR_MEMPOOL_ID, "mir_mempool_pending_transactions");
+  uint64_t waiting = sct_live(sim, i, TRANTOR_MEMPOOL_ID, "mir_mempool_waiting_requests");
+  sct_max(&r->mempool_max, pending);
+  sct_max(&r->requests_max, waiting);
+  sct_bound(sim, i, "mempool transactions", pending, run->txs);
+  sct_bound(sim, i, "waiting batch requests", waiting, TRANTOR_MEMPOOL_REQUESTS_MAX_DEFAULT);
+  uint64_t queued = sct_live(sim, i, TRANTOR_BATCHFETCHER_ID, "mir_batchfetcher_queued");
+  sct_max(&r->fetcher_max, queued);
+  uint64_t epoch_len = (uint64_t)run->nodes * run->params.segment_length;
+  sct_bound(sim, i, "batch fetcher queue", queued, 4 * epoch_len + 16);
   mir_node_stats ns;
   mir_node_get_stats(mir_sim_node(sim, i), &ns);
   sct_max(&r->buffered_max, ns.buffered);
@@ -621,34 +340,25 @@ static void sct_sample_data(sct_run *run, mir_sim *sim, size_t i, const sct_obs 
 }
 
 void sct_sample(sct_run *run, mir_sim *sim) {
-  if (run->system_wiring) return;
   run->rep.samples++;
   for (size_t i = 0; i < run->nodes && !mir_sim_failed(sim); i++) {
     if (!mir_sim_node_up(sim, i)) continue;
-    const sct_obs *o = &run->obs[i];
-    sct_sample_ordering(run, sim, i, o);
-    sct_sample_data(run, sim, i, o);
+    sct_sample_ordering(run, sim, i);
+    sct_sample_data(run, sim, i);
   }
 }
 
-void sct_count(const sct_run *run, sc_trantor_report *r) {
+/* A counter of node i (label value `value`, NULL: any) summed over its incarnations. */
+static uint64_t sct_total(const mir_sim *sim, size_t i, const char *name, const char *value) {
+  int64_t v = mir_metrics_read(mir_sim_node_metrics(sim, i), name, value);
+  return v > 0 ? (uint64_t)v : 0;
+}
+
+void sct_count(const sct_run *run, const mir_sim *sim, sc_trantor_report *r) {
   for (size_t i = 0; i < run->nodes; i++) {
-    const sct_obs *o = &run->obs[i];
-    r->view_changes += o->view_changes;
-    r->new_views += o->new_views;
-    r->transfers += o->transfers_done;
-    r->invalid_certs += o->invalid_done;
-    for (const sct_pbft_ref *p = o->live; p != NULL; p = p->next) {
-      trantor_pbft_stats st;
-      trantor_pbft_get_stats(p->state, &st);
-      r->view_changes += st.view_changes;
-      r->new_views += st.new_views;
-    }
-    if (o->iss != NULL) {
-      trantor_iss_stats st;
-      trantor_iss_get_stats(o->iss, &st);
-      r->transfers += st.transfers;
-      r->invalid_certs += st.invalid_certs;
-    }
+    r->view_changes += sct_total(sim, i, "mir_pbft_view_changes_total", NULL);
+    r->new_views += sct_total(sim, i, "mir_pbft_new_views_total", NULL);
+    r->transfers += sct_total(sim, i, "mir_iss_state_transfers_total", NULL);
+    r->invalid_certs += sct_total(sim, i, "mir_iss_empty_deliveries_total", "invalid_cert");
   }
 }

@@ -13,7 +13,6 @@
  */
 #include "batchfetcher.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +21,12 @@
 #include "mir/alloc.h"
 #include "mir/assert.h"
 
-#define BF_MAGIC 0x62666574u /* "bfet" */
-#define BF_STATS_FIELDS (sizeof(trantor_batchfetcher_stats) / sizeof(uint64_t))
-
-_Static_assert(sizeof(trantor_batchfetcher_stats) % sizeof(uint64_t) == 0,
-               "the stats are published as an array of uint64_t");
+/* The module's metrics, in its dsl's set (bf_metrics_init). */
+typedef struct bf_metrics {
+  mir_gauge *queued; /* set at the end of every batch */
+  mir_counter *batches, *txs, *stale, *restores;
+  mir_counter *duplicates, *out_of_window, *too_many_clients, *invalid; /* transactions dropped */
+} bf_metrics;
 
 typedef struct bf_entry {
   bool is_cert;
@@ -37,7 +37,6 @@ typedef struct bf_entry {
 } bf_entry;
 
 typedef struct batchfetcher {
-  uint32_t magic;
   char self[MIR_MODULE_ID_MAX];
   char availability[MIR_MODULE_ID_MAX];
   char app[MIR_MODULE_ID_MAX];
@@ -47,8 +46,7 @@ typedef struct batchfetcher {
   size_t cap, head, n;
   uint64_t head_ticket;
   trantor_client_progress *progress;
-  trantor_batchfetcher_stats st;
-  _Atomic uint64_t published[BF_STATS_FIELDS];
+  bf_metrics st;
 } batchfetcher;
 
 /* ---- the queue ---- */
@@ -114,17 +112,17 @@ static Trantor__Tx *bf_identity(const Trantor__Tx *tx) {
 static void bf_count_drop(batchfetcher *f, trantor_cp_status why) {
   switch (why) {
     case TRANTOR_CP_DELIVERED:
-      f->st.duplicates++;
+      mir_counter_inc(f->st.duplicates);
       break;
     case TRANTOR_CP_OUT_OF_WINDOW:
-      f->st.out_of_window++;
+      mir_counter_inc(f->st.out_of_window);
       break;
     case TRANTOR_CP_TOO_MANY_CLIENTS:
-      f->st.too_many_clients++;
+      mir_counter_inc(f->st.too_many_clients);
       break;
     case TRANTOR_CP_NEW:
     case TRANTOR_CP_INVALID:
-      f->st.invalid++;
+      mir_counter_inc(f->st.invalid);
       break;
   }
 }
@@ -164,8 +162,8 @@ static void bf_output_cert(mir_dsl *dsl, batchfetcher *f, bf_entry *e) {
   trantor__txs_delivered__init(td);
   bf_dedup(f, e->batch, db, td);
   e->batch = NULL;
-  f->st.batches++;
-  f->st.txs += db->n_txs;
+  mir_counter_inc(f->st.batches);
+  mir_counter_add(f->st.txs, db->n_txs);
   mir_dsl_emit_new(dsl, f->app, &db->base);
   if (td->n_txs > 0) {
     mir_dsl_emit_new(dsl, f->mempool, &td->base);
@@ -236,12 +234,12 @@ static mir_err bf_on_provide_transactions(mir_dsl *dsl, const mir_event *ev, voi
   Trantor__ProvideTransactions *pt = (Trantor__ProvideTransactions *)ev->payload;
   uint64_t ticket = pt->origin != NULL ? pt->origin->context_id : UINT64_MAX;
   if (ticket < f->head_ticket || ticket - f->head_ticket >= f->n) {
-    f->st.stale++; /* its entry was discarded by a restore */
+    mir_counter_inc(f->st.stale); /* its entry was discarded by a restore */
     return MIR_OK;
   }
   bf_entry *e = bf_at(f, (size_t)(ticket - f->head_ticket));
   if (!e->is_cert || e->ready) {
-    f->st.stale++;
+    mir_counter_inc(f->st.stale);
     return MIR_OK;
   }
   e->batch = pt->batch;
@@ -276,7 +274,7 @@ static mir_err bf_on_restore_state(mir_dsl *dsl, const mir_event *ev, void *user
     return mir_error_set(err, "%s: RestoreState: %s", f->self, detail);
   }
   bf_discard(f);
-  f->st.restores++;
+  mir_counter_inc(f->st.restores);
   mir_dsl_emit_new(dsl, f->app, mir_message_clone(ev->payload));
   mir_dsl_emit_new(dsl, f->mempool, mir_message_clone(ev->payload));
   return MIR_OK;
@@ -287,21 +285,33 @@ static mir_err bf_on_restore_state(mir_dsl *dsl, const mir_event *ev, void *user
 static mir_err bf_publish(mir_dsl *dsl, void *user) {
   (void)dsl;
   batchfetcher *f = user;
-  f->st.queued = f->n;
-  const uint64_t *v = (const uint64_t *)&f->st;
-  for (size_t i = 0; i < BF_STATS_FIELDS; i++) {
-    atomic_store_explicit(&f->published[i], v[i], memory_order_relaxed);
-  }
+  mir_gauge_set(f->st.queued, (int64_t)f->n);
   return MIR_OK;
 }
 
-void trantor_batchfetcher_get_stats(const mir_dsl *dsl, trantor_batchfetcher_stats *out) {
-  const batchfetcher *f = mir_dsl_user(dsl);
-  MIR_ASSERT(f != NULL && f->magic == BF_MAGIC);
-  uint64_t *v = (uint64_t *)out;
-  for (size_t i = 0; i < BF_STATS_FIELDS; i++) {
-    v[i] = atomic_load_explicit(&f->published[i], memory_order_relaxed);
-  }
+/* Registers the batch fetcher's metrics in set m (the dsl's). */
+static void bf_metrics_init(batchfetcher *f, mir_metrics *m) {
+  static const char drop_help[] =
+      "Transactions of delivered batches the batch fetcher dropped, "
+      "by reason (delivered before, outside the client's window, "
+      "unknown client at the client bound, malformed).";
+  const char *drops = "mir_batchfetcher_transactions_dropped_total";
+  bf_metrics *st = &f->st;
+  st->queued = mir_metrics_gauge(m, "mir_batchfetcher_queued",
+                                 "Entries waiting in the batch fetcher's queue.", NULL, NULL);
+  st->batches = mir_metrics_counter(m, "mir_batchfetcher_batches_total",
+                                    "Batches handed to the application in log order.", NULL, NULL);
+  st->txs = mir_metrics_counter(m, "mir_batchfetcher_transactions_total",
+                                "Transactions handed to the application.", NULL, NULL);
+  st->stale = mir_metrics_counter(m, "mir_batchfetcher_stale_answers_total",
+                                  "Answers for no waiting entry.", NULL, NULL);
+  st->restores =
+      mir_metrics_counter(m, "mir_batchfetcher_restores_total",
+                          "State restores (checkpoints installed) passed on.", NULL, NULL);
+  st->duplicates = mir_metrics_counter(m, drops, drop_help, "reason", "duplicate");
+  st->out_of_window = mir_metrics_counter(m, drops, drop_help, "reason", "out_of_window");
+  st->too_many_clients = mir_metrics_counter(m, drops, drop_help, "reason", "too_many_clients");
+  st->invalid = mir_metrics_counter(m, drops, drop_help, "reason", "invalid");
 }
 
 static void bf_free(void *user) {
@@ -360,13 +370,13 @@ mir_err trantor_batchfetcher_new(const trantor_batchfetcher_config *cfg, mir_dsl
   mir_err err = trantor_params_check(cfg->params);
   if (err != MIR_OK) return err;
   batchfetcher *f = mir_xcalloc(1, sizeof(*f));
-  f->magic = BF_MAGIC;
   err = bf_configure(f, cfg);
   if (err != MIR_OK) {
     bf_free(f);
     return err;
   }
   mir_dsl *dsl = mir_dsl_new(f->self, f);
+  bf_metrics_init(f, mir_dsl_metrics(dsl));
   mir_dsl_set_user_free(dsl, bf_free);
   err = bf_register(dsl);
   if (err != MIR_OK) {

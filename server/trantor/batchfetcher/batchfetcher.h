@@ -62,21 +62,12 @@ typedef struct trantor_batchfetcher_config {
  * mir_node_add_module). */
 mir_err trantor_batchfetcher_new(const trantor_batchfetcher_config *cfg, mir_dsl **out);
 
-typedef struct trantor_batchfetcher_stats {
-  uint64_t queued;           /* entries waiting now */
-  uint64_t batches;          /* DeliverBatch emitted */
-  uint64_t txs;              /* transactions kept */
-  uint64_t duplicates;       /* dropped: delivered before */
-  uint64_t out_of_window;    /* dropped: outside the client's window */
-  uint64_t too_many_clients; /* dropped: unknown client at the client bound */
-  uint64_t invalid;          /* dropped: malformed transaction */
-  uint64_t stale;            /* answers for no waiting entry, dropped */
-  uint64_t restores;         /* RestoreState handled */
-} trantor_batchfetcher_stats;
-
-/* Counters of a batch fetcher (borrowed), as of the end of its last batch of events.
- * Thread-safe. */
-void trantor_batchfetcher_get_stats(const mir_dsl *batchfetcher, trantor_batchfetcher_stats *out);
+/* The batch fetcher registers its metrics in its dsl's set (mir_dsl_metrics): gauge
+ * mir_batchfetcher_queued (set at the end of every batch); counters
+ * mir_batchfetcher_batches_total, mir_batchfetcher_transactions_total,
+ * mir_batchfetcher_stale_answers_total, mir_batchfetcher_restores_total and
+ * mir_batchfetcher_transactions_dropped_total{reason="duplicate"|"out_of_window"|
+ * "too_many_clients"|"invalid"}. */
 
 #ifdef __cplusplus
 }

@@ -65,7 +65,10 @@ typedef struct chkp {
   bool passive;     /* a rejoining replica's instance: collects, never signs */
   char store[MIR_MODULE_ID_MAX];
   uint64_t weight;
-  trantor_checkpoint_stats stats;
+  struct {
+    mir_counter *dropped, *duplicates, *wrong_hash, *bad_signature; /* peer messages dropped */
+    mir_counter *accepted, *stale, *stable;
+  } stats; /* in the dsl's set (chkp_metrics_init) */
 } chkp;
 
 static void chkp_free(void *p) {
@@ -85,7 +88,7 @@ static const Trantor__Membership *chkp_signers(const chkp *c) {
 }
 
 static mir_err chkp_drop(chkp *c, const char *from, const char *why) {
-  c->stats.dropped++;
+  mir_counter_inc(c->stats.dropped);
   mir_log(MIR_LOG_DEBUG, CHKP_LOG, "%s: dropping CheckpointMsg from %.64s: %s", c->id, from, why);
   return MIR_OK;
 }
@@ -144,7 +147,7 @@ static void chkp_check_stable(mir_dsl *dsl, chkp *c) {
   if (c->stable || c->snapshot == NULL) return;
   if (c->epoch != 0 && c->weight < c->q.strong) return;
   c->stable = true;
-  c->stats.stable = true;
+  mir_counter_inc(c->stats.stable);
   Trantor__StableCheckpoint *sc = mir_xmalloc(sizeof(*sc));
   trantor__stable_checkpoint__init(sc);
   sc->sn = c->sn;
@@ -182,7 +185,7 @@ static mir_err chkp_examine(mir_dsl *dsl, chkp *c, size_t i) {
   chkp_peer *p = &c->peers[i];
   MIR_ASSERT(p->state == PEER_PARKED && c->snapshot != NULL);
   if (memcmp(p->hash, c->snap_hash, 32) != 0) {
-    c->stats.wrong_hash++;
+    mir_counter_inc(c->stats.wrong_hash);
     p->state = PEER_REJECTED;
     free(p->sig.data);
     p->sig.data = NULL;
@@ -232,7 +235,7 @@ static mir_err chkp_on_snapshot(mir_dsl *dsl, const mir_event *ev, void *user) {
   chkp *c = user;
   const Trantor__Snapshot *s = (const Trantor__Snapshot *)ev->payload;
   if (c->snapshot != NULL) {
-    c->stats.stale++; /* the first snapshot of the epoch is the one signed */
+    mir_counter_inc(c->stats.stale); /* the first snapshot of the epoch is the one signed */
     return MIR_OK;
   }
   if (s->epoch != c->epoch) {
@@ -270,7 +273,7 @@ static mir_err chkp_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user
   const Mir__SignResult *res = (const Mir__SignResult *)ev->payload;
   void *ctx = res->origin != NULL ? mir_dsl_context(dsl, res->origin->context_id) : NULL;
   if (ctx != &c->sign_marker || c->own_signed || c->self_index < 0) {
-    c->stats.stale++;
+    mir_counter_inc(c->stats.stale);
     return MIR_OK;
   }
   mir_dsl_dispose_context(dsl, res->origin->context_id);
@@ -333,14 +336,14 @@ static mir_err chkp_on_verify_result(mir_dsl *dsl, const mir_event *ev, void *us
   chkp_peer *p = res->origin != NULL ? mir_dsl_context(dsl, res->origin->context_id) : NULL;
   size_t n = chkp_signers(c)->n_members;
   if (p == NULL || p < c->peers || p >= c->peers + n || p->state != PEER_VERIFYING) {
-    c->stats.stale++;
+    mir_counter_inc(c->stats.stale);
     return MIR_OK;
   }
   mir_dsl_dispose_context(dsl, res->origin->context_id);
   size_t i = (size_t)(p - c->peers);
   const Trantor__Member *m = chkp_signers(c)->members[i];
   if (!res->ok || res->node_id == NULL || strcmp(res->node_id, m->id) != 0) {
-    c->stats.bad_signature++;
+    mir_counter_inc(c->stats.bad_signature);
     p->state = PEER_REJECTED;
     free(p->sig.data);
     p->sig.data = NULL;
@@ -348,7 +351,7 @@ static mir_err chkp_on_verify_result(mir_dsl *dsl, const mir_event *ev, void *us
     return MIR_OK;
   }
   p->state = PEER_ACCEPTED;
-  c->stats.accepted++;
+  mir_counter_inc(c->stats.accepted);
   c->weight += m->weight;
   chkp_check_stable(dsl, c);
   return MIR_OK;
@@ -387,7 +390,7 @@ static mir_err chkp_on_msg(mir_dsl *dsl, const char *from, const ProtobufCMessag
   }
   chkp_peer *p = &c->peers[i];
   if (p->state != PEER_NONE) {
-    c->stats.duplicates++;
+    mir_counter_inc(c->stats.duplicates);
     /* A signer that keeps sending is not stable yet (it restarted, or lost the own message):
      * it gets the own signature again, once per message it resends (answers are not answered,
      * and a stable instance does not resend, so two stable instances never ping-pong). */
@@ -445,8 +448,29 @@ static void chkp_copy_id(char dst[MIR_MODULE_ID_MAX], const char *src, const cha
   strcpy(dst, s);
 }
 
+/* Registers the instance's metrics in set m (the dsl's); the checkpoint factory folds its
+ * counters when the instance is collected. */
+static void chkp_metrics_init(chkp *c, mir_metrics *m) {
+  static const char drop_help[] =
+      "Peers' checkpoint messages dropped, by reason (invalid: sender, epoch, sn or sizes; "
+      "duplicate; wrong_hash: another snapshot; bad_signature).";
+  const char *name = "mir_checkpoint_messages_dropped_total";
+  c->stats.dropped = mir_metrics_counter(m, name, drop_help, "reason", "invalid");
+  c->stats.duplicates = mir_metrics_counter(m, name, drop_help, "reason", "duplicate");
+  c->stats.wrong_hash = mir_metrics_counter(m, name, drop_help, "reason", "wrong_hash");
+  c->stats.bad_signature = mir_metrics_counter(m, name, drop_help, "reason", "bad_signature");
+  c->stats.accepted = mir_metrics_counter(m, "mir_checkpoint_signatures_accepted_total",
+                                          "Peers' checkpoint signatures verified.", NULL, NULL);
+  c->stats.stale = mir_metrics_counter(m, "mir_checkpoint_stale_answers_total",
+                                       "Responses or events with nothing left to do.", NULL, NULL);
+  c->stats.stable =
+      mir_metrics_counter(m, "mir_checkpoints_stable_total",
+                          "Epoch checkpoints that became stable (a quorum signed).", NULL, NULL);
+}
+
 static mir_dsl *chkp_dsl_new(const char *module_id, chkp *c) {
   mir_dsl *dsl = mir_dsl_new(module_id, c);
+  chkp_metrics_init(c, mir_dsl_metrics(dsl));
   mir_dsl_set_user_free(dsl, chkp_free);
   mir_dsl_set_message_bytes_max(dsl, TRANTOR_CHECKPOINT_MSG_BYTES_MAX);
   mir_dsl_set_contexts_max(dsl, chkp_signers(c)->n_members + 1);
@@ -495,11 +519,6 @@ mir_err trantor_checkpoint_new(const char *module_id, const Trantor__CheckpointP
   *ops_out = &mir_dsl_ops;
   *state_out = chkp_dsl_new(module_id, c);
   return MIR_OK;
-}
-
-void trantor_checkpoint_get_stats(const mir_dsl *state, trantor_checkpoint_stats *out) {
-  const chkp *c = mir_dsl_user(state);
-  *out = c->stats;
 }
 
 void trantor_checkpoint_register_types(void) {

@@ -72,17 +72,10 @@ typedef struct trantor_checkpoint_config {
   const char *timer_id;  /* timer (NULL: "timer") */
 } trantor_checkpoint_config;
 
-/* Counters of one instance (read on the thread applying its events, or while the node is
- * stopped). */
-typedef struct trantor_checkpoint_stats {
-  uint64_t dropped;       /* peer messages failing ingress checks (sender, epoch, sn, sizes) */
-  uint64_t duplicates;    /* further messages from a sender already handled */
-  uint64_t wrong_hash;    /* messages whose snapshot hash differs from the own */
-  uint64_t bad_signature; /* messages whose signature did not verify */
-  uint64_t accepted;      /* verified signatures of peers */
-  uint64_t stale;         /* responses or events with nothing left to do */
-  bool stable;
-} trantor_checkpoint_stats;
+/* An instance registers its metrics in its dsl's set (mir_dsl_metrics of the state):
+ * mir_checkpoint_messages_dropped_total{reason="invalid"|"duplicate"|"wrong_hash"|
+ * "bad_signature"}, mir_checkpoint_signatures_accepted_total, mir_checkpoint_stale_answers_total
+ * and mir_checkpoints_stable_total (1 once the instance's checkpoint is stable). */
 
 /* Creates the instance module_id (borrowed, "checkpoint/<e>") for params (borrowed; copied:
  * epoch config with a valid membership, valid signers, resend_ms > 0) and cfg (borrowed; its
@@ -91,9 +84,6 @@ typedef struct trantor_checkpoint_stats {
 mir_err trantor_checkpoint_new(const char *module_id, const Trantor__CheckpointParams *params,
                                const trantor_checkpoint_config *cfg, const mir_module_ops **ops_out,
                                void **state_out);
-
-/* Copies the counters of an instance (state from trantor_checkpoint_new, borrowed) into out. */
-void trantor_checkpoint_get_stats(const mir_dsl *state, trantor_checkpoint_stats *out);
 
 /* Creates the "checkpoint" factory module with id factory_id (borrowed, one component): its
  * generator accepts CheckpointParams and calls trantor_checkpoint_new with a copy of cfg

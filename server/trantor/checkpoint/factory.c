@@ -55,11 +55,17 @@ static void chkp_fac_destroy(void *state) {
   free(cf);
 }
 
+/* The factory's set: its own metrics, its instances' below (folded when they are collected). */
+static mir_metrics *chkp_fac_metrics(void *state) {
+  return mir_factory_ops.metrics(((chkp_factory *)state)->factory);
+}
+
 static const mir_module_ops chkp_factory_ops = {
     .name = "checkpoint-factory",
     .kind = MIR_MODULE_PASSIVE,
     .apply = chkp_fac_apply,
     .destroy = chkp_fac_destroy,
+    .metrics = chkp_fac_metrics,
     .peer_messages = true,
 };
 

@@ -178,7 +178,7 @@ static void iss_create_segment(mir_dsl *dsl, iss *s, size_t i) {
   p.active = s->active;
   p.recovered = iss_recovered_pbft(s, s->cur.nr, i);
   p.passive = s->cur.nr < s->vote_floor;
-  if (p.recovered != NULL) s->stats.recovered_instances++;
+  if (p.recovered != NULL) mir_counter_inc(s->stats.recovered_instances);
   char sub[MIR_MODULE_ID_MAX];
   snprintf(sub, sizeof(sub), "%s/%" PRIu64 "/%zu", s->ordering, s->cur.nr, i);
   mir_dsl_emit(dsl, mir_event_new_submodule(s->ordering, s->id, sub, &p.base, s->cur.nr));
@@ -205,8 +205,8 @@ mir_err miri_iss_start_epoch(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t first_s
   s->epoch_decided = false;
   s->idle_seen = false;
   s->next_sn = first_sn;
-  s->stats.epoch = nr;
-  s->stats.next_sn = first_sn;
+  mir_gauge_set(s->stats.epoch, (int64_t)nr);
+  mir_gauge_set(s->stats.next_sn, (int64_t)first_sn);
   /* checkpoint/<nr> exists before the SnapshotRequest can come back to it as a Snapshot: the
    * checkpoint factory applies its events in the order they were routed. */
   iss_create_checkpoint(dsl, s);
@@ -223,7 +223,7 @@ mir_err miri_iss_start_or_block(mir_dsl *dsl, iss *s, uint64_t nr, uint64_t firs
     s->start_blocked = true;
     s->blocked_nr = nr;
     s->blocked_first = first_sn;
-    s->stats.blocked_starts++;
+    mir_counter_inc(s->stats.blocked_starts);
     mir_log(MIR_LOG_DEBUG, ISS_LOG,
             "%s: epoch %" PRIu64 " waits for a durable checkpoint (latest: epoch %" PRIu64 ")",
             s->self, nr, s->durable_epoch);
@@ -269,8 +269,8 @@ static mir_err iss_deliver_ready(mir_dsl *dsl, iss *s) {
     slot->cert.len = 0;
     mir_dsl_emit_new(dsl, s->batchfetcher, &dc->base);
     s->next_sn++;
-    s->stats.next_sn = s->next_sn;
-    s->stats.delivered++;
+    mir_gauge_set(s->stats.next_sn, (int64_t)s->next_sn);
+    mir_counter_inc(s->stats.delivered);
     if (s->next_sn - s->cur.first_sn == s->cur.length) {
       mir_err err = iss_advance(dsl, s); /* the new epoch's log is empty: the loop ends */
       if (err != MIR_OK) return err;
@@ -311,7 +311,7 @@ static void iss_slot_abort(iss *s, iss_slot *slot, size_t segment) {
   slot->aborted = true;
   slot->state = ISS_SLOT_READY;
   trantor_lp_suspect(s->policy, s->cur.nr, s->leaders[segment]);
-  s->stats.suspicions++;
+  mir_counter_inc(s->stats.suspicions);
 }
 
 /* Asks availability whether the certificate of sn respects the limits and the buckets of its
@@ -399,14 +399,14 @@ static mir_err iss_on_sb_deliver(mir_dsl *dsl, const mir_event *ev, void *user) 
   iss *s = user;
   const Trantor__SbDeliver *d = (const Trantor__SbDeliver *)ev->payload;
   if (s->log == NULL || !iss_sbd_valid(s, ev, d)) {
-    s->stats.invalid_deliver++;
+    mir_counter_inc(s->stats.invalid_deliver);
     mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: dropping SbDeliver of sn %" PRIu64 " from %s", s->self,
             d->sn, ev->src);
     return MIR_OK;
   }
   if (d->epoch != s->cur.nr || d->sn < s->next_sn ||
       s->log[d->sn - s->cur.first_sn].state != ISS_SLOT_EMPTY) {
-    s->stats.duplicates++; /* a finished epoch, or an sn already in the log */
+    mir_counter_inc(s->stats.duplicates); /* a finished epoch, or an sn already in the log */
     return MIR_OK;
   }
   iss_slot *slot = &s->log[d->sn - s->cur.first_sn];
@@ -417,7 +417,7 @@ static mir_err iss_on_sb_deliver(mir_dsl *dsl, const mir_event *ev, void *user) 
   }
   if (d->cert.len > s->max_cert_bytes) {
     /* PBFT enforces the same bound, so this is deterministic at every correct node. */
-    s->stats.oversized_certs++;
+    mir_counter_inc(s->stats.oversized_certs);
     iss_slot_abort(s, slot, d->segment);
     iss_gaps(dsl, s, d->sn);
     return iss_deliver_ready(dsl, s);
@@ -442,14 +442,14 @@ static mir_err iss_on_cert_verified(mir_dsl *dsl, const mir_event *ev, void *use
       !trantor_layout_segment_of(s->cur.first_sn, s->cur.k, s->params.segment_length, sn,
                                  &segment) ||
       s->log[sn - s->cur.first_sn].state != ISS_SLOT_VERIFYING) {
-    s->stats.stale_verdicts++;
+    mir_counter_inc(s->stats.stale_verdicts);
     return MIR_OK;
   }
   iss_slot *slot = &s->log[sn - s->cur.first_sn];
   if (cv->valid) {
     slot->state = ISS_SLOT_READY;
   } else {
-    s->stats.invalid_certs++;
+    mir_counter_inc(s->stats.invalid_certs);
     mir_log(MIR_LOG_INFO, ISS_LOG, "%s: invalid certificate at sn %" PRIu64 " from leader %s: %s",
             s->self, sn, s->leaders[segment], cv->reason != NULL ? cv->reason : "");
     iss_slot_abort(s, slot, segment);
@@ -510,7 +510,6 @@ static mir_err iss_on_recovered(mir_dsl *dsl, const mir_event *ev, void *user) {
     s->params_written = true;
   }
   s->vote_floor = r->vote_floor;
-  s->stats.vote_floor = r->vote_floor;
   /* Keep the records: the instances take them when they are created. */
   s->recovered = (Trantor__Recovered *)mir_message_clone(&r->base);
   if (r->rejoin) return miri_iss_rejoin_start(dsl, s);
@@ -519,7 +518,7 @@ static mir_err iss_on_recovered(mir_dsl *dsl, const mir_event *ev, void *user) {
   if (miri_iss_install_local(dsl, s, r->checkpoint) != MIR_OK) {
     /* Only stable, verified checkpoints are written: one that does not fit means the log was not
      * written by this replica's configuration. */
-    s->stats.local_restores_rejected++;
+    mir_counter_inc(s->stats.local_restores_rejected);
     char detail[256];
     snprintf(detail, sizeof detail, "%s", mir_error_detail());
     return mir_error_set(MIR_EIO, "%s: the stored checkpoint does not fit: %s", s->id, detail);
@@ -528,6 +527,82 @@ static mir_err iss_on_recovered(mir_dsl *dsl, const mir_event *ev, void *user) {
 }
 
 /* Genesis: epoch 0 starts at sn 0 with the initial membership, unless a checkpoint replaced it. */
+/* Sets the gauges that follow the state (after the other after-batch work). */
+static mir_err iss_publish(mir_dsl *dsl, void *user) {
+  (void)dsl;
+  const iss *s = user;
+  mir_gauge_set(s->stats.durable_epoch, (int64_t)s->durable_epoch);
+  mir_gauge_set(s->stats.vote_floor, (int64_t)s->vote_floor);
+  mir_gauge_set(s->stats.rejoining, s->rejoining);
+  return MIR_OK;
+}
+
+/* Registers the module's metrics in set m (the dsl's). */
+static void iss_metrics_init(iss *s, mir_metrics *m) {
+  static const char sb_help[] =
+      "Deliveries from PBFT instances ISS dropped, by reason "
+      "(duplicate: an sn already in the log; invalid: wrong instance).";
+  static const char empty_help[] =
+      "Committed certificates delivered as empty batches, by reason "
+      "(oversized, or invalid_cert: availability rejected it).";
+  static const char chkp_help[] = "Peers' stable checkpoint messages ISS dropped, by reason.";
+  iss_metrics *st = &s->stats;
+  st->epoch = mir_metrics_gauge_max(m, "mir_iss_epoch", "ISS's current epoch.", NULL, NULL);
+  st->next_sn = mir_metrics_gauge_max(m, "mir_iss_next_sn",
+                                      "The next sequence number ISS delivers.", NULL, NULL);
+  st->stable_epoch = mir_metrics_gauge_max(m, "mir_iss_stable_checkpoint_epoch",
+                                           "Epoch of the last stable checkpoint.", NULL, NULL);
+  st->gc_index = mir_metrics_gauge_max(m, "mir_iss_gc_epoch",
+                                       "Highest retention index garbage-collected.", NULL, NULL);
+  st->durable_epoch =
+      mir_metrics_gauge_max(m, "mir_iss_durable_checkpoint_epoch",
+                            "Epoch of the latest stable checkpoint known durable.", NULL, NULL);
+  st->vote_floor = mir_metrics_gauge_max(
+      m, "mir_iss_vote_floor_epoch", "No votes below this epoch (a rejoined replica).", NULL, NULL);
+  st->rejoining = mir_metrics_gauge(
+      m, "mir_iss_rejoining", "1 while the replica waits for its peers' checkpoints.", NULL, NULL);
+  st->delivered = mir_metrics_counter(m, "mir_iss_delivered_total",
+                                      "Sequence numbers ISS delivered in order.", NULL, NULL);
+  st->duplicates =
+      mir_metrics_counter(m, "mir_iss_sb_deliveries_dropped_total", sb_help, "reason", "duplicate");
+  st->invalid_deliver =
+      mir_metrics_counter(m, "mir_iss_sb_deliveries_dropped_total", sb_help, "reason", "invalid");
+  st->oversized_certs =
+      mir_metrics_counter(m, "mir_iss_empty_deliveries_total", empty_help, "reason", "oversized");
+  st->invalid_certs = mir_metrics_counter(m, "mir_iss_empty_deliveries_total", empty_help, "reason",
+                                          "invalid_cert");
+  st->stale_verdicts = mir_metrics_counter(m, "mir_iss_stale_verdicts_total",
+                                           "Certificate verdicts for no waiting slot.", NULL, NULL);
+  st->suspicions =
+      mir_metrics_counter(m, "mir_iss_suspicions_total",
+                          "Aborted or invalid slots that suspected their leader.", NULL, NULL);
+  st->pushes = mir_metrics_counter(m, "mir_iss_checkpoint_pushes_total",
+                                   "Stable checkpoint messages sent to lagging peers.", NULL, NULL);
+  st->transfer_dropped = mir_metrics_counter(m, "mir_iss_checkpoint_messages_dropped_total",
+                                             chkp_help, "reason", "invalid");
+  st->transfer_stale = mir_metrics_counter(m, "mir_iss_checkpoint_messages_dropped_total",
+                                           chkp_help, "reason", "stale");
+  st->transfer_busy = mir_metrics_counter(m, "mir_iss_checkpoint_messages_dropped_total", chkp_help,
+                                          "reason", "busy");
+  st->transfer_bad_sig = mir_metrics_counter(m, "mir_iss_checkpoint_messages_dropped_total",
+                                             chkp_help, "reason", "bad_signature");
+  st->transfers = mir_metrics_counter(m, "mir_iss_state_transfers_total",
+                                      "Checkpoints installed by state transfer.", NULL, NULL);
+  st->local_restores = mir_metrics_counter(m, "mir_iss_local_restores_total",
+                                           "Stored checkpoints installed at start-up.", NULL, NULL);
+  st->local_restores_rejected = mir_metrics_counter(
+      m, "mir_iss_local_restores_rejected_total",
+      "Stored checkpoints that did not fit at start-up (genesis instead).", NULL, NULL);
+  st->recovered_instances = mir_metrics_counter(
+      m, "mir_iss_recovered_instances_total",
+      "PBFT instances created with their log records after a restart.", NULL, NULL);
+  st->blocked_starts =
+      mir_metrics_counter(m, "mir_iss_blocked_epoch_starts_total",
+                          "Epochs that waited for a durable checkpoint.", NULL, NULL);
+  st->rejoin_answers =
+      mir_metrics_counter(m, "mir_iss_rejoin_answers_total", "Rejoin answers counted.", NULL, NULL);
+}
+
 static mir_err iss_after_batch(mir_dsl *dsl, void *user) {
   iss *s = user;
   if (!s->started) return MIR_OK;
@@ -610,6 +685,7 @@ static mir_err iss_check_config(const trantor_iss_config *cfg) {
 
 static mir_dsl *iss_dsl_new(iss *s, size_t msg_bytes_max) {
   mir_dsl *dsl = mir_dsl_new(s->id, s);
+  iss_metrics_init(s, mir_dsl_metrics(dsl));
   mir_dsl_set_user_free(dsl, iss_free);
   if (msg_bytes_max != 0) mir_dsl_set_message_bytes_max(dsl, msg_bytes_max);
   /* One state-transfer verification per member at most. */
@@ -654,6 +730,7 @@ static mir_dsl *iss_dsl_new(iss *s, size_t msg_bytes_max) {
     err = mir_dsl_upon_message(dsl, &trantor__rejoin_answer__descriptor, miri_iss_on_rejoin_answer);
   }
   if (err == MIR_OK) err = mir_dsl_after_batch(dsl, iss_after_batch);
+  if (err == MIR_OK) err = mir_dsl_after_batch(dsl, iss_publish);
   MIR_ASSERT(err == MIR_OK); /* a handful of registrations, far below the table bound */
   return dsl;
 }
@@ -688,12 +765,4 @@ mir_err trantor_iss_new(const trantor_iss_config *cfg, const mir_module_ops **op
   *ops_out = &mir_dsl_ops;
   *state_out = iss_dsl_new(s, cfg->checkpoint_msg_bytes_max);
   return MIR_OK;
-}
-
-void trantor_iss_get_stats(const mir_dsl *state, trantor_iss_stats *out) {
-  const iss *s = mir_dsl_user(state);
-  *out = s->stats;
-  out->durable_epoch = s->durable_epoch;
-  out->vote_floor = s->vote_floor;
-  out->rejoining = s->rejoining;
 }

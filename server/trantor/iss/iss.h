@@ -71,44 +71,21 @@ typedef struct trantor_iss_config {
   size_t checkpoint_msg_bytes_max; /* largest StableCheckpointMsg decoded (0: the DSL default) */
 } trantor_iss_config;
 
-/* Counters (read on the thread applying the module's events, or while the node is stopped). */
-typedef struct trantor_iss_stats {
-  uint64_t epoch;           /* current epoch */
-  uint64_t next_sn;         /* next sn to deliver */
-  uint64_t delivered;       /* DeliverCert emitted */
-  uint64_t duplicates;      /* SbDeliver for an sn already in the log or delivered */
-  uint64_t invalid_deliver; /* SbDeliver from the wrong instance, epoch or sn: dropped */
-  uint64_t oversized_certs; /* committed certificates above max_cert_bytes, delivered empty */
-  uint64_t invalid_certs;   /* committed certificates availability rejected, delivered empty */
-  uint64_t stale_verdicts;  /* CertVerified for no slot waiting for one */
-  uint64_t suspicions;      /* aborted or invalid slots that suspected their leader */
-  uint64_t stable_epoch;    /* epoch of the last stable checkpoint (valid if have_stable) */
-  bool have_stable;
-  uint64_t gc_index;                /* highest GarbageCollect index sent */
-  uint64_t pushes;                  /* StableCheckpointMsg sent */
-  uint64_t transfer_dropped;        /* StableCheckpointMsg failing ingress or structure checks */
-  uint64_t transfer_stale;          /* StableCheckpointMsg not ahead of the current epoch */
-  uint64_t transfer_busy;           /* dropped: a verification for that sender is in flight */
-  uint64_t transfer_bad_sig;        /* rejected by signature verification */
-  uint64_t transfers;               /* checkpoints installed by state transfer */
-  uint64_t local_restores;          /* stored checkpoints installed at start-up (Recovered) */
-  uint64_t local_restores_rejected; /* stored checkpoints that did not fit: genesis instead */
-  uint64_t recovered_instances;     /* PBFT instances created with their records after a restart */
-  uint64_t blocked_starts;          /* epochs that waited for a durable checkpoint */
-  uint64_t durable_epoch;           /* epoch of the latest stable checkpoint known durable */
-  uint64_t vote_floor;              /* no votes below this epoch (a rejoined replica) */
-  bool rejoining;                   /* waiting for the peers' checkpoints */
-  uint64_t rejoin_answers;          /* RejoinAnswers counted */
-} trantor_iss_stats;
+/* The module registers its metrics in its dsl's set (mir_dsl_metrics of the state): gauges
+ * mir_iss_epoch, mir_iss_next_sn, mir_iss_stable_checkpoint_epoch, mir_iss_gc_epoch,
+ * mir_iss_durable_checkpoint_epoch, mir_iss_vote_floor_epoch, mir_iss_rejoining; counters
+ * mir_iss_delivered_total, mir_iss_sb_deliveries_dropped_total{reason},
+ * mir_iss_empty_deliveries_total {reason}, mir_iss_stale_verdicts_total, mir_iss_suspicions_total,
+ * mir_iss_checkpoint_pushes_total, mir_iss_checkpoint_messages_dropped_total{reason},
+ * mir_iss_state_transfers_total, mir_iss_local_restores_total,
+ * mir_iss_local_restores_rejected_total, mir_iss_recovered_instances_total,
+ * mir_iss_blocked_epoch_starts_total, mir_iss_rejoin_answers_total. */
 
 /* Creates the ISS module from cfg (borrowed; everything is copied). MIR_EINVAL with detail for a
  * missing or invalid field. On success *ops_out is static and *state_out is owned (a mir_dsl *;
  * free with mir_dsl_free, or hand both to mir_node_add_module). */
 mir_err trantor_iss_new(const trantor_iss_config *cfg, const mir_module_ops **ops_out,
                         void **state_out);
-
-/* Copies the counters of an ISS module (state from trantor_iss_new, borrowed) into out. */
-void trantor_iss_get_stats(const mir_dsl *state, trantor_iss_stats *out);
 
 /* The largest certificate a segment may order under params (borrowed): a packed batch of
  * max_batch_txs transactions of at most max_batch_bytes of data, with room for each

@@ -62,7 +62,7 @@ void miri_iss_arm_push(mir_dsl *dsl, iss *s) {
 static void iss_gc(mir_dsl *dsl, iss *s, uint64_t index) {
   if (index <= s->gc_index) return;
   s->gc_index = index;
-  s->stats.gc_index = index;
+  mir_gauge_set(s->stats.gc_index, (int64_t)index);
   mir_dsl_emit(dsl, mir_event_garbage_collect(s->ordering, s->id, index));
   mir_dsl_emit(dsl, mir_event_garbage_collect(s->checkpoint, s->id, index));
   mir_dsl_emit(dsl, mir_event_garbage_collect(s->timer, s->id, index));
@@ -87,8 +87,7 @@ static void iss_emit_notice(mir_dsl *dsl, iss *s, const Trantor__StableCheckpoin
 static void iss_set_stable(iss *s, Trantor__StableCheckpoint *chkp) {
   if (s->stable != NULL) protobuf_c_message_free_unpacked(&s->stable->base, NULL);
   s->stable = chkp;
-  s->stats.have_stable = true;
-  s->stats.stable_epoch = chkp->snapshot->epoch_config->epoch;
+  mir_gauge_set(s->stats.stable_epoch, (int64_t)chkp->snapshot->epoch_config->epoch);
 }
 
 static uint64_t iss_stable_epoch(const iss *s) {
@@ -115,7 +114,6 @@ mir_err miri_iss_on_checkpoint_durable(mir_dsl *dsl, const mir_event *ev, void *
   iss *s = user;
   const Trantor__CheckpointDurable *d = (const Trantor__CheckpointDurable *)ev->payload;
   if (d->epoch > s->durable_epoch) s->durable_epoch = d->epoch;
-  s->stats.durable_epoch = s->durable_epoch;
   if (s->start_blocked && s->blocked_nr <= s->durable_epoch + s->params.epochs_ahead_max) {
     return miri_iss_start_or_block(dsl, s, s->blocked_nr, s->blocked_first);
   }
@@ -175,7 +173,7 @@ mir_err miri_iss_on_push(mir_dsl *dsl, const mir_event *ev, void *user) {
     Trantor__StableCheckpointMsg msg = TRANTOR__STABLE_CHECKPOINT_MSG__INIT;
     msg.checkpoint = s->stable;
     mir_dsl_send(dsl, s->net, dests, n, s->id, &msg.base);
-    s->stats.pushes += n;
+    mir_counter_add(s->stats.pushes, n);
   }
   free(dests);
   return MIR_OK;
@@ -246,7 +244,7 @@ static Mir__VerifyManyRequest *iss_verify_request(const Trantor__StableCheckpoin
 }
 
 static mir_err iss_transfer_drop(iss *s, const char *from, const char *why) {
-  s->stats.transfer_dropped++;
+  mir_counter_inc(s->stats.transfer_dropped);
   mir_log(MIR_LOG_DEBUG, ISS_LOG, "%s: dropping StableCheckpointMsg from %.64s: %s", s->self, from,
           why);
   return MIR_OK;
@@ -297,11 +295,11 @@ mir_err miri_iss_on_stable_checkpoint_msg(mir_dsl *dsl, const char *from,
   }
   uint64_t e = chkp->snapshot->epoch_config->epoch;
   if (e <= s->cur.nr) {
-    s->stats.transfer_stale++; /* not ahead of this node */
+    mir_counter_inc(s->stats.transfer_stale); /* not ahead of this node */
     return MIR_OK;
   }
   if (s->transfer_pending[i]) {
-    s->stats.transfer_busy++;
+    mir_counter_inc(s->stats.transfer_busy);
     return MIR_OK;
   }
   uint8_t digest[32];
@@ -344,9 +342,9 @@ static mir_err iss_install(mir_dsl *dsl, iss *s, Trantor__StableCheckpoint *chkp
   if (err != MIR_OK) return err;
   iss_emit_notice(dsl, s, s->stable);
   if (local) {
-    s->stats.local_restores++;
+    mir_counter_inc(s->stats.local_restores);
   } else {
-    s->stats.transfers++;
+    mir_counter_inc(s->stats.transfers);
   }
   mir_log(MIR_LOG_INFO, ISS_LOG,
           "%s: installed the %s checkpoint of epoch %" PRIu64 " (sn %" PRIu64 ")", s->self,
@@ -382,7 +380,7 @@ mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user) {
   s->transfer_pending[t->member] = false;
   bool ok = res->all_ok && res->n_ok == t->chkp->n_cert;
   for (size_t i = 0; ok && i < res->n_ok; i++) ok = res->ok[i];
-  if (!ok) s->stats.transfer_bad_sig++;
+  if (!ok) mir_counter_inc(s->stats.transfer_bad_sig);
   if (t->rejoin) {
     Trantor__StableCheckpoint *chkp = ok ? t->chkp : NULL;
     if (ok) t->chkp = NULL;
@@ -391,7 +389,7 @@ mir_err miri_iss_on_verify_many(mir_dsl *dsl, const mir_event *ev, void *user) {
   if (!ok || s->rejoining) return MIR_OK;
   uint64_t e = t->chkp->snapshot->epoch_config->epoch;
   if (e <= s->cur.nr) {
-    s->stats.transfer_stale++; /* this node got there meanwhile */
+    mir_counter_inc(s->stats.transfer_stale); /* this node got there meanwhile */
     return MIR_OK;
   }
   Trantor__StableCheckpoint *chkp = t->chkp;

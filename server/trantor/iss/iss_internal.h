@@ -38,6 +38,20 @@ typedef struct iss_slot {
   ProtobufCBinaryData cert; /* owned */
 } iss_slot;
 
+/* The module's metrics, registered in its dsl's set (iss.c iss_metrics_init). Counters move as
+ * events happen; epoch and next_sn when they change; the other gauges are set from the state
+ * after every batch. */
+typedef struct iss_metrics {
+  mir_gauge *epoch, *next_sn, *stable_epoch, *gc_index, *durable_epoch, *vote_floor, *rejoining;
+  mir_counter *delivered;
+  mir_counter *duplicates, *invalid_deliver;    /* SbDeliver dropped */
+  mir_counter *oversized_certs, *invalid_certs; /* delivered empty */
+  mir_counter *stale_verdicts, *suspicions, *pushes;
+  mir_counter *transfer_dropped, *transfer_stale, *transfer_busy, *transfer_bad_sig;
+  mir_counter *transfers, *local_restores, *local_restores_rejected, *recovered_instances;
+  mir_counter *blocked_starts, *rejoin_answers;
+} iss_metrics;
+
 typedef struct iss {
   char id[MIR_MODULE_ID_MAX], self[MIR_MODULE_ID_MAX];
   /* Short enough that "<factory>/<epoch>/<segment>" always fits in a module id. */
@@ -94,7 +108,7 @@ typedef struct iss {
   bool *rejoin_asked;     /* per member: answer its RejoinRequest at the next tick */
   Trantor__StableCheckpoint *rejoin_best; /* owned: the highest verified answer, or NULL */
 
-  trantor_iss_stats stats;
+  iss_metrics stats;
 } iss;
 
 /* In every function below, dsl and s are borrowed (the module's own), and handlers follow the

@@ -62,7 +62,6 @@ mir_err miri_iss_rejoin_start(mir_dsl *dsl, iss *s) {
                          s->id);
   }
   s->rejoining = true;
-  s->stats.rejoining = true;
   for (size_t i = 0; i < m->n_members; i++) s->rejoin_epoch[i] = ISS_NONE;
   mir_log(MIR_LOG_INFO, ISS_LOG,
           "%s: rejoining after the loss of the data: asking the peers for their checkpoints",
@@ -75,9 +74,7 @@ mir_err miri_iss_rejoin_start(mir_dsl *dsl, iss *s) {
 static mir_err iss_rejoin_finish(mir_dsl *dsl, iss *s, uint64_t highest) {
   uint64_t k = s->params.epochs_ahead_max;
   s->vote_floor = highest + 2 * k + 1;
-  s->stats.vote_floor = s->vote_floor;
   s->rejoining = false;
-  s->stats.rejoining = false;
   Trantor__WalFloor f = TRANTOR__WAL_FLOOR__INIT;
   f.epoch = s->vote_floor;
   uint8_t key[TRANTOR_WAL_KEY_MAX];
@@ -119,7 +116,7 @@ mir_err miri_iss_rejoin_verified(mir_dsl *dsl, iss *s, size_t member,
   }
   uint64_t e = chkp->snapshot->epoch_config->epoch;
   s->rejoin_epoch[member] = e;
-  s->stats.rejoin_answers++;
+  mir_counter_inc(s->stats.rejoin_answers);
   if (s->rejoin_best == NULL || e > s->rejoin_best->snapshot->epoch_config->epoch) {
     if (s->rejoin_best != NULL) protobuf_c_message_free_unpacked(&s->rejoin_best->base, NULL);
     s->rejoin_best = chkp;
@@ -136,7 +133,7 @@ mir_err miri_iss_on_rejoin_request(mir_dsl *dsl, const char *from, const Protobu
   iss *s = user;
   int i = trantor_member_index(s->membership, from);
   if (i < 0 || strcmp(from, s->self) == 0) {
-    s->stats.transfer_dropped++;
+    mir_counter_inc(s->stats.transfer_dropped);
     return MIR_OK;
   }
   s->rejoin_asked[i] = true; /* answered at the next push tick, once */
@@ -150,16 +147,16 @@ mir_err miri_iss_on_rejoin_answer(mir_dsl *dsl, const char *from, const Protobuf
   int i = trantor_member_index(s->membership, from);
   if (i < 0 || strcmp(from, s->self) == 0 || !s->rejoining || s->rejoin_epoch[i] != ISS_NONE ||
       s->transfer_pending[i]) {
-    s->stats.transfer_dropped++;
+    mir_counter_inc(s->stats.transfer_dropped);
     return MIR_OK;
   }
   if (a->epoch == 0) { /* the genesis needs no certificate, and says nothing beyond epoch 0 */
     if (a->checkpoint != NULL) {
-      s->stats.transfer_dropped++;
+      mir_counter_inc(s->stats.transfer_dropped);
       return MIR_OK;
     }
     s->rejoin_epoch[i] = 0;
-    s->stats.rejoin_answers++;
+    mir_counter_inc(s->stats.rejoin_answers);
     return iss_rejoin_check(dsl, s);
   }
   uint8_t digest[32];
@@ -167,7 +164,7 @@ mir_err miri_iss_on_rejoin_answer(mir_dsl *dsl, const char *from, const Protobuf
       a->checkpoint->snapshot->epoch_config == NULL ||
       a->checkpoint->snapshot->epoch_config->epoch != a->epoch ||
       miri_iss_check_foreign(s, a->checkpoint, digest) != MIR_OK) {
-    s->stats.transfer_dropped++;
+    mir_counter_inc(s->stats.transfer_dropped);
     return MIR_OK;
   }
   Trantor__StableCheckpoint *copy =

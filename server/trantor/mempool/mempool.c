@@ -18,7 +18,6 @@
  */
 #include "mempool.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +29,18 @@
 #include "pool.h"
 #include "trantor_common.h"
 
-#define MP_MAGIC 0x6d656d70u /* "memp" */
-#define MP_STATS_FIELDS (sizeof(trantor_mempool_stats) / sizeof(uint64_t))
-_Static_assert(sizeof(trantor_mempool_stats) % sizeof(uint64_t) == 0,
-               "the stats are published as an array of uint64_t");
+#define MP_STATUS_KINDS 6 /* Trantor__TxStatus values */
+
+/* The module's metrics, in its dsl's set (mp_metrics_init): counters move as events happen, the
+ * gauges are set at the end of every batch (mp_publish). */
+typedef struct mp_metrics {
+  mir_gauge *epoch, *pending_txs, *pending_bytes, *proposable_txs, *waiting_requests, *clients;
+  mir_counter *accepted;
+  mir_counter *rejected[MP_STATUS_KINDS]; /* by Trantor__TxStatus; [0] (accepted) unused */
+  mir_counter *batches, *batched_txs, *empty_batches, *timeouts, *overflows, *delivered;
+  mir_counter *undeliverable;
+  mir_histogram *batch_txs;
+} mp_metrics;
 
 typedef struct mp_request {
   uint64_t id;
@@ -48,7 +55,6 @@ typedef struct mp_request {
 } mp_request;
 
 typedef struct mempool {
-  uint32_t magic;
   trantor_params params;
   char self[MIR_MODULE_ID_MAX];
   char timer[MIR_MODULE_ID_MAX];
@@ -61,8 +67,7 @@ typedef struct mempool {
   mp_request *waiting, *waiting_tail;
   size_t n_waiting;
   uint64_t next_request_id;
-  trantor_mempool_stats st;                    /* dispatcher thread only */
-  _Atomic uint64_t published[MP_STATS_FIELDS]; /* st as of the end of the last batch */
+  mp_metrics st;
 } mempool;
 
 /* ---- requests ---- */
@@ -155,9 +160,10 @@ static void mp_answer(mir_dsl *dsl, mempool *m, mp_request *r, bool empty) {
   mir__origin__init(nb->origin);
   nb->origin->module = mir_xstrdup(r->origin_module);
   nb->origin->context_id = r->origin_ctx;
-  m->st.batches++;
-  m->st.batched_txs += nb->batch->n_txs;
-  if (nb->batch->n_txs == 0) m->st.empty_batches++;
+  mir_counter_inc(m->st.batches);
+  mir_counter_add(m->st.batched_txs, nb->batch->n_txs);
+  mir_histogram_observe(m->st.batch_txs, nb->batch->n_txs);
+  if (nb->batch->n_txs == 0) mir_counter_inc(m->st.empty_batches);
   mir_dsl_emit_new(dsl, r->origin_module, &nb->base);
   mp_request_free(r);
 }
@@ -247,9 +253,9 @@ static mir_err mp_on_new_transactions(mir_dsl *dsl, const mir_event *ev, void *u
   for (size_t i = 0; i < nt->n_txs; i++) {
     Trantor__TxStatus s = mp_admit(m, nt->txs[i]);
     if (s == TRANTOR__TX_STATUS__TX_ACCEPTED) {
-      m->st.accepted++;
+      mir_counter_inc(m->st.accepted);
     } else {
-      m->st.rejected[s]++;
+      mir_counter_inc(m->st.rejected[s]);
     }
     if (status != NULL) status[i] = s;
   }
@@ -294,7 +300,7 @@ static mir_err mp_on_request_batch(mir_dsl *dsl, const mir_event *ev, void *user
   } else if (mp_full(m, r) || req->fill) {
     mp_answer(dsl, m, r, false);
   } else if (m->n_waiting >= m->requests_max) {
-    m->st.overflows++;
+    mir_counter_inc(m->st.overflows);
     mp_answer(dsl, m, r, false);
   } else {
     if (m->waiting_tail != NULL) {
@@ -316,7 +322,7 @@ static mir_err mp_on_batch_timeout(mir_dsl *dsl, const mir_event *ev, void *user
   for (mp_request *r = m->waiting; r != NULL; prev = r, r = r->next) {
     if (r->id != id) continue;
     mp_unlink(m, prev, r);
-    m->st.timeouts++;
+    mir_counter_inc(m->st.timeouts);
     mp_answer(dsl, m, r, false);
     return MIR_OK;
   }
@@ -338,7 +344,7 @@ static void mp_enter_epoch(mir_dsl *dsl, mempool *m, uint64_t epoch) {
     trantor_pool_reopen(&m->pool, epoch);
     mp_drop_stale(dsl, m);
   }
-  m->st.undeliverable += trantor_pool_remove_if(&m->pool, mp_undeliverable, m);
+  mir_counter_add(m->st.undeliverable, trantor_pool_remove_if(&m->pool, mp_undeliverable, m));
   mp_serve_full(dsl, m);
 }
 
@@ -360,13 +366,13 @@ static mir_err mp_on_txs_delivered(mir_dsl *dsl, const mir_event *ev, void *user
     trantor_pool_tx *t = trantor_pool_find(&m->pool, tx->client_id, tx->tx_no);
     if (t != NULL) {
       trantor_pool_remove(&m->pool, t);
-      m->st.delivered++;
+      mir_counter_inc(m->st.delivered);
     }
   }
   /* Once the client bound is reached, pending transactions of unknown clients never will be. */
   size_t clients = trantor_client_progress_clients(m->progress);
   if (clients != clients_before && clients >= trantor_client_progress_clients_max(m->progress)) {
-    m->st.undeliverable += trantor_pool_remove_if(&m->pool, mp_undeliverable, m);
+    mir_counter_add(m->st.undeliverable, trantor_pool_remove_if(&m->pool, mp_undeliverable, m));
   }
   return MIR_OK;
 }
@@ -400,26 +406,59 @@ static mir_err mp_publish(mir_dsl *dsl, void *user) {
     a->active = active;
     mir_dsl_emit_new(dsl, m->iss, &a->base);
   }
-  m->st.epoch = m->epoch;
-  m->st.pending_txs = m->pool.n_txs;
-  m->st.pending_bytes = m->pool.bytes;
-  m->st.proposable_txs = m->pool.n_fresh;
-  m->st.waiting_requests = m->n_waiting;
-  m->st.clients = trantor_client_progress_clients(m->progress);
-  const uint64_t *f = (const uint64_t *)&m->st;
-  for (size_t i = 0; i < MP_STATS_FIELDS; i++) {
-    atomic_store_explicit(&m->published[i], f[i], memory_order_relaxed);
-  }
+  mir_gauge_set(m->st.epoch, (int64_t)m->epoch);
+  mir_gauge_set(m->st.pending_txs, (int64_t)m->pool.n_txs);
+  mir_gauge_set(m->st.pending_bytes, (int64_t)m->pool.bytes);
+  mir_gauge_set(m->st.proposable_txs, (int64_t)m->pool.n_fresh);
+  mir_gauge_set(m->st.waiting_requests, (int64_t)m->n_waiting);
+  mir_gauge_set(m->st.clients, (int64_t)trantor_client_progress_clients(m->progress));
   return MIR_OK;
 }
 
-void trantor_mempool_get_stats(const mir_dsl *dsl, trantor_mempool_stats *out) {
-  mempool *m = mir_dsl_user(dsl);
-  MIR_ASSERT(m != NULL && m->magic == MP_MAGIC);
-  uint64_t *f = (uint64_t *)out;
-  for (size_t i = 0; i < MP_STATS_FIELDS; i++) {
-    f[i] = atomic_load_explicit(&m->published[i], memory_order_relaxed);
+/* Registers the mempool's metrics in set s (the dsl's). */
+static void mp_metrics_init(mempool *m, mir_metrics *s) {
+  static const char *const refused[MP_STATUS_KINDS] = {NULL,        "duplicate",    "out_of_window",
+                                                       "too_large", "mempool_full", "invalid"};
+  static const char refused_help[] = "Transactions the mempool refused, by reason.";
+  static const uint64_t batch_bounds[] = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+  mp_metrics *st = &m->st;
+  st->epoch = mir_metrics_gauge_max(s, "mir_mempool_epoch", "The mempool's epoch.", NULL, NULL);
+  st->pending_txs = mir_metrics_gauge(s, "mir_mempool_pending_transactions",
+                                      "Transactions stored (fresh and proposed).", NULL, NULL);
+  st->pending_bytes = mir_metrics_gauge(s, "mir_mempool_pending_bytes",
+                                        "Data bytes of the stored transactions.", NULL, NULL);
+  st->proposable_txs = mir_metrics_gauge(s, "mir_mempool_proposable_transactions",
+                                         "Stored transactions not proposed yet.", NULL, NULL);
+  st->waiting_requests = mir_metrics_gauge(s, "mir_mempool_waiting_requests",
+                                           "Batch requests waiting for transactions.", NULL, NULL);
+  st->clients = mir_metrics_gauge(s, "mir_mempool_clients",
+                                  "Clients in the mempool's delivery progress.", NULL, NULL);
+  st->accepted = mir_metrics_counter(s, "mir_mempool_transactions_accepted_total",
+                                     "Transactions the mempool accepted.", NULL, NULL);
+  for (size_t i = 1; i < MP_STATUS_KINDS; i++) {
+    st->rejected[i] = mir_metrics_counter(s, "mir_mempool_transactions_refused_total", refused_help,
+                                          "reason", refused[i]);
   }
+  st->batches = mir_metrics_counter(s, "mir_mempool_batches_total",
+                                    "Batches cut for the ordering (empty ones too).", NULL, NULL);
+  st->batched_txs = mir_metrics_counter(s, "mir_mempool_batched_transactions_total",
+                                        "Transactions in the batches cut.", NULL, NULL);
+  st->empty_batches = mir_metrics_counter(s, "mir_mempool_empty_batches_total",
+                                          "Batches cut without transactions.", NULL, NULL);
+  st->batch_txs =
+      mir_metrics_histogram(s, "mir_mempool_batch_transactions", "Transactions per batch cut.",
+                            NULL, NULL, batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
+  st->timeouts = mir_metrics_counter(s, "mir_mempool_request_timeouts_total",
+                                     "Batch requests answered by their timeout.", NULL, NULL);
+  st->overflows =
+      mir_metrics_counter(s, "mir_mempool_request_overflows_total",
+                          "Batch requests answered at once: too many waited.", NULL, NULL);
+  st->delivered =
+      mir_metrics_counter(s, "mir_mempool_delivered_transactions_total",
+                          "Transactions removed because they were delivered.", NULL, NULL);
+  st->undeliverable = mir_metrics_counter(
+      s, "mir_mempool_undeliverable_transactions_total",
+      "Pending transactions dropped because they can no longer be delivered.", NULL, NULL);
 }
 
 static void mp_free(void *user) {
@@ -471,7 +510,6 @@ mir_err trantor_mempool_new(const trantor_mempool_config *cfg, mir_dsl **out) {
   mir_err err = trantor_params_check(cfg->params);
   if (err != MIR_OK) return err;
   mempool *m = mir_xcalloc(1, sizeof(*m));
-  m->magic = MP_MAGIC;
   m->params = *cfg->params;
   m->requests_max = cfg->requests_max ? cfg->requests_max : TRANTOR_MEMPOOL_REQUESTS_MAX_DEFAULT;
   trantor_pool_init(&m->pool, m->params.num_buckets, mp_on_fresh, m);
@@ -486,6 +524,7 @@ mir_err trantor_mempool_new(const trantor_mempool_config *cfg, mir_dsl **out) {
     return err;
   }
   mir_dsl *dsl = mir_dsl_new(m->self, m);
+  mp_metrics_init(m, mir_dsl_metrics(dsl));
   mir_dsl_set_user_free(dsl, mp_free);
   err = mp_register(dsl);
   if (err != MIR_OK) {

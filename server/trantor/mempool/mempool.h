@@ -71,27 +71,15 @@ typedef struct trantor_mempool_config {
  * mir_node_add_module). Registers trantor.BatchTimeout with the type registry. */
 mir_err trantor_mempool_new(const trantor_mempool_config *cfg, mir_dsl **out);
 
-typedef struct trantor_mempool_stats {
-  uint64_t epoch;            /* last NewEpoch */
-  uint64_t pending_txs;      /* stored transactions (fresh and proposed) */
-  uint64_t pending_bytes;    /* their data bytes */
-  uint64_t proposable_txs;   /* fresh ones */
-  uint64_t waiting_requests; /* batch requests waiting */
-  uint64_t clients;          /* clients in the delivery progress */
-  uint64_t accepted;
-  uint64_t rejected[6]; /* by Trantor__TxStatus (index 0, accepted, stays 0) */
-  uint64_t batches;     /* NewBatch answers */
-  uint64_t batched_txs; /* transactions in them */
-  uint64_t empty_batches;
-  uint64_t timeouts;      /* requests answered by their timeout */
-  uint64_t overflows;     /* requests answered at once because too many waited */
-  uint64_t delivered;     /* transactions removed by TxsDelivered */
-  uint64_t undeliverable; /* pending transactions dropped because they can no longer be delivered */
-} trantor_mempool_stats;
-
-/* Copies the counters of a mempool (borrowed, created by trantor_mempool_new) into out, as of the
- * end of its last batch of events. Thread-safe. */
-void trantor_mempool_get_stats(const mir_dsl *mempool, trantor_mempool_stats *out);
+/* The mempool registers its metrics in its dsl's set (mir_dsl_metrics): gauges
+ * mir_mempool_epoch, mir_mempool_pending_transactions, mir_mempool_pending_bytes,
+ * mir_mempool_proposable_transactions, mir_mempool_waiting_requests, mir_mempool_clients (set at
+ * the end of every batch); counters mir_mempool_transactions_accepted_total,
+ * mir_mempool_transactions_refused_total{reason="duplicate"|"out_of_window"|"too_large"|
+ * "mempool_full"|"invalid"}, mir_mempool_batches_total, mir_mempool_batched_transactions_total,
+ * mir_mempool_empty_batches_total, mir_mempool_request_timeouts_total,
+ * mir_mempool_request_overflows_total, mir_mempool_delivered_transactions_total,
+ * mir_mempool_undeliverable_transactions_total; histogram mir_mempool_batch_transactions. */
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,7 @@
 static const char *const pbft_drop_names[TRANTOR_PBFT_DROP_KINDS] = {
     "not_member", "bad_sn",      "view_ahead", "old_view",     "bad_digest",    "cert_too_large",
     "duplicate",  "not_primary", "malformed",  "bad_new_view", "bad_signature", "unsolicited",
-    "conflict",   "buffer",      "busy",       "undecodable",  "passive"};
+    "conflict",   "buffer",      "busy",       "passive"};
 
 const char *trantor_pbft_drop_name(trantor_pbft_drop reason) {
   return (unsigned)reason < TRANTOR_PBFT_DROP_KINDS ? pbft_drop_names[reason] : "?";
@@ -43,8 +43,7 @@ const char *trantor_pbft_drop_name(trantor_pbft_drop reason) {
 
 mir_err miri_pbft_drop(pbft *p, const char *from, trantor_pbft_drop reason, const char *what) {
   MIR_ASSERT((unsigned)reason < TRANTOR_PBFT_DROP_KINDS);
-  p->st.dropped[reason]++;
-  p->st.dropped_total++;
+  mir_counter_inc(p->st.dropped[reason]);
   mir_log(MIR_LOG_DEBUG, PBFT_LOG, "%s: dropping %s from %.64s: %s", p->mod_id, what, from,
           pbft_drop_names[reason]);
   return MIR_OK;
@@ -134,7 +133,7 @@ bool miri_pbft_store_ctx(pbft *p, pbft_ctx *c, uint64_t *id) {
 pbft_ctx *miri_pbft_answer_ctx(pbft *p, const Mir__Origin *o, pbft_ctx_kind kind) {
   pbft_ctx *c = o != NULL ? mir_dsl_context(p->dsl, o->context_id) : NULL;
   if (c == NULL || c->kind != kind) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return NULL;
   }
   mir_dsl_dispose_context(p->dsl, o->context_id);
@@ -226,7 +225,7 @@ static mir_err pbft_on_needed(mir_dsl *dsl, const mir_event *ev, void *user) {
  * nodes catch up through Done), but still joins one that a weak quorum started. */
 static void pbft_timeout_fired(pbft *p, const char *which, uint64_t base_ms) {
   if (p->stable || p->done || p->passive) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return;
   }
   mir_log(MIR_LOG_INFO, PBFT_LOG,
@@ -246,7 +245,7 @@ static mir_err pbft_on_sn_timeout(mir_dsl *dsl, const mir_event *ev, void *user)
   const Trantor__ViewChangeSnTimeout *t = (const Trantor__ViewChangeSnTimeout *)ev->payload;
   /* Stale unless no slot was prepared or committed since it was armed in this view and arming. */
   if (t->view != p->view || t->progress != p->progress || t->arming != p->arming) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return MIR_OK;
   }
   /* In the normal case the primary is suspected only if the segment held up the log for the
@@ -256,7 +255,7 @@ static mir_err pbft_on_sn_timeout(mir_dsl *dsl, const mir_event *ev, void *user)
    * timeout still bounds it. During a view change the timeout is the view change's own and fires as
    * armed. */
   if (!p->in_vc && !(t->held && pbft_holding_up(p))) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return MIR_OK;
   }
   pbft_timeout_fired(p, "sn", p->params->view_change_sn_timeout_ms);
@@ -268,7 +267,7 @@ static mir_err pbft_on_seg_timeout(mir_dsl *dsl, const mir_event *ev, void *user
   pbft *p = user;
   const Trantor__ViewChangeSegTimeout *t = (const Trantor__ViewChangeSegTimeout *)ev->payload;
   if (t->view != p->view || t->arming != p->arming) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return MIR_OK;
   }
   pbft_timeout_fired(p, "segment", p->params->view_change_segment_timeout_ms);
@@ -289,9 +288,20 @@ static mir_err pbft_on_tick(mir_dsl *dsl, const mir_event *ev, void *user) {
   } else if (t->kind == TRANTOR_PBFT_TICK_DONE) {
     miri_pbft_done_tick(p);
   } else {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
   }
   return MIR_OK;
+}
+
+/* Sets the gauges from the state: a handful of relaxed stores per batch. */
+static void pbft_publish(pbft *p) {
+  uint64_t buffered = 0;
+  for (size_t i = 0; i < p->n; i++) buffered += p->peers[i].buf_bytes;
+  mir_gauge_set(p->st.view, (int64_t)p->view);
+  mir_gauge_set(p->st.in_view_change, p->in_vc);
+  mir_gauge_set(p->st.done, p->done);
+  mir_gauge_set(p->st.stable, p->stable);
+  mir_gauge_set(p->st.buffered_bytes, (int64_t)buffered);
 }
 
 /* After every batch: the primary makes whatever progress the batch allowed. */
@@ -301,6 +311,7 @@ static mir_err pbft_after_batch(mir_dsl *dsl, void *user) {
   miri_pbft_new_view_progress(p);
   miri_pbft_propose(p);
   miri_pbft_update_timers(p);
+  pbft_publish(p);
   return MIR_OK;
 }
 
@@ -446,6 +457,53 @@ static pbft *pbft_state_new(const char *module_id, const Trantor__PbftParams *pp
   return p;
 }
 
+/* Registers the instance's metrics in set m (the dsl's). The segment label is the last component
+ * of the module id (ordering/<epoch>/<segment>): one series per segment, as many as leaders. */
+static void pbft_metrics_init(pbft *p, mir_metrics *m) {
+  static const char drop_help[] = "PBFT peer messages (and late local answers) dropped, by reason.";
+  pbft_metrics *st = &p->st;
+  const char *slash = strrchr(p->mod_id, '/');
+  const char *segment = slash != NULL ? slash + 1 : p->mod_id;
+  st->received = mir_metrics_counter(m, "mir_pbft_messages_received_total",
+                                     "PBFT peer messages decoded and handled.", NULL, NULL);
+  for (size_t r = 0; r < TRANTOR_PBFT_DROP_KINDS; r++) {
+    st->dropped[r] = mir_metrics_counter(m, "mir_pbft_dropped_messages_total", drop_help, "reason",
+                                         pbft_drop_names[r]);
+  }
+  st->stale_answers = mir_metrics_counter(
+      m, "mir_pbft_stale_answers_total",
+      "Local answers (timers, crypto, certificates, writes) that no longer applied.", NULL, NULL);
+  st->view_changes =
+      mir_metrics_counter(m, "mir_pbft_view_changes_total",
+                          "View changes started (own timeouts and joins).", NULL, NULL);
+  st->joins = mir_metrics_counter(m, "mir_pbft_view_change_joins_total",
+                                  "View changes joined on a weak quorum of others'.", NULL, NULL);
+  st->new_views =
+      mir_metrics_counter(m, "mir_pbft_new_views_total", "NewViews adopted.", NULL, NULL);
+  st->proposals =
+      mir_metrics_counter(m, "mir_pbft_proposals_total",
+                          "Preprepares sent as primary (re-proposals excluded).", NULL, NULL);
+  st->committed =
+      mir_metrics_counter(m, "mir_pbft_committed_total",
+                          "Sequence numbers committed and delivered to ISS.", NULL, NULL);
+  st->caught_up =
+      mir_metrics_counter(m, "mir_pbft_caught_up_total",
+                          "Committed sequence numbers learned through catch-up.", NULL, NULL);
+  st->view = mir_metrics_gauge_max(m, "mir_pbft_view", "Current PBFT view of the segment.",
+                                   "segment", segment);
+  st->in_view_change = mir_metrics_gauge(m, "mir_pbft_instances_in_view_change",
+                                         "Live PBFT instances waiting for a NewView.", NULL, NULL);
+  st->done = mir_metrics_gauge(m, "mir_pbft_instances_done",
+                               "Live PBFT instances whose every sequence number is committed.",
+                               NULL, NULL);
+  st->stable =
+      mir_metrics_gauge(m, "mir_pbft_instances_stable",
+                        "Live PBFT instances whose segment checkpoint is stable.", NULL, NULL);
+  st->buffered_bytes =
+      mir_metrics_gauge(m, "mir_pbft_buffered_bytes",
+                        "Bytes of future-view messages buffered by live instances.", NULL, NULL);
+}
+
 static mir_err pbft_register_types(void) {
   static const ProtobufCMessageDescriptor *const types[] = {
       &trantor__view_change_sn_timeout__descriptor,
@@ -514,6 +572,7 @@ mir_err trantor_pbft_new(const char *module_id, const Trantor__PbftParams *param
   mir_dsl *dsl = mir_dsl_new(module_id, p);
   mir_dsl_set_user_free(dsl, pbft_free);
   p->dsl = dsl;
+  pbft_metrics_init(p, mir_dsl_metrics(dsl));
   mir_dsl_set_message_bytes_max(dsl, pbft_message_bytes_max(p));
   /* Contexts: a view change check per member, the NewView checks, the own signature and the
    * certificate request; replaced requests are disposed, so this is never reached. */
@@ -527,21 +586,4 @@ mir_err trantor_pbft_new(const char *module_id, const Trantor__PbftParams *param
   *ops = &mir_dsl_ops;
   *state = dsl;
   return MIR_OK;
-}
-
-void trantor_pbft_get_stats(const void *state, trantor_pbft_stats *out) {
-  const mir_dsl *dsl = state;
-  const pbft *p = mir_dsl_user(dsl);
-  *out = p->st;
-  mir_dsl_stats ds;
-  mir_dsl_get_stats(dsl, &ds);
-  uint64_t undecodable = ds.messages_unhandled + ds.messages_undecodable;
-  out->dropped[TRANTOR_PBFT_DROP_UNDECODABLE] += undecodable;
-  out->dropped_total += undecodable;
-  out->view = p->view;
-  out->in_view_change = p->in_vc;
-  out->done = p->done;
-  out->stable = p->stable;
-  out->buffered_bytes = 0;
-  for (size_t i = 0; i < p->n; i++) out->buffered_bytes += p->peers[i].buf_bytes;
 }

@@ -25,8 +25,8 @@
  *
  * The instance is pure: no I/O, clock, randomness or threads; hashing goes through the injected
  * trantor_hash_fn and signatures through crypto events. Every peer message is validated at
- * ingress and, when invalid, dropped and counted (trantor_pbft_stats); nothing a peer sends makes
- * apply return an error.
+ * ingress and, when invalid, dropped and counted (the metrics in pbft.c); nothing a peer sends
+ * makes apply return an error.
  *
  * Choices where docs/PROTOCOL.md leaves room or the reference had gaps (its section 9):
  *  - No null slots. A NewView carries only the re-proposals its view changes force; every other
@@ -90,21 +90,6 @@ typedef struct trantor_pbft_config {
   const char *store;        /* mir.StoreWrite: votes are persisted before they are sent */
 } trantor_pbft_config;
 
-/* Kinds of peer messages, for the statistics. */
-typedef enum trantor_pbft_msg_kind {
-  TRANTOR_PBFT_MSG_PREPREPARE = 0,
-  TRANTOR_PBFT_MSG_PREPARE,
-  TRANTOR_PBFT_MSG_COMMIT,
-  TRANTOR_PBFT_MSG_DONE,
-  TRANTOR_PBFT_MSG_CATCH_UP_REQUEST,
-  TRANTOR_PBFT_MSG_CATCH_UP_RESPONSE,
-  TRANTOR_PBFT_MSG_VIEW_CHANGE,
-  TRANTOR_PBFT_MSG_NEW_VIEW,
-  TRANTOR_PBFT_MSG_PREPREPARE_REQUEST,
-  TRANTOR_PBFT_MSG_MISSING_PREPREPARE,
-  TRANTOR_PBFT_MSG_KINDS
-} trantor_pbft_msg_kind;
-
 /* Why a peer message (or a late local answer) was dropped. */
 typedef enum trantor_pbft_drop {
   TRANTOR_PBFT_DROP_NOT_MEMBER = 0, /* sender not a member */
@@ -122,28 +107,18 @@ typedef enum trantor_pbft_drop {
   TRANTOR_PBFT_DROP_CONFLICT,       /* contradicts what this node committed */
   TRANTOR_PBFT_DROP_BUFFER,         /* future-view message evicted or too big for the buffer */
   TRANTOR_PBFT_DROP_BUSY,           /* too many checks in flight */
-  TRANTOR_PBFT_DROP_UNDECODABLE,    /* the runtime could not decode it (or no handler) */
   TRANTOR_PBFT_DROP_PASSIVE,        /* a vote or view change for an instance that does not vote */
   TRANTOR_PBFT_DROP_KINDS
 } trantor_pbft_drop;
 
-typedef struct trantor_pbft_stats {
-  uint64_t received[TRANTOR_PBFT_MSG_KINDS]; /* decoded peer messages by kind */
-  uint64_t dropped[TRANTOR_PBFT_DROP_KINDS]; /* drops by reason */
-  uint64_t dropped_total;
-  uint64_t stale_answers;  /* local answers (timers, crypto, certs) that no longer apply */
-  uint64_t view_changes;   /* view changes started (own timeouts and joins) */
-  uint64_t joins;          /* of which joined on a weak quorum of view changes */
-  uint64_t new_views;      /* NewViews adopted */
-  uint64_t proposals;      /* preprepares sent as primary (NewView re-proposals excluded) */
-  uint64_t committed;      /* sns delivered to iss */
-  uint64_t caught_up;      /* of which through catch-up */
-  uint64_t view;           /* current view */
-  bool in_view_change;     /* waiting for the NewView of `view` */
-  bool done;               /* every sn of the segment committed */
-  bool stable;             /* segment checkpoint stable */
-  uint64_t buffered_bytes; /* future-view buffer in use */
-} trantor_pbft_stats;
+/* An instance registers its metrics in its dsl's set (mir_dsl_metrics of *state): counters
+ * mir_pbft_messages_received_total, mir_pbft_dropped_messages_total{reason=<drop name>},
+ * mir_pbft_stale_answers_total, mir_pbft_view_changes_total, mir_pbft_view_change_joins_total,
+ * mir_pbft_new_views_total, mir_pbft_proposals_total, mir_pbft_committed_total,
+ * mir_pbft_caught_up_total; gauges mir_pbft_view{segment=<last id component>} (largest over
+ * instances), mir_pbft_instances_in_view_change, mir_pbft_instances_done,
+ * mir_pbft_instances_stable and mir_pbft_buffered_bytes, set after every batch. Messages the
+ * runtime cannot decode count in mir_dsl_messages_dropped_total. */
 
 /* Creates an instance for module_id (borrowed, copied; a valid module id). params is borrowed
  * (copied): the epoch's membership (must contain cfg->self and params->leader), the segment's
@@ -153,10 +128,6 @@ typedef struct trantor_pbft_stats {
  * with (*ops)->destroy, or hand both to a factory or mir_node_add_module). */
 mir_err trantor_pbft_new(const char *module_id, const Trantor__PbftParams *params,
                          const trantor_pbft_config *cfg, const mir_module_ops **ops, void **state);
-
-/* Copies the counters of an instance state (borrowed, from trantor_pbft_new) into out. Call it
- * from the thread that applies the instance's events. */
-void trantor_pbft_get_stats(const void *state, trantor_pbft_stats *out);
 
 /* Static name of a drop reason ("not_member", ...), "?" for an unknown one. */
 const char *trantor_pbft_drop_name(trantor_pbft_drop reason);

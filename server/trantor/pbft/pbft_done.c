@@ -125,7 +125,7 @@ mir_err miri_pbft_on_done(mir_dsl *dsl, const char *from, const ProtobufCMessage
   (void)dsl;
   pbft *p = user;
   const Trantor__Done *d = (const Trantor__Done *)msg;
-  p->st.received[TRANTOR_PBFT_MSG_DONE]++;
+  mir_counter_inc(p->st.received); /* done */
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "Done");
   if (d->n_digests != p->L) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_MALFORMED, "Done");
@@ -170,7 +170,7 @@ mir_err miri_pbft_on_catch_up_request(mir_dsl *dsl, const char *from, const Prot
   pbft *p = user;
   const Trantor__CatchUpRequest *r = (const Trantor__CatchUpRequest *)msg;
   const char *what = "CatchUpRequest";
-  p->st.received[TRANTOR_PBFT_MSG_CATCH_UP_REQUEST]++;
+  mir_counter_inc(p->st.received); /* catch up request */
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);
   size_t i = miri_pbft_slot_of(p, r->sn);
@@ -198,7 +198,7 @@ mir_err miri_pbft_on_catch_up_response(mir_dsl *dsl, const char *from, const Pro
   pbft *p = user;
   const Trantor__CatchUpResponse *r = (const Trantor__CatchUpResponse *)msg;
   const char *what = "CatchUpResponse";
-  p->st.received[TRANTOR_PBFT_MSG_CATCH_UP_RESPONSE]++;
+  mir_counter_inc(p->st.received); /* catch up response */
   if (trantor_member_index(p->params->membership, from) < 0) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);
   }
@@ -217,7 +217,7 @@ mir_err miri_pbft_on_catch_up_response(mir_dsl *dsl, const char *from, const Pro
   if (miri_pbft_known_add(p, i, d, pp->aborted, &pp->cert, NULL) == NULL) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_BUSY, what);
   }
-  p->st.caught_up++;
+  mir_counter_inc(p->st.caught_up);
   miri_pbft_deliver(p, i, d);
   return MIR_OK;
 }

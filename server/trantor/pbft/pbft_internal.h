@@ -125,6 +125,26 @@ typedef struct pbft_nv_build {
   Trantor__NewView *nv; /* the NewView sent (owned), for resends */
 } pbft_nv_build;
 
+/* The instance's metrics, registered in its dsl's set (pbft.c); the factory folds the counters
+ * into its own set when the instance is collected. Counters move as events happen; the gauges
+ * are set from the state after every batch. */
+typedef struct pbft_metrics {
+  mir_counter *received; /* decoded peer messages, every kind */
+  mir_counter *dropped[TRANTOR_PBFT_DROP_KINDS];
+  mir_counter *stale_answers;
+  mir_counter *view_changes;
+  mir_counter *joins;
+  mir_counter *new_views;
+  mir_counter *proposals;
+  mir_counter *committed;
+  mir_counter *caught_up;
+  mir_gauge *view; /* labelled with the segment: the largest over the segment's instances */
+  mir_gauge *in_view_change;
+  mir_gauge *done;
+  mir_gauge *stable;
+  mir_gauge *buffered_bytes;
+} pbft_metrics;
+
 typedef struct pbft {
   mir_dsl *dsl;                /* borrowed: the DSL that owns this state */
   Trantor__PbftParams *params; /* owned copy */
@@ -187,7 +207,7 @@ typedef struct pbft {
   Trantor__NewView *adopted_nv;
   bool nv_dirty; /* primary: a view change verified since the last decision */
   pbft_check nv_checks[TRANTOR_PBFT_NEW_VIEW_CHECKS_MAX];
-  trantor_pbft_stats st;
+  pbft_metrics st;
 } pbft;
 
 /* Context of a request to another local module. */

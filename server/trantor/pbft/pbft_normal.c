@@ -190,7 +190,7 @@ void miri_pbft_deliver(pbft *p, size_t i, const uint8_t *digest) {
   miri_pbft_wal_emit(p, w);
   p->n_delivered++;
   p->progress++;
-  p->st.committed++;
+  mir_counter_inc(p->st.committed);
   Trantor__SbDeliver *d = mir_xmalloc(sizeof(*d));
   trantor__sb_deliver__init(d);
   d->epoch = p->params->epoch;
@@ -338,7 +338,7 @@ mir_err miri_pbft_on_preprepare(mir_dsl *dsl, const char *from, const ProtobufCM
   (void)dsl;
   pbft *p = user;
   const Trantor__Preprepare *pp = (const Trantor__Preprepare *)msg;
-  p->st.received[TRANTOR_PBFT_MSG_PREPREPARE]++;
+  mir_counter_inc(p->st.received); /* preprepare */
   if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, "Preprepare");
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "Preprepare");
@@ -393,7 +393,7 @@ mir_err miri_pbft_on_prepare(mir_dsl *dsl, const char *from, const ProtobufCMess
   (void)dsl;
   pbft *p = user;
   const Trantor__Prepare *pr = (const Trantor__Prepare *)msg;
-  p->st.received[TRANTOR_PBFT_MSG_PREPARE]++;
+  mir_counter_inc(p->st.received); /* prepare */
   return pbft_on_vote(p, from, msg, pr->sn, pr->view, &pr->digest, false);
 }
 
@@ -402,7 +402,7 @@ mir_err miri_pbft_on_commit(mir_dsl *dsl, const char *from, const ProtobufCMessa
   (void)dsl;
   pbft *p = user;
   const Trantor__Commit *c = (const Trantor__Commit *)msg;
-  p->st.received[TRANTOR_PBFT_MSG_COMMIT]++;
+  mir_counter_inc(p->st.received); /* commit */
   return pbft_on_vote(p, from, msg, c->sn, c->view, &c->digest, true);
 }
 
@@ -473,7 +473,7 @@ static void pbft_send_proposal(pbft *p, size_t i, const ProtobufCBinaryData *cer
   if (to_others != NULL) mir_storage_then(w, to_others);
   pbft_persist_vote(p, w, s, false);
   s->proposed = true;
-  p->st.proposals++;
+  mir_counter_inc(p->st.proposals);
   pbft_advance(p, i);
 }
 

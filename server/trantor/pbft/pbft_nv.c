@@ -144,7 +144,7 @@ mir_err miri_pbft_on_new_view(mir_dsl *dsl, const char *from, const ProtobufCMes
   (void)dsl;
   pbft *p = user;
   const Trantor__NewView *nv = (const Trantor__NewView *)msg;
-  p->st.received[TRANTOR_PBFT_MSG_NEW_VIEW]++;
+  mir_counter_inc(p->st.received); /* new view */
   if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, "NewView");
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "NewView");
@@ -182,7 +182,7 @@ static void pbft_adopt(pbft *p, const Trantor__NewView *nv) {
   p->view_timers_armed = false;
   p->arming++;
   p->in_vc = false;
-  p->st.new_views++;
+  mir_counter_inc(p->st.new_views);
   if (p->adopted_nv != NULL) protobuf_c_message_free_unpacked(&p->adopted_nv->base, NULL);
   p->adopted_nv = (Trantor__NewView *)mir_message_clone(&nv->base);
   /* The view is adopted before any Prepare of it leaves: a restarted node neither goes back to a
@@ -224,7 +224,7 @@ mir_err miri_pbft_on_verify_many_result(mir_dsl *dsl, const mir_event *ev, void 
     return miri_pbft_drop(p, primary, TRANTOR_PBFT_DROP_BAD_SIGNATURE, "NewView");
   }
   if (c->view < p->view || (c->view == p->view && !p->in_vc)) {
-    p->st.stale_answers++; /* another NewView got there first */
+    mir_counter_inc(p->st.stale_answers); /* another NewView got there first */
     return MIR_OK;
   }
   pbft_adopt(p, c->nv);

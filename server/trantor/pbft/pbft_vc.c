@@ -121,8 +121,8 @@ static void pbft_request_signature(pbft *p) {
 
 void miri_pbft_start_view_change(pbft *p, uint64_t v, bool join) {
   MIR_ASSERT(v > p->view && v <= TRANTOR_PBFT_VIEW_MAX);
-  p->st.view_changes++;
-  if (join) p->st.joins++;
+  mir_counter_inc(p->st.view_changes);
+  if (join) mir_counter_inc(p->st.joins);
   miri_pbft_reset_view_state(p);
   p->view = v;
   p->in_vc = true;
@@ -181,7 +181,7 @@ mir_err miri_pbft_on_sign_result(mir_dsl *dsl, const mir_event *ev, void *user) 
   pbft_ctx *c = miri_pbft_answer_ctx(p, res->origin, PBFT_CTX_SIGN_VC);
   if (c == NULL) return MIR_OK;
   if (c->view != p->view || !p->in_vc || p->my_vc != NULL) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return MIR_OK;
   }
   p->sign_pending = false;
@@ -269,7 +269,7 @@ mir_err miri_pbft_on_signed_vc(mir_dsl *dsl, const char *from, const ProtobufCMe
   (void)dsl;
   pbft *p = user;
   const Trantor__SignedViewChange *svc = (const Trantor__SignedViewChange *)msg;
-  p->st.received[TRANTOR_PBFT_MSG_VIEW_CHANGE]++;
+  mir_counter_inc(p->st.received); /* view change */
   if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, "SignedViewChange");
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, "SignedViewChange");
@@ -308,7 +308,7 @@ mir_err miri_pbft_on_verify_result(mir_dsl *dsl, const mir_event *ev, void *user
   pbft_peer *pe = &p->peers[c->peer];
   pe->vc_pending = false;
   if (pe->vc == NULL || pe->vc->view_change->view != c->view || pe->vc_verified) {
-    p->st.stale_answers++; /* replaced by a later view change meanwhile */
+    mir_counter_inc(p->st.stale_answers); /* replaced by a later view change meanwhile */
     return MIR_OK;
   }
   if (!res->ok) {
@@ -563,7 +563,7 @@ mir_err miri_pbft_on_preprepare_request(mir_dsl *dsl, const char *from, const Pr
   pbft *p = user;
   const Trantor__PreprepareRequest *r = (const Trantor__PreprepareRequest *)msg;
   const char *what = "PreprepareRequest";
-  p->st.received[TRANTOR_PBFT_MSG_PREPREPARE_REQUEST]++;
+  mir_counter_inc(p->st.received); /* preprepare request */
   if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, what);
   int m = trantor_member_index(p->params->membership, from);
   if (m < 0) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);
@@ -592,7 +592,7 @@ mir_err miri_pbft_on_missing_preprepare(mir_dsl *dsl, const char *from, const Pr
   pbft *p = user;
   const Trantor__MissingPreprepare *mp = (const Trantor__MissingPreprepare *)msg;
   const char *what = "MissingPreprepare";
-  p->st.received[TRANTOR_PBFT_MSG_MISSING_PREPREPARE]++;
+  mir_counter_inc(p->st.received); /* missing preprepare */
   if (p->passive) return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_PASSIVE, what);
   if (trantor_member_index(p->params->membership, from) < 0) {
     return miri_pbft_drop(p, from, TRANTOR_PBFT_DROP_NOT_MEMBER, what);

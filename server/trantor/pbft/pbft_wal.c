@@ -136,7 +136,7 @@ mir_err miri_pbft_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user) {
   pbft *p = user;
   const Trantor__PbftPersisted *m = (const Trantor__PbftPersisted *)ev->payload;
   if (strcmp(ev->src, p->store) != 0 && strcmp(ev->src, p->mod_id) != 0) {
-    p->st.stale_answers++;
+    mir_counter_inc(p->st.stale_answers);
     return MIR_OK;
   }
   if (m->kind == MIRI_PBFT_PERSISTED_VIEW_CHANGE && m->view == p->view && p->in_vc &&
@@ -147,7 +147,7 @@ mir_err miri_pbft_on_persisted(mir_dsl *dsl, const mir_event *ev, void *user) {
   } else if (m->kind == MIRI_PBFT_PERSISTED_DONE && p->done) {
     p->done_durable = true;
   } else {
-    p->st.stale_answers++; /* the view moved on meanwhile */
+    mir_counter_inc(p->st.stale_answers); /* the view moved on meanwhile */
   }
   return MIR_OK;
 }

@@ -73,11 +73,17 @@ static void sys_ordering_destroy(void *state) {
   free(m);
 }
 
+/* The factory's set: its own metrics, the PBFT instances' below (folded when collected). */
+static mir_metrics *sys_ordering_metrics(void *state) {
+  return mir_factory_ops.metrics(((sys_ordering_module *)state)->factory);
+}
+
 static const mir_module_ops sys_ordering_ops = {
     .name = "ordering-factory",
     .kind = MIR_MODULE_PASSIVE,
     .apply = sys_ordering_apply,
     .destroy = sys_ordering_destroy,
+    .metrics = sys_ordering_metrics,
     .peer_messages = true,
 };
 

@@ -166,10 +166,19 @@ class BatchFetcherTest : public ::testing::Test {
     return &sr->base;
   }
 
-  trantor_batchfetcher_stats Stats() {
-    trantor_batchfetcher_stats s;
-    trantor_batchfetcher_get_stats(bf_, &s);
-    return s;
+  // The batch fetcher's metrics, read from its set in the registry.
+  struct BfStats {
+    uint64_t queued, txs, stale, duplicates, out_of_window;
+  };
+  BfStats Stats() {
+    const mir_metrics *m = mir_dsl_metrics(bf_);
+    const char *drops = "mir_batchfetcher_transactions_dropped_total";
+    return BfStats{
+        static_cast<uint64_t>(mir_metrics_read(m, "mir_batchfetcher_queued", nullptr)),
+        static_cast<uint64_t>(mir_metrics_read(m, "mir_batchfetcher_transactions_total", nullptr)),
+        static_cast<uint64_t>(mir_metrics_read(m, "mir_batchfetcher_stale_answers_total", nullptr)),
+        static_cast<uint64_t>(mir_metrics_read(m, drops, "duplicate")),
+        static_cast<uint64_t>(mir_metrics_read(m, drops, "out_of_window"))};
   }
 
   trantor_params params_;

@@ -17,6 +17,7 @@
 
 extern "C" {
 #include "checkpoint.h"
+#include "mir/dsl.h"
 #include "mir/factory.h"
 #include "mir/registry.h"
 #include "wal.h"
@@ -62,6 +63,25 @@ trantor_checkpoint_config config(const char *self) {
 }
 
 // One node of the harness: its instance, its inbox, and what it sent to iss and the timer.
+// One instance's metrics, read from its set in the registry.
+struct ChkpStats {
+  uint64_t dropped, duplicates, wrong_hash, bad_signature, accepted;
+  bool stable;
+};
+ChkpStats chkp_stats(void *state) {
+  const mir_metrics *m = mir_dsl_metrics(static_cast<mir_dsl *>(state));
+  auto rd = [m](const char *name, const char *value = nullptr) {
+    return static_cast<uint64_t>(mir_metrics_read(m, name, value));
+  };
+  const char *drops = "mir_checkpoint_messages_dropped_total";
+  return ChkpStats{rd(drops, "invalid"),
+                   rd(drops, "duplicate"),
+                   rd(drops, "wrong_hash"),
+                   rd(drops, "bad_signature"),
+                   rd("mir_checkpoint_signatures_accepted_total"),
+                   rd("mir_checkpoints_stable_total") != 0};
+}
+
 struct Node {
   std::string id;
   tt::Module mod;
@@ -138,11 +158,7 @@ struct Net {
   size_t stable_count(const std::string &id) {
     return at(id).to_iss.count(&trantor__checkpoint_stable__descriptor);
   }
-  trantor_checkpoint_stats stats(const std::string &id) {
-    trantor_checkpoint_stats s;
-    trantor_checkpoint_get_stats(static_cast<mir_dsl *>(at(id).mod.state), &s);
-    return s;
-  }
+  ChkpStats stats(const std::string &id) { return chkp_stats(at(id).mod.state); }
 };
 
 const std::vector<std::pair<std::string, uint64_t>> kFour = {
@@ -296,11 +312,7 @@ struct Single {
     }
   }
 
-  trantor_checkpoint_stats stats() {
-    trantor_checkpoint_stats s;
-    trantor_checkpoint_get_stats(static_cast<mir_dsl *>(mod.state), &s);
-    return s;
-  }
+  ChkpStats stats() { return chkp_stats(mod.state); }
 };
 
 TEST(CheckpointIngress, RejectsNonMemberWrongHashBadSignatureAndDuplicates) {
@@ -317,7 +329,7 @@ TEST(CheckpointIngress, RejectsNonMemberWrongHashBadSignatureAndDuplicates) {
   s.feed(s.msg_from("c", s.hash, "d"), out);                        // c's message signed by d
   s.feed(s.msg_from("c", s.hash, "c"), out);                        // c again: not heard again
   s.feed(s.msg_from("b", s.hash, "b"), out);                        // b again, after a wrong hash
-  trantor_checkpoint_stats st = s.stats();
+  ChkpStats st = s.stats();
   EXPECT_EQ(st.dropped, 3u);
   EXPECT_EQ(st.wrong_hash, 1u);
   EXPECT_EQ(st.bad_signature, 1u);

@@ -202,9 +202,34 @@ class MempoolTest : public ::testing::Test {
     return out;
   }
 
-  trantor_mempool_stats Stats() {
-    trantor_mempool_stats s;
-    trantor_mempool_get_stats(mp_, &s);
+  // The mempool's metrics, read from its set in the registry.
+  struct MpStats {
+    uint64_t epoch, pending_txs, pending_bytes, proposable_txs, accepted, timeouts;
+    uint64_t empty_batches, delivered, batches, undeliverable, overflows, waiting_requests;
+    uint64_t rejected[6];
+  };
+  MpStats Stats() {
+    const mir_metrics *m = mir_dsl_metrics(mp_);
+    auto rd = [m](const char *name, const char *value = nullptr) {
+      return static_cast<uint64_t>(mir_metrics_read(m, name, value));
+    };
+    static const char *const refused[6] = {"",          "duplicate",    "out_of_window",
+                                           "too_large", "mempool_full", "invalid"};
+    MpStats s{};
+    s.epoch = rd("mir_mempool_epoch");
+    s.pending_txs = rd("mir_mempool_pending_transactions");
+    s.pending_bytes = rd("mir_mempool_pending_bytes");
+    s.proposable_txs = rd("mir_mempool_proposable_transactions");
+    s.accepted = rd("mir_mempool_transactions_accepted_total");
+    s.timeouts = rd("mir_mempool_request_timeouts_total");
+    s.empty_batches = rd("mir_mempool_empty_batches_total");
+    s.delivered = rd("mir_mempool_delivered_transactions_total");
+    s.batches = rd("mir_mempool_batches_total");
+    s.undeliverable = rd("mir_mempool_undeliverable_transactions_total");
+    s.overflows = rd("mir_mempool_request_overflows_total");
+    s.waiting_requests = rd("mir_mempool_waiting_requests");
+    for (int i = 1; i < 6; i++)
+      s.rejected[i] = rd("mir_mempool_transactions_refused_total", refused[i]);
     return s;
   }
 
@@ -233,7 +258,7 @@ TEST_F(MempoolTest, AdmissionGivesOneStatusPerTransactionInOrder) {
                     {a, 7, "x"}}),
             (std::vector<int>{OK, INVALID, INVALID, LARGE, DUP, WINDOW, OK}));
   EXPECT_TRUE(Submit({{a, 2, "x"}}, false).empty());
-  trantor_mempool_stats s = Stats();
+  MpStats s = Stats();
   EXPECT_EQ(s.pending_txs, 3u);
   EXPECT_EQ(s.accepted, 3u);
   EXPECT_EQ(s.rejected[INVALID], 2u);
@@ -466,7 +491,7 @@ TEST_F(MempoolTest, BoundsOnTransactionsAndBytesAnswerMempoolFull) {
                                  {Client(3), 1, std::string(50, 'd')},
                                  {Client(0), 2, std::string(1, 'e')}});
   EXPECT_EQ(big, (std::vector<int>{OK, OK, OK, OK, FULL}));
-  trantor_mempool_stats s = Stats();
+  MpStats s = Stats();
   EXPECT_LE(s.pending_bytes, params_.mempool_max_bytes);
   EXPECT_LE(s.pending_txs, params_.mempool_max_txs);
   EXPECT_EQ(s.rejected[FULL], 2u);

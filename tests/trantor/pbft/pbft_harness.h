@@ -23,6 +23,7 @@
 extern "C" {
 #include "mir/alloc.h"
 #include "mir/crypto.pb-c.h"
+#include "mir/dsl.h"
 #include "mir/event.h"
 #include "mir/registry.h"
 #include "mir/storage.h"
@@ -67,6 +68,17 @@ inline std::string fake_sign(const std::string &id, const ProtobufCBinaryData *d
   trantor_hash_reference(parts.data(), lens.data(), parts.size(), out);
   return std::string(reinterpret_cast<const char *>(out), 32);
 }
+
+// One instance's metrics as the tests read them (Cluster::stats).
+struct PbftStats {
+  uint64_t received = 0;  // decoded peer messages, every kind
+  uint64_t dropped[TRANTOR_PBFT_DROP_KINDS] = {};
+  uint64_t dropped_total = 0;  // every reason
+  uint64_t undecodable = 0;    // dropped by the runtime before PBFT saw them
+  uint64_t stale_answers = 0, view_changes = 0, joins = 0, new_views = 0, proposals = 0;
+  uint64_t committed = 0, caught_up = 0, view = 0, buffered_bytes = 0;
+  bool in_view_change = false, done = false, stable = false;
+};
 
 struct Delivery {
   std::string cert;
@@ -324,9 +336,32 @@ class Cluster {
     for (auto *e : held) answer_cert(i, e);
   }
 
-  trantor_pbft_stats stats(size_t i) const {
-    trantor_pbft_stats s;
-    trantor_pbft_get_stats(nodes_[i].state, &s);
+  // Node i's instance metrics, read from the instance's set in the registry.
+  PbftStats stats(size_t i) const {
+    const mir_metrics *m = mir_dsl_metrics(static_cast<const mir_dsl *>(nodes_[i].state));
+    auto rd = [m](const char *name, const char *value = nullptr) {
+      return static_cast<uint64_t>(mir_metrics_read(m, name, value));
+    };
+    PbftStats s;
+    s.received = rd("mir_pbft_messages_received_total");
+    for (int r = 0; r < TRANTOR_PBFT_DROP_KINDS; r++) {
+      s.dropped[r] = rd("mir_pbft_dropped_messages_total",
+                        trantor_pbft_drop_name(static_cast<trantor_pbft_drop>(r)));
+    }
+    s.dropped_total = rd("mir_pbft_dropped_messages_total");
+    s.undecodable = rd("mir_dsl_messages_dropped_total");
+    s.stale_answers = rd("mir_pbft_stale_answers_total");
+    s.view_changes = rd("mir_pbft_view_changes_total");
+    s.joins = rd("mir_pbft_view_change_joins_total");
+    s.new_views = rd("mir_pbft_new_views_total");
+    s.proposals = rd("mir_pbft_proposals_total");
+    s.committed = rd("mir_pbft_committed_total");
+    s.caught_up = rd("mir_pbft_caught_up_total");
+    s.view = rd("mir_pbft_view");
+    s.in_view_change = rd("mir_pbft_instances_in_view_change") != 0;
+    s.done = rd("mir_pbft_instances_done") != 0;
+    s.stable = rd("mir_pbft_instances_stable") != 0;
+    s.buffered_bytes = rd("mir_pbft_buffered_bytes");
     return s;
   }
 
