@@ -19,6 +19,7 @@
 #include "api/api.pb-c.h"
 #include "client_service.h"
 #include "mir/event.h"
+#include "mir/lock.h"
 
 #define CS_LOG "client"
 #define CS_METHOD_SUBMIT "/mir.api.Client/Submit"
@@ -138,6 +139,8 @@ typedef struct cs_unary {
   bool unknown;
 } cs_unary;
 
+#define CS_TX_STATUS_KINDS 6 /* values of Trantor__TxStatus */
+
 struct mir_client_service {
   mir_client_service_config cfg;
   char own_id[64], module_id[MIR_MODULE_ID_MAX], mempool_id[MIR_MODULE_ID_MAX];
@@ -154,7 +157,7 @@ struct mir_client_service {
   bool cqs_drained; /* the cq threads saw GRPC_QUEUE_SHUTDOWN */
   mir_inbox *inbox;
 
-  pthread_mutex_t mu;
+  mir_lock mu;            /* "client_api" */
   pthread_cond_t cv;      /* feeder: work to do; stop: live objects reached zero */
   bool started, stopping; /* under mu */
   bool shutdown_notified;
@@ -170,7 +173,16 @@ struct mir_client_service {
    * what clients make the replica hold on the way to the mempool, bounded in sum, not only per
    * stream. */
   uint64_t bytes_at_mempool;
-  mir_client_service_stats st;
+  /* Metrics (owned set, through ops.metrics), registered by cs_metrics_init. */
+  mir_metrics *metrics;
+  struct {
+    mir_counter *submit_streams, *submit_refused, *requests, *malformed, *requests_busy;
+    mir_counter *txs_accepted, *refused_busy, *refused_ingress;
+    mir_counter *refused[CS_TX_STATUS_KINDS]; /* by the mempool, by Trantor__TxStatus */
+    mir_counter *unauthenticated, *subscribers, *subscribers_refused, *subscribers_cut;
+    mir_counter *deliveries, *status_calls, *unknown_calls;
+    mir_gauge *open_submit_streams, *open_subscribers;
+  } st;
 };
 
 /* ---- client_service.c ---- */

@@ -129,9 +129,9 @@ static void cs_unary_on_done(cs_tag *t, bool ok) {
   cs_unary *u = t->self;
   mir_client_service *svc = u->svc;
   cs_unary_free(u);
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   miri_cs_live_dec(svc);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 /* The Status answer, packed. */
@@ -166,9 +166,9 @@ static void cs_unary_on_new(cs_tag *t, bool ok) {
   mir_client_service *svc = u->svc;
   if (!ok) { /* the server is shutting down */
     cs_unary_free(u);
-    pthread_mutex_lock(&svc->mu);
+    mir_lock_acquire(&svc->mu);
     miri_cs_live_dec(svc);
-    pthread_mutex_unlock(&svc->mu);
+    mir_lock_release(&svc->mu);
     return;
   }
   cs_unary_request(svc, u->unknown);
@@ -194,14 +194,14 @@ static void cs_unary_on_new(cs_tag *t, bool ok) {
   ops[n++].data.send_status_from_server.status_details = u->unknown ? &u->status_details : NULL;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[n++].data.recv_close_on_server.cancelled = &u->cancelled;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   if (u->unknown) {
-    svc->st.unknown_calls++;
+    mir_counter_inc(svc->st.unknown_calls);
   } else {
-    svc->st.status_calls++;
+    mir_counter_inc(svc->st.status_calls);
   }
   grpc_call_error e = grpc_call_start_batch(u->call, ops, n, &u->t_done, NULL);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   if (e != GRPC_CALL_OK) cs_unary_on_done(&u->t_done, false);
 }
 
@@ -215,7 +215,7 @@ static void cs_unary_request(mir_client_service *svc, bool unknown) {
   miri_cs_tag_init(&u->t_new, cs_unary_on_new, u);
   miri_cs_tag_init(&u->t_done, cs_unary_on_done, u);
   if (unknown) grpc_call_details_init(&u->details);
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   grpc_call_error e = GRPC_CALL_ERROR;
   if (!svc->stopping) {
     if (unknown) {
@@ -228,7 +228,7 @@ static void cs_unary_request(mir_client_service *svc, bool unknown) {
     }
   }
   if (e == GRPC_CALL_OK) svc->live++;
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   if (e != GRPC_CALL_OK) cs_unary_free(u);
 }
 
@@ -333,11 +333,11 @@ static mir_err cs_check_config(const mir_client_service_config *c) {
 
 static void cs_on_log_grew(void *user, uint64_t next_sn) {
   mir_client_service *svc = user;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   svc->log_next_sn = next_sn;
   svc->feed_signal = true;
   pthread_cond_broadcast(&svc->cv);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 /* Shuts a queue that no thread drains down, drains it and destroys it. */
@@ -363,10 +363,70 @@ static void cs_free_state(mir_client_service *svc) {
   free(svc->tls_key);
   free(svc->client_ca);
   free(svc->slots);
-  pthread_mutex_destroy(&svc->mu);
+  mir_lock_fini(&svc->mu);
   pthread_cond_destroy(&svc->cv);
+  mir_metrics_free(svc->metrics);
   free(svc);
   grpc_shutdown();
+}
+
+/* Registers the service's counters of streams and calls. */
+static void cs_metrics_calls(mir_client_service *svc, mir_metrics *m) {
+  static const char req_help[] =
+      "Submit requests refused whole, by reason (malformed: did not decode or broke a request "
+      "limit; busy: max_requests_in_flight or max_bytes_in_flight, answered with a hint).";
+  static const char sub_help[] =
+      "Subscribe streams refused (too many, or from_sn out of range) "
+      "or cut (stalled, or out of the retention window).";
+  svc->st.submit_streams = mir_metrics_counter(m, "mir_client_submit_streams_total",
+                                               "Submit streams opened.", NULL, NULL);
+  svc->st.submit_refused =
+      mir_metrics_counter(m, "mir_client_submit_streams_refused_total",
+                          "Submit streams refused: too many open.", NULL, NULL);
+  svc->st.requests =
+      mir_metrics_counter(m, "mir_client_requests_total", "Submit requests received.", NULL, NULL);
+  svc->st.malformed =
+      mir_metrics_counter(m, "mir_client_requests_refused_total", req_help, "reason", "malformed");
+  svc->st.requests_busy =
+      mir_metrics_counter(m, "mir_client_requests_refused_total", req_help, "reason", "busy");
+  svc->st.unauthenticated =
+      mir_metrics_counter(m, "mir_client_unauthenticated_calls_total",
+                          "Calls refused: the client certificate names no client.", NULL, NULL);
+  svc->st.subscribers = mir_metrics_counter(m, "mir_client_subscribe_streams_total",
+                                            "Subscribe streams opened.", NULL, NULL);
+  svc->st.subscribers_refused = mir_metrics_counter(m, "mir_client_subscribe_streams_ended_total",
+                                                    sub_help, "reason", "refused");
+  svc->st.subscribers_cut =
+      mir_metrics_counter(m, "mir_client_subscribe_streams_ended_total", sub_help, "reason", "cut");
+  svc->st.deliveries = mir_metrics_counter(m, "mir_client_deliveries_total",
+                                           "Delivery messages sent to subscribers.", NULL, NULL);
+  svc->st.status_calls =
+      mir_metrics_counter(m, "mir_client_status_calls_total", "Status calls served.", NULL, NULL);
+  svc->st.unknown_calls = mir_metrics_counter(m, "mir_client_unknown_calls_total",
+                                              "Calls to unknown methods.", NULL, NULL);
+  svc->st.open_submit_streams =
+      mir_metrics_gauge(m, "mir_client_submit_streams", "Submit streams open now.", NULL, NULL);
+  svc->st.open_subscribers =
+      mir_metrics_gauge(m, "mir_client_subscribers", "Subscribe streams open now.", NULL, NULL);
+}
+
+/* Registers the service's metrics in a new set. */
+static void cs_metrics_init(mir_client_service *svc) {
+  static const char *const status_reason[CS_TX_STATUS_KINDS] = {
+      NULL, "duplicate", "out_of_window", "too_large", "mempool_full", "invalid"};
+  static const char tx_help[] =
+      "Transactions refused, by reason (busy: the request was refused whole; ingress: failed "
+      "the service's checks; the others: the mempool's verdict).";
+  const char *refused = "mir_client_transactions_refused_total";
+  mir_metrics *m = svc->metrics = mir_metrics_new(svc->module_id);
+  cs_metrics_calls(svc, m);
+  svc->st.txs_accepted = mir_metrics_counter(m, "mir_client_transactions_accepted_total",
+                                             "Transactions the mempool accepted.", NULL, NULL);
+  svc->st.refused_busy = mir_metrics_counter(m, refused, tx_help, "reason", "busy");
+  svc->st.refused_ingress = mir_metrics_counter(m, refused, tx_help, "reason", "ingress");
+  for (size_t i = 1; i < CS_TX_STATUS_KINDS; i++) {
+    svc->st.refused[i] = mir_metrics_counter(m, refused, tx_help, "reason", status_reason[i]);
+  }
 }
 
 mir_err mir_client_service_new(const mir_client_service_config *cfg, mir_client_service **out) {
@@ -383,7 +443,8 @@ mir_err mir_client_service_new(const mir_client_service_config *cfg, mir_client_
   snprintf(svc->listen_addr, sizeof(svc->listen_addr), "%s", cfg->listen_addr);
   svc->cfg.own_id = svc->cfg.listen_addr = svc->cfg.module_id = svc->cfg.mempool_id = NULL;
   svc->cfg.tls_cert_file = svc->cfg.tls_key_file = svc->cfg.tls_client_ca_file = NULL;
-  pthread_mutex_init(&svc->mu, NULL);
+  cs_metrics_init(svc);
+  mir_lock_init(&svc->mu, svc->metrics, "client_api");
   pthread_cond_init(&svc->cv, NULL);
   svc->slots = mir_xcalloc(cfg->limits.max_submit_streams, sizeof(*svc->slots));
   if (cfg->tls_cert_file != NULL) {
@@ -410,10 +471,8 @@ int mir_client_service_port(const mir_client_service *svc) {
   return svc->port;
 }
 
-void mir_client_service_get_stats(mir_client_service *svc, mir_client_service_stats *out) {
-  pthread_mutex_lock(&svc->mu);
-  *out = svc->st;
-  pthread_mutex_unlock(&svc->mu);
+mir_metrics *mir_client_service_metrics(mir_client_service *svc) {
+  return svc->metrics;
 }
 
 /* ---- start and stop ---- */
@@ -422,9 +481,9 @@ static mir_err cs_start(void *state, mir_inbox *inbox) {
   mir_client_service *svc = state;
   svc->inbox = inbox;
   grpc_server_start(svc->server);
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   svc->started = true;
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   if (pthread_create(&svc->th_submit, NULL, cs_cq_main, svc->cq_submit) != 0 ||
       pthread_create(&svc->th_main, NULL, cs_cq_main, svc->cq_main) != 0 ||
       pthread_create(&svc->th_feed, NULL, miri_cs_feed_main, svc) != 0) {
@@ -452,10 +511,10 @@ static mir_err cs_start(void *state, mir_inbox *inbox) {
 static void cs_on_shutdown(cs_tag *t, bool ok) {
   (void)ok;
   mir_client_service *svc = t->self;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   svc->shutdown_notified = true;
   pthread_cond_broadcast(&svc->cv);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 /* Waits until the shutdown notification came and every object was released, or the bound. */
@@ -463,28 +522,28 @@ static void cs_wait_released(mir_client_service *svc) {
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += CS_STOP_WAIT_MS / 1000;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   while (!svc->shutdown_notified || svc->live > 0) {
-    if (pthread_cond_timedwait(&svc->cv, &svc->mu, &until) != 0) break;
+    if (pthread_cond_timedwait(&svc->cv, &svc->mu.mu, &until) != 0) break;
   }
   if (svc->live > 0) {
     mir_log(MIR_LOG_WARN, CS_LOG, "%s: %zu calls still held at shutdown", svc->own_id, svc->live);
   }
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 static void cs_stop(void *state) {
   mir_client_service *svc = state;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   if (!svc->started || svc->stopping) {
-    pthread_mutex_unlock(&svc->mu);
+    mir_lock_release(&svc->mu);
     return;
   }
   svc->stopping = true;
   miri_cs_tag_init(&svc->t_shutdown, cs_on_shutdown, svc);
   grpc_server_shutdown_and_notify(svc->server, svc->cq_main, &svc->t_shutdown);
   pthread_cond_broadcast(&svc->cv);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   grpc_server_cancel_all_calls(svc->server);
   cs_wait_released(svc);
   pthread_join(svc->th_feed, NULL);
@@ -522,6 +581,10 @@ static mir_err cs_apply(void *state, mir_event_list *in, mir_event_list *out) {
   return MIR_OK;
 }
 
+static mir_metrics *cs_metrics(void *state) {
+  return ((mir_client_service *)state)->metrics;
+}
+
 const mir_module_ops mir_client_service_ops = {
     .name = "client-service",
     .kind = MIR_MODULE_ACTIVE,
@@ -529,4 +592,5 @@ const mir_module_ops mir_client_service_ops = {
     .start = cs_start,
     .stop = cs_stop,
     .destroy = cs_destroy,
+    .metrics = cs_metrics,
 };

@@ -103,27 +103,16 @@ void mir_client_service_free(mir_client_service *svc);
 /* The port the service listens on. */
 int mir_client_service_port(const mir_client_service *svc);
 
-typedef struct mir_client_service_stats {
-  uint64_t submit_streams;  /* opened since start */
-  uint64_t submit_refused;  /* streams refused: too many open */
-  uint64_t requests;        /* SubmitRequests received */
-  uint64_t malformed;       /* ... that did not decode or broke a request limit */
-  uint64_t requests_busy;   /* ... refused at once: max_requests_in_flight or max_bytes_in_flight */
-  uint64_t txs_accepted;    /* by the mempool */
-  uint64_t txs_rejected;    /* at ingress or by the mempool */
-  uint64_t txs_full;        /* ... of which TX_MEMPOOL_FULL (back-pressure, with a hint) */
-  uint64_t unauthenticated; /* calls refused: the client certificate names no client */
-  uint64_t subscribers;     /* Subscribe streams opened since start */
-  uint64_t subscribers_refused; /* too many open, or from_sn out of range */
-  uint64_t subscribers_cut;     /* stalled, or fell out of the retention window */
-  uint64_t deliveries;          /* Delivery messages sent */
-  uint64_t status_calls;
-  uint64_t unknown_calls;
-  uint64_t open_submit_streams, open_subscribers; /* now */
-} mir_client_service_stats;
-
-/* Copies the counters. Thread-safe. */
-void mir_client_service_get_stats(mir_client_service *svc, mir_client_service_stats *out);
+/* The service's metric set (borrowed, valid until the service is freed; also its ops.metrics):
+ * counters mir_client_requests_total, mir_client_requests_refused_total{reason="malformed"|
+ * "busy"}, mir_client_transactions_accepted_total, mir_client_transactions_refused_total{reason=
+ * "busy"|"ingress"|"duplicate"|"out_of_window"|"too_large"|"mempool_full"|"invalid"},
+ * mir_client_submit_streams_total, mir_client_submit_streams_refused_total,
+ * mir_client_subscribe_streams_total, mir_client_subscribe_streams_ended_total{reason="refused"|
+ * "cut"}, mir_client_deliveries_total, mir_client_unauthenticated_calls_total,
+ * mir_client_status_calls_total, mir_client_unknown_calls_total; gauges
+ * mir_client_submit_streams and mir_client_subscribers (open now); the named lock "client_api". */
+mir_metrics *mir_client_service_metrics(mir_client_service *svc);
 
 /* The module: apply takes trantor.TxsAccepted (and ignores mir.Init); start serves; stop cancels
  * every call and joins the threads. State: the mir_client_service *. */

@@ -389,7 +389,7 @@ static void cs_submit_free_locked(cs_submit *c) {
   }
   if (c->accepted) {
     svc->slots[c->slot] = NULL;
-    svc->st.open_submit_streams--;
+    mir_gauge_add(svc->st.open_submit_streams, -1);
   }
   if (c->recv_buf != NULL) grpc_byte_buffer_destroy(c->recv_buf);
   grpc_metadata_array_destroy(&c->md);
@@ -506,9 +506,8 @@ static void cs_submit_busy(cs_submit *c, cs_work *w, const char *what) {
     q->status[q->fwd[k]] = TRANTOR__TX_STATUS__TX_MEMPOOL_FULL;
     q->reason[q->fwd[k]] = cs_fmt("busy: %s; retry after %" PRIu64 " ms", what, hint);
   }
-  svc->st.requests_busy++;
-  svc->st.txs_rejected += q->n_fwd;
-  svc->st.txs_full += q->n_fwd;
+  mir_counter_inc(svc->st.requests_busy);
+  mir_counter_add(svc->st.refused_busy, q->n_fwd);
   cs_out *o = cs_response(q->request_id, q, NULL, hint);
   miri_cs_req_free(q);
   protobuf_c_message_free_unpacked(&w->nt->base, NULL); /* owns the transactions moved in */
@@ -522,11 +521,11 @@ static void cs_submit_busy(cs_submit *c, cs_work *w, const char *what) {
  * (owned), if any. */
 static mir_event *cs_submit_take(cs_submit *c, cs_work *w) {
   mir_client_service *svc = c->svc;
-  svc->st.requests++;
+  mir_counter_inc(svc->st.requests);
   c->n_read++;
-  svc->st.txs_rejected += w->rejected;
+  mir_counter_add(svc->st.refused_ingress, w->rejected);
   if (w->malformed) {
-    svc->st.malformed++;
+    mir_counter_inc(svc->st.malformed);
     if (++c->malformed > CS_MALFORMED_MAX) {
       grpc_call_cancel_with_status(c->call, GRPC_STATUS_INVALID_ARGUMENT,
                                    "too many malformed requests", NULL);
@@ -584,7 +583,7 @@ static void cs_submit_on_recv(cs_tag *t, bool ok) {
     cs_decode(c, bb, &w);
     grpc_byte_buffer_destroy(bb);
   }
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   c->recv_posted = false;
   c->pending--;
   mir_event *ev = NULL;
@@ -595,23 +594,23 @@ static void cs_submit_on_recv(cs_tag *t, bool ok) {
     ev = cs_submit_take(c, &w);
   }
   c->pending++; /* held while the event is pushed without the lock */
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   /* Blocks while the node's input is paused: this stream (and this cq) stops reading, which is
    * the backpressure clients feel. MIR_ESTOPPED only when the node stops; the event is freed. */
   if (ev != NULL) (void)mir_inbox_push_one(svc->inbox, ev);
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   c->pending--;
   cs_submit_post_recv(c);
   cs_submit_try_send(c);
   cs_submit_maybe_finish(c);
   cs_submit_maybe_free(c);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 static void cs_submit_on_send(cs_tag *t, bool ok) {
   cs_submit *c = t->self;
   mir_client_service *svc = c->svc;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   c->pending--;
   c->send_in_flight = false;
   grpc_byte_buffer_destroy(c->send_buf);
@@ -622,7 +621,7 @@ static void cs_submit_on_send(cs_tag *t, bool ok) {
   cs_submit_post_recv(c);
   cs_submit_maybe_finish(c);
   cs_submit_maybe_free(c);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 /* The status was sent, or the call closed. */
@@ -630,7 +629,7 @@ static void cs_submit_on_done(cs_tag *t, bool ok) {
   (void)ok;
   cs_submit *c = t->self;
   mir_client_service *svc = c->svc;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   c->pending--;
   if (t == &c->t_close) {
     c->closed = true;
@@ -638,7 +637,7 @@ static void cs_submit_on_done(cs_tag *t, bool ok) {
     cs_submit_try_send(c); /* drops what a failed stream still holds */
   }
   cs_submit_maybe_free(c);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 /* Ends a stream that was not admitted with a status. Caller holds svc->mu. */
@@ -666,12 +665,12 @@ static bool cs_submit_admit(cs_submit *c) {
       c->slot = i;
       c->gen = ++svc->next_gen & ((1u << 24) - 1);
       c->accepted = true;
-      svc->st.submit_streams++;
-      svc->st.open_submit_streams++;
+      mir_counter_inc(svc->st.submit_streams);
+      mir_gauge_add(svc->st.open_submit_streams, 1);
       return true;
     }
   }
-  svc->st.submit_refused++;
+  mir_counter_inc(svc->st.submit_refused);
   cs_submit_refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many Submit streams open");
   return false;
 }
@@ -688,14 +687,14 @@ static void cs_submit_on_new(cs_tag *t, bool ok) {
         miri_cs_cert_identity(svc, c->call, c->client_id, sizeof(c->client_id), why, sizeof(why));
     c->id_from_cert = authenticated;
   }
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   if (!ok) { /* the server is shutting down */
     cs_submit_free_locked(c);
-    pthread_mutex_unlock(&svc->mu);
+    mir_lock_release(&svc->mu);
     return;
   }
   if (!authenticated) {
-    svc->st.unauthenticated++;
+    mir_counter_inc(svc->st.unauthenticated);
     char text[320];
     snprintf(text, sizeof(text), "client certificate refused: %s", why);
     cs_submit_refuse(c, GRPC_STATUS_UNAUTHENTICATED, text);
@@ -708,7 +707,7 @@ static void cs_submit_on_new(cs_tag *t, bool ok) {
     cs_submit_post_recv(c);
   }
   cs_submit_maybe_free(c);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 void miri_cs_submit_request(mir_client_service *svc) {
@@ -720,7 +719,7 @@ void miri_cs_submit_request(mir_client_service *svc) {
   miri_cs_tag_init(&c->t_send, cs_submit_on_send, c);
   miri_cs_tag_init(&c->t_close, cs_submit_on_done, c);
   miri_cs_tag_init(&c->t_status, cs_submit_on_done, c);
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   grpc_call_error e = GRPC_CALL_ERROR;
   if (!svc->stopping) {
     e = grpc_server_request_registered_call(svc->server, svc->m_submit, &c->call, &c->deadline,
@@ -730,7 +729,7 @@ void miri_cs_submit_request(mir_client_service *svc) {
   if (e == GRPC_CALL_OK) {
     svc->live++;
   }
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   if (e != GRPC_CALL_OK) {
     grpc_metadata_array_destroy(&c->md);
     free(c);
@@ -746,11 +745,10 @@ static void cs_fill(mir_client_service *svc, cs_req *q, const Trantor__TxsAccept
         k < acc->n_status ? acc->status[k] : TRANTOR__TX_STATUS__TX_INVALID; /* never short */
     q->status[q->fwd[k]] = (uint8_t)st;
     if (st == TRANTOR__TX_STATUS__TX_ACCEPTED) {
-      svc->st.txs_accepted++;
+      mir_counter_inc(svc->st.txs_accepted);
     } else {
       q->reason[q->fwd[k]] = cs_reason(svc, st);
-      svc->st.txs_rejected++;
-      if (st == TRANTOR__TX_STATUS__TX_MEMPOOL_FULL) svc->st.txs_full++;
+      if ((unsigned)st < CS_TX_STATUS_KINDS) mir_counter_inc(svc->st.refused[st]);
     }
   }
 }
@@ -761,14 +759,14 @@ void miri_cs_submit_answer(mir_client_service *svc, const Trantor__TxsAccepted *
   uint32_t slot = (uint32_t)(o->context_id & ((1u << CS_SLOT_BITS) - 1));
   uint32_t seq = (uint32_t)(o->context_id >> CS_SLOT_BITS) & CS_SEQ_MASK;
   uint32_t gen = (uint32_t)(o->context_id >> (CS_SLOT_BITS + CS_SEQ_BITS));
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   cs_submit *c = slot < svc->cfg.limits.max_submit_streams ? svc->slots[slot] : NULL;
   cs_req *q = NULL, *prev = NULL;
   if (c != NULL && c->gen == gen) {
     for (q = c->reqs; q != NULL && q->seq != seq; q = q->next) prev = q;
   }
   if (q == NULL) { /* the stream ended meanwhile */
-    pthread_mutex_unlock(&svc->mu);
+    mir_lock_release(&svc->mu);
     return;
   }
   if (prev != NULL) {
@@ -783,5 +781,5 @@ void miri_cs_submit_answer(mir_client_service *svc, const Trantor__TxsAccepted *
   cs_out *out = cs_response(q->request_id, q, NULL, svc->cfg.limits.retry_after_ms);
   miri_cs_req_free(q);
   cs_submit_enqueue(c, out); /* unanswered stays: the request became a response */
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }

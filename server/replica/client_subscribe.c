@@ -54,7 +54,7 @@ static void cs_sub_unlist(cs_sub *s) {
   if (s->next != NULL) s->next->prev = s->prev;
   s->listed = false;
   svc->n_subs--;
-  svc->st.open_subscribers--;
+  mir_gauge_add(svc->st.open_subscribers, -1);
 }
 
 static void cs_sub_maybe_free(cs_sub *s) {
@@ -95,7 +95,7 @@ static void cs_sub_refuse(cs_sub *s, grpc_status_code code, const char *text, co
   ops[1].data.send_status_from_server.trailing_metadata_count = range != NULL ? 1 : 0;
   ops[1].data.send_status_from_server.trailing_metadata = range != NULL ? &md : NULL;
   s->ended = true;
-  s->svc->st.subscribers_refused++;
+  mir_counter_inc(s->svc->st.subscribers_refused);
   cs_sub_batch(s, ops, 2, &s->t_md);
   grpc_slice_unref(details);
 }
@@ -104,7 +104,7 @@ static void cs_sub_refuse(cs_sub *s, grpc_status_code code, const char *text, co
 static void cs_sub_cut(cs_sub *s, grpc_status_code code, const char *text) {
   if (s->ended) return;
   s->ended = true;
-  s->svc->st.subscribers_cut++;
+  mir_counter_inc(s->svc->st.subscribers_cut);
   grpc_call_cancel_with_status(s->call, code, text, NULL);
   mir_log(MIR_LOG_INFO, CS_LOG, "%s: subscriber at sn %" PRIu64 " ended: %s", s->svc->own_id,
           s->next_sn, text);
@@ -204,14 +204,14 @@ static void cs_sub_try_send(cs_sub *s) {
   uint64_t sn = s->next_sn;
   s->reading = true;
   s->pending++;
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   uint8_t *bytes = NULL;
   size_t len = 0;
   mir_err err = mir_olog_read(svc->cfg.log, sn, &bytes, &len);
   if (err == MIR_OK && s->client_id[0] != '\0') err = cs_sub_filter(s->client_id, bytes, &len);
   char why[200] = "";
   if (err != MIR_OK && err != MIR_EEOF) snprintf(why, sizeof(why), "%s", mir_error_detail());
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   s->reading = false;
   s->pending--;
   if (err != MIR_OK || s->ended) {
@@ -232,7 +232,7 @@ static void cs_sub_try_send(cs_sub *s) {
   if (sn + 1 < svc->log_next_sn) op.flags = GRPC_WRITE_BUFFER_HINT; /* more follow at once */
   s->next_sn = sn + 1;
   s->send_in_flight = true;
-  svc->st.deliveries++;
+  mir_counter_inc(svc->st.deliveries);
   cs_sub_batch(s, &op, 1, &s->t_send);
 }
 
@@ -346,8 +346,8 @@ static void cs_sub_admit(cs_sub *s) {
   if (svc->subs != NULL) svc->subs->prev = s;
   svc->subs = s;
   svc->n_subs++;
-  svc->st.subscribers++;
-  svc->st.open_subscribers++;
+  mir_counter_inc(svc->st.subscribers);
+  mir_gauge_add(svc->st.open_subscribers, 1);
   s->last_progress_ns = miri_cs_now_ns();
   grpc_op op;
   memset(&op, 0, sizeof(op));
@@ -374,7 +374,7 @@ static void cs_sub_on_new(cs_tag *t, bool ok) {
           miri_cs_cert_identity(svc, s->call, s->key_id, sizeof(s->key_id), why, sizeof(why));
     }
   }
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   if (ok) {
     grpc_op op;
     memset(&op, 0, sizeof(op));
@@ -384,20 +384,20 @@ static void cs_sub_on_new(cs_tag *t, bool ok) {
     if (authenticated) {
       cs_sub_admit(s);
     } else {
-      svc->st.unauthenticated++;
+      mir_counter_inc(svc->st.unauthenticated);
       char text[320];
       snprintf(text, sizeof(text), "client certificate refused: %s", why);
       cs_sub_refuse(s, GRPC_STATUS_UNAUTHENTICATED, text, NULL);
     }
   }
   cs_sub_maybe_free(s);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 static void cs_sub_on_send(cs_tag *t, bool ok) {
   cs_sub *s = t->self;
   mir_client_service *svc = s->svc;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   s->pending--;
   s->send_in_flight = false;
   grpc_byte_buffer_destroy(s->send_buf);
@@ -409,7 +409,7 @@ static void cs_sub_on_send(cs_tag *t, bool ok) {
     s->ended = true; /* the client went away or the call was cancelled */
   }
   cs_sub_maybe_free(s);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 /* Initial metadata or a refusal was sent, or the call closed. */
@@ -417,14 +417,14 @@ static void cs_sub_on_done(cs_tag *t, bool ok) {
   (void)ok;
   cs_sub *s = t->self;
   mir_client_service *svc = s->svc;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   s->pending--;
   if (t == &s->t_close) {
     s->closed = s->ended = true;
     cs_sub_unlist(s);
   }
   cs_sub_maybe_free(s);
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
 }
 
 void miri_cs_subscribe_request(mir_client_service *svc) {
@@ -435,7 +435,7 @@ void miri_cs_subscribe_request(mir_client_service *svc) {
   miri_cs_tag_init(&s->t_md, cs_sub_on_done, s);
   miri_cs_tag_init(&s->t_send, cs_sub_on_send, s);
   miri_cs_tag_init(&s->t_close, cs_sub_on_done, s);
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   grpc_call_error e = GRPC_CALL_ERROR;
   if (!svc->stopping) {
     e = grpc_server_request_registered_call(svc->server, svc->m_subscribe, &s->call, &s->deadline,
@@ -443,7 +443,7 @@ void miri_cs_subscribe_request(mir_client_service *svc) {
                                             &s->t_new);
   }
   if (e == GRPC_CALL_OK) svc->live++;
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   if (e != GRPC_CALL_OK) {
     grpc_metadata_array_destroy(&s->md);
     free(s);
@@ -482,7 +482,7 @@ static void cs_feed_round(mir_client_service *svc) {
 void *miri_cs_feed_main(void *arg) {
   pthread_setname_np(pthread_self(), "mir-client-feed"); /* named in top, perf and debuggers */
   mir_client_service *svc = arg;
-  pthread_mutex_lock(&svc->mu);
+  mir_lock_acquire(&svc->mu);
   while (!svc->stopping) {
     if (!svc->feed_signal) {
       struct timespec until;
@@ -492,11 +492,11 @@ void *miri_cs_feed_main(void *arg) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
       }
-      pthread_cond_timedwait(&svc->cv, &svc->mu, &until);
+      pthread_cond_timedwait(&svc->cv, &svc->mu.mu, &until);
     }
     svc->feed_signal = false;
     if (!svc->stopping) cs_feed_round(svc);
   }
-  pthread_mutex_unlock(&svc->mu);
+  mir_lock_release(&svc->mu);
   return NULL;
 }

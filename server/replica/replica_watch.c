@@ -129,8 +129,10 @@ void miri_rep_watch_peers(mir_replica *r) {
 void miri_rep_log_status(mir_replica *r) {
   mir_olog_status st;
   mir_olog_get_status(r->log, &st);
-  mir_client_service_stats cs;
-  mir_client_service_get_stats(r->client, &cs);
+  const mir_metrics *cs = mir_client_service_metrics(r->client);
+  int64_t accepted = mir_metrics_read(cs, "mir_client_transactions_accepted_total", NULL);
+  int64_t refused = mir_metrics_read(cs, "mir_client_transactions_refused_total", NULL);
+  int64_t subscribers = mir_metrics_read(cs, "mir_client_subscribers", NULL);
   size_t up = 0;
   for (size_t i = 0; r->peer_up != NULL && i < r->m->n; i++) up += r->peer_up[i];
   char hash[17];
@@ -138,7 +140,6 @@ void miri_rep_log_status(mir_replica *r) {
   mir_log(MIR_LOG_INFO, REP_LOG,
           "%s: epoch %" PRIu64 ", next sn %" PRIu64
           ", log hash %s..., peers %zu/%zu, "
-          "txs accepted %" PRIu64 " rejected %" PRIu64 ", subscribers %" PRIu64,
-          r->cfg->id, st.epoch, st.next_sn, hash, up, r->m->n - 1, cs.txs_accepted, cs.txs_rejected,
-          cs.open_subscribers);
+          "txs accepted %" PRId64 " refused %" PRId64 ", subscribers %" PRId64,
+          r->cfg->id, st.epoch, st.next_sn, hash, up, r->m->n - 1, accepted, refused, subscribers);
 }

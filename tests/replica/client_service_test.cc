@@ -267,10 +267,31 @@ struct Service {
       next_sn++;
     }
   }
-  mir_client_service_stats Stats() {
-    mir_client_service_stats st;
-    mir_client_service_get_stats(svc, &st);
-    return st;
+  // The service's metrics, read from its set in the registry.
+  struct CsStats {
+    uint64_t malformed, open_subscribers, requests, requests_busy, submit_refused;
+    uint64_t subscribers_cut, subscribers_refused, txs_accepted, txs_full, txs_rejected;
+    uint64_t unauthenticated;
+  };
+  CsStats Stats() {
+    const mir_metrics *m = mir_client_service_metrics(svc);
+    auto rd = [m](const char *name, const char *value = nullptr) {
+      return static_cast<uint64_t>(mir_metrics_read(m, name, value));
+    };
+    const char *refused = "mir_client_transactions_refused_total";
+    CsStats s{};
+    s.malformed = rd("mir_client_requests_refused_total", "malformed");
+    s.requests_busy = rd("mir_client_requests_refused_total", "busy");
+    s.open_subscribers = rd("mir_client_subscribers");
+    s.requests = rd("mir_client_requests_total");
+    s.submit_refused = rd("mir_client_submit_streams_refused_total");
+    s.subscribers_cut = rd("mir_client_subscribe_streams_ended_total", "cut");
+    s.subscribers_refused = rd("mir_client_subscribe_streams_ended_total", "refused");
+    s.txs_accepted = rd("mir_client_transactions_accepted_total");
+    s.txs_full = rd(refused, "mempool_full") + rd(refused, "busy");
+    s.txs_rejected = rd(refused);
+    s.unauthenticated = rd("mir_client_unauthenticated_calls_total");
+    return s;
   }
   // Makes the fake mempool send the answers it holds.
   void Release() {

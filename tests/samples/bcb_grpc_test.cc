@@ -123,10 +123,17 @@ class Cluster {
     return s;
   }
 
-  mir_crypto_stats Crypto(size_t i) const {
-    mir_crypto_stats s;
-    mir_crypto_module_get_stats(nodes_[i].mods.crypto, &s);
-    return s;
+  // Node i's crypto counters, read from the node's registry under the module.
+  struct CryptoCounts {
+    uint64_t signed_count, verified_count, failed_count;
+  };
+  CryptoCounts Crypto(size_t i) const {
+    const mir_metrics *m = mir_node_metrics(nodes_[i].node);
+    auto rd = [m](const char *name) {
+      return static_cast<uint64_t>(mir_metrics_read_child(m, "crypto", name, nullptr));
+    };
+    return CryptoCounts{rd("mir_crypto_signs_total"), rd("mir_crypto_verifies_total"),
+                        rd("mir_crypto_verify_failures_total")};
   }
 
   // What node i's transport received from node `from` over the network.

@@ -319,18 +319,11 @@ mir_err mir_crypto_module_new(mir_keyset *keys, const mir_crypto_config *cfg, vo
  * of keys. Never fails for non-NULL keys. */
 mir_err mir_crypto_sync_module_new(mir_keyset *keys, void **state);
 
-typedef struct mir_crypto_stats {
-  uint64_t signed_count;   /* signatures made */
-  uint64_t verified_count; /* signatures checked (each VerifyMany item counts) */
-  uint64_t failed_count;   /* of which did not verify */
-  uint64_t dropped_count;  /* requests dropped because the queue was full */
-  size_t queued;           /* work units waiting now */
-  size_t queued_max;       /* high-water mark of queued */
-  size_t workers;          /* worker threads (0 for the passive variant) */
-} mir_crypto_stats;
-
-/* Snapshot of the counters of a crypto module state (borrowed; either variant). Thread-safe. */
-void mir_crypto_module_get_stats(void *state, mir_crypto_stats *out);
+/* Both variants report through ops.metrics (a set the node hangs below the module's):
+ * counters mir_crypto_signs_total, mir_crypto_verifies_total, mir_crypto_verify_failures_total,
+ * mir_crypto_shed_total (requests dropped at a full queue); gauges mir_crypto_queue_depth,
+ * mir_crypto_queue_depth_max, mir_crypto_workers; and the named lock "crypto_queue"
+ * (mir/lock.h). */
 
 /* ---- request constructors (return owned events; arguments borrowed and copied) ---- */
 

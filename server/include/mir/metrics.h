@@ -74,6 +74,10 @@ static inline void mir_counter_add(mir_counter *c, uint64_t n) {
 static inline void mir_counter_inc(mir_counter *c) {
   __atomic_fetch_add(&c->value, 1, __ATOMIC_RELAXED);
 }
+/* Adds n and returns the new value (for rate-limited logging of the event counted). */
+static inline uint64_t mir_counter_add_fetch(mir_counter *c, uint64_t n) {
+  return __atomic_add_fetch(&c->value, n, __ATOMIC_RELAXED);
+}
 static inline void mir_gauge_set(mir_gauge *g, int64_t v) {
   __atomic_store_n(&g->value, v, __ATOMIC_RELAXED);
 }

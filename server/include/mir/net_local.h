@@ -71,23 +71,11 @@ mir_err mir_local_net_transport_new(mir_local_net *net, const char *node_id,
  * with every message still queued for it. NULL is a no-op. */
 void mir_local_transport_free(mir_local_transport *t);
 
-typedef struct mir_local_transport_stats {
-  /* sending side (this node's SendMessage events) */
-  uint64_t sent;            /* messages queued for a destination, this node included */
-  uint64_t dropped_unknown; /* destination not attached to the net */
-  uint64_t dropped_stopped; /* destination's transport stopped */
-  uint64_t dropped_full;    /* destination's queue held queue_max messages */
-  uint64_t dropped_invalid; /* malformed SendMessage (counted once per destination) */
-  /* receiving side (messages for this node) */
-  uint64_t delivered; /* messages pushed into this node's inbox */
-  uint64_t
-      dropped_at_stop; /* queued, or refused by the stopping node, when the transport stopped */
-  size_t queued;       /* messages waiting in this node's queue now */
-  size_t queued_max;   /* high-water mark of queued */
-} mir_local_transport_stats;
-
-/* Copies the transport's counters into out. t is borrowed. Thread-safe. */
-void mir_local_transport_get_stats(mir_local_transport *t, mir_local_transport_stats *out);
+/* The transport reports through ops.metrics: mir_net_messages_sent_total (queued for a
+ * destination), mir_net_messages_received_total (pushed into this node's inbox),
+ * mir_net_messages_dropped_total{reason="unknown_destination"|"stopped"|"queue_full"|"invalid"|
+ * "at_stop"}, gauges mir_net_queue_depth and mir_net_queue_depth_max (this node's receive queue),
+ * and the named lock "net_local_queue". */
 
 /* The ops of the transport module; the state is the mir_local_transport *. Active. */
 extern const mir_module_ops mir_local_transport_ops;

@@ -26,6 +26,7 @@
 #include "mir/assert.h"
 #include "mir/crypto.h"
 #include "mir/crypto.pb-c.h"
+#include "mir/lock.h"
 #include "mir/log.h"
 #include "requests.h"
 
@@ -61,8 +62,8 @@ typedef struct crypto_module {
   mir_crypto_config cfg;
   bool active;
 
-  pthread_mutex_t mu; /* guards everything down to inbox */
-  pthread_cond_t cv;  /* signalled when work arrives or stopping is set */
+  mir_lock mu;       /* "crypto_queue"; guards everything down to inbox */
+  pthread_cond_t cv; /* signalled when work arrives or stopping is set */
   crypto_job *head, *tail;
   size_t queued, queued_max;
   bool stopping, started;
@@ -72,7 +73,12 @@ typedef struct crypto_module {
   char fatal_detail[256];
 
   atomic_int fatal; /* mir_err of a failed signature, 0 if none */
-  atomic_uint_fast64_t signed_count, verified_count, failed_count, dropped_count;
+
+  /* Metrics (owned set, handed to the node through ops.metrics). The queue gauges are set
+   * under mu, the counters from any thread. */
+  mir_metrics *metrics;
+  mir_counter *signed_count, *verified_count, *failed_count, *dropped_count;
+  mir_gauge *queue_depth, *queue_depth_max, *workers;
 } crypto_module;
 
 /* ---- answering (shared by both variants and every worker) ---- */
@@ -84,7 +90,7 @@ static mir_event *crypto_do_sign(crypto_module *m, mir_event *ev) {
   uint8_t sig[MIR_SIGNATURE_LEN];
   size_t sig_len = 0;
   if (mir_keyset_sign(m->keys, req->data, req->n_data, sig, &sig_len) != MIR_OK) return NULL;
-  atomic_fetch_add(&m->signed_count, 1);
+  mir_counter_inc(m->signed_count);
   Mir__SignResult *res = mir_xmalloc(sizeof *res);
   mir__sign_result__init(res);
   res->signature.len = sig_len;
@@ -99,8 +105,8 @@ static bool crypto_check(crypto_module *m, const char *node_id, const ProtobufCB
                          size_t n_parts, const ProtobufCBinaryData *sig) {
   bool ok = node_id != NULL &&
             mir_keyset_verify(m->keys, node_id, parts, n_parts, sig->data, sig->len) == MIR_OK;
-  atomic_fetch_add(&m->verified_count, 1);
-  if (!ok) atomic_fetch_add(&m->failed_count, 1);
+  mir_counter_inc(m->verified_count);
+  if (!ok) mir_counter_inc(m->failed_count);
   return ok;
 }
 
@@ -266,7 +272,7 @@ static void crypto_job_discard(crypto_job *j) {
 static void crypto_enqueue(crypto_module *m, mir_event *ev, crypto_kind kind) {
   crypto_job *first = NULL, *last = NULL;
   size_t units = crypto_make_jobs(m, ev, kind, &first, &last);
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   bool fits = m->queued + units <= m->cfg.queue_max;
   if (fits) {
     if (m->tail)
@@ -275,15 +281,19 @@ static void crypto_enqueue(crypto_module *m, mir_event *ev, crypto_kind kind) {
       m->head = first;
     m->tail = last;
     m->queued += units;
-    if (m->queued > m->queued_max) m->queued_max = m->queued;
+    mir_gauge_set(m->queue_depth, (int64_t)m->queued);
+    if (m->queued > m->queued_max) {
+      m->queued_max = m->queued;
+      mir_gauge_set(m->queue_depth_max, (int64_t)m->queued_max);
+    }
     if (units > 1)
       pthread_cond_broadcast(&m->cv);
     else
       pthread_cond_signal(&m->cv);
   }
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   if (fits) return;
-  uint64_t dropped = atomic_fetch_add(&m->dropped_count, 1) + 1;
+  uint64_t dropped = mir_counter_add_fetch(m->dropped_count, 1);
   if ((dropped & (dropped - 1)) == 0) { /* log the 1st, 2nd, 4th, 8th... drop */
     mir_log(MIR_LOG_WARN, "crypto", "%s: queue full (%zu units): dropped %s from %s (%llu so far)",
             ev->dest, m->cfg.queue_max, mir_event_type_name(ev), ev->src,
@@ -302,9 +312,9 @@ static mir_err crypto_apply(void *state, mir_event_list *in, mir_event_list *out
   crypto_module *m = state;
   int fatal = atomic_load(&m->fatal);
   if (fatal != 0) {
-    pthread_mutex_lock(&m->mu);
+    mir_lock_acquire(&m->mu);
     mir_err err = mir_error_set(fatal, "%s", m->fatal_detail);
-    pthread_mutex_unlock(&m->mu);
+    mir_lock_release(&m->mu);
     return err;
   }
   mir_event *prev = NULL;
@@ -333,13 +343,13 @@ static mir_err crypto_apply(void *state, mir_event_list *in, mir_event_list *out
 
 /* Records the first signing failure for the next apply() to report. */
 static void crypto_set_fatal(crypto_module *m, mir_event *ev) {
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   if (atomic_load(&m->fatal) == 0) {
     snprintf(m->fatal_detail, sizeof m->fatal_detail, "crypto %s: %s", ev->dest,
              mir_error_detail());
     atomic_store(&m->fatal, MIR_ECRYPTO);
   }
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   mir_log(MIR_LOG_ERROR, "crypto", "%s: signing failed: %s", ev->dest, mir_error_detail());
 }
 
@@ -383,6 +393,7 @@ static crypto_job *crypto_take(crypto_module *m) {
   if (m->head == NULL) m->tail = NULL;
   last->next = NULL;
   for (crypto_job *j = first; j != NULL; j = j->next) m->queued--;
+  mir_gauge_set(m->queue_depth, (int64_t)m->queued);
   return first;
 }
 
@@ -390,14 +401,14 @@ static void *crypto_worker(void *arg) {
   pthread_setname_np(pthread_self(), "mir-crypto"); /* named in top, perf and debuggers */
   crypto_module *m = arg;
   for (;;) {
-    pthread_mutex_lock(&m->mu);
-    while (m->head == NULL && !m->stopping) pthread_cond_wait(&m->cv, &m->mu);
+    mir_lock_acquire(&m->mu);
+    while (m->head == NULL && !m->stopping) pthread_cond_wait(&m->cv, &m->mu.mu);
     if (m->stopping) {
-      pthread_mutex_unlock(&m->mu);
+      mir_lock_release(&m->mu);
       return NULL;
     }
     crypto_job *jobs = crypto_take(m);
-    pthread_mutex_unlock(&m->mu);
+    mir_lock_release(&m->mu);
     mir_event_list results = MIR_EVENT_LIST_INIT;
     while (jobs != NULL) {
       crypto_job *next = jobs->next;
@@ -413,12 +424,13 @@ static void *crypto_worker(void *arg) {
 
 static void crypto_stop(void *state) {
   crypto_module *m = state;
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   m->stopping = true;
   pthread_cond_broadcast(&m->cv);
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   for (size_t i = 0; i < m->n_threads; i++) pthread_join(m->threads[i], NULL);
   m->n_threads = 0;
+  mir_gauge_set(m->workers, 0);
   free(m->threads);
   m->threads = NULL;
 }
@@ -435,9 +447,10 @@ static mir_err crypto_start(void *state, mir_inbox *inbox) {
       return mir_error_set(MIR_EIO, "crypto: cannot start worker %zu of %zu", i + 1,
                            m->cfg.workers);
     }
-    pthread_mutex_lock(&m->mu);
+    mir_lock_acquire(&m->mu);
     m->n_threads = i + 1;
-    pthread_mutex_unlock(&m->mu);
+    mir_gauge_set(m->workers, (int64_t)m->n_threads);
+    mir_lock_release(&m->mu);
   }
   return MIR_OK;
 }
@@ -452,10 +465,15 @@ static void crypto_destroy(void *state) {
       m->head = next;
     }
   }
-  pthread_mutex_destroy(&m->mu);
+  mir_lock_fini(&m->mu);
   pthread_cond_destroy(&m->cv);
   mir_keyset_free(m->keys);
+  mir_metrics_free(m->metrics);
   free(m);
+}
+
+static mir_metrics *crypto_metrics(void *state) {
+  return ((crypto_module *)state)->metrics;
 }
 
 const mir_module_ops mir_crypto_module_ops = {
@@ -465,6 +483,7 @@ const mir_module_ops mir_crypto_module_ops = {
     .start = crypto_start,
     .stop = crypto_stop,
     .destroy = crypto_destroy,
+    .metrics = crypto_metrics,
 };
 
 const mir_module_ops mir_crypto_sync_module_ops = {
@@ -474,6 +493,7 @@ const mir_module_ops mir_crypto_sync_module_ops = {
     .start = NULL,
     .stop = NULL,
     .destroy = crypto_destroy,
+    .metrics = crypto_metrics,
 };
 
 void mir_crypto_config_default(mir_crypto_config *cfg) {
@@ -482,17 +502,34 @@ void mir_crypto_config_default(mir_crypto_config *cfg) {
   cfg->verify_many_chunk = 8;
 }
 
+/* Registers the module's metrics in a new set. */
+static void crypto_metrics_init(crypto_module *m) {
+  mir_metrics *s = m->metrics = mir_metrics_new("crypto");
+  m->signed_count =
+      mir_metrics_counter(s, "mir_crypto_signs_total", "Signatures made.", NULL, NULL);
+  m->verified_count =
+      mir_metrics_counter(s, "mir_crypto_verifies_total",
+                          "Signatures checked (each item of a batch counts).", NULL, NULL);
+  m->failed_count = mir_metrics_counter(s, "mir_crypto_verify_failures_total",
+                                        "Signatures checked that did not verify.", NULL, NULL);
+  m->dropped_count = mir_metrics_counter(
+      s, "mir_crypto_shed_total", "Requests dropped because the work queue was full.", NULL, NULL);
+  m->queue_depth = mir_metrics_gauge(s, "mir_crypto_queue_depth",
+                                     "Work units waiting for a crypto worker.", NULL, NULL);
+  m->queue_depth_max = mir_metrics_gauge_max(s, "mir_crypto_queue_depth_max",
+                                             "Most work units ever waiting at once.", NULL, NULL);
+  m->workers =
+      mir_metrics_gauge(s, "mir_crypto_workers", "Crypto worker threads running.", NULL, NULL);
+}
+
 static crypto_module *crypto_alloc(mir_keyset *keys, bool active) {
   crypto_module *m = mir_xcalloc(1, sizeof *m);
   m->keys = keys;
   m->active = active;
-  pthread_mutex_init(&m->mu, NULL);
+  crypto_metrics_init(m);
+  mir_lock_init(&m->mu, m->metrics, "crypto_queue");
   pthread_cond_init(&m->cv, NULL);
   atomic_init(&m->fatal, 0);
-  atomic_init(&m->signed_count, 0);
-  atomic_init(&m->verified_count, 0);
-  atomic_init(&m->failed_count, 0);
-  atomic_init(&m->dropped_count, 0);
   mir_crypto_config_default(&m->cfg);
   return m;
 }
@@ -529,18 +566,4 @@ mir_err mir_crypto_sync_module_new(mir_keyset *keys, void **state) {
   if (keys == NULL) return mir_error_set(MIR_EINVAL, "crypto: a key set is required");
   *state = crypto_alloc(keys, false);
   return MIR_OK;
-}
-
-void mir_crypto_module_get_stats(void *state, mir_crypto_stats *out) {
-  crypto_module *m = state;
-  memset(out, 0, sizeof *out);
-  out->signed_count = atomic_load(&m->signed_count);
-  out->verified_count = atomic_load(&m->verified_count);
-  out->failed_count = atomic_load(&m->failed_count);
-  out->dropped_count = atomic_load(&m->dropped_count);
-  pthread_mutex_lock(&m->mu);
-  out->queued = m->queued;
-  out->queued_max = m->queued_max;
-  out->workers = m->n_threads;
-  pthread_mutex_unlock(&m->mu);
 }

@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "mir/errors.h"
+#include "mir/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -177,17 +178,13 @@ mir_err mir_store_flush(mir_store *s);
  * (a full disk can be made for real: tests/modules/store/store_faults_test.cc). Thread-safe. */
 void mir_store_fail_next_write(mir_store *s, const char *reason);
 
-typedef struct mir_store_stats {
-  uint64_t submitted;   /* batches queued */
-  uint64_t groups;      /* group writes made by the writer thread */
-  uint64_t sync_writes; /* mir_store_write calls */
-  uint64_t bytes;       /* key and value bytes written */
-  size_t queued_bytes;  /* waiting now */
-  uint64_t waits;       /* submits that blocked on a full queue */
-} mir_store_stats;
-
-/* Copies the counters. Thread-safe. */
-void mir_store_get_stats(mir_store *s, mir_store_stats *out);
+/* The store's metric set (borrowed, valid until the store is closed), named "store_db": counters
+ * mir_store_batches_submitted_total, mir_store_writes_total (group writes),
+ * mir_store_fsyncs_total, mir_store_bytes_written_total, mir_store_sync_writes_total,
+ * mir_store_submit_waits_total; gauge mir_store_queue_bytes; histogram mir_store_fsync_seconds
+ * (each synced group write); the named lock "store_queue". The store module that writes to the
+ * store hangs this set below its own, so a node reports it under that module. */
+mir_metrics *mir_store_metrics(mir_store *s);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@
 
 #include "mir/alloc.h"
 #include "mir/assert.h"
+#include "mir/lock.h"
 #include "mir/log.h"
 #include "mir/storage.h"
 #include "mir/store.pb-c.h"
@@ -49,7 +50,7 @@ typedef struct stm {
   size_t pending_max;
   uint64_t last_ticket; /* dispatcher only: the module's latest write */
 
-  pthread_mutex_t mu;
+  mir_lock mu;       /* "store_pending" */
   pthread_cond_t cv; /* release thread: the head became durable, a failure, or stopping */
   pthread_t thread;
   bool started, stopping;
@@ -60,7 +61,11 @@ typedef struct stm {
   uint64_t written;  /* highest ticket the store reported written */
   bool store_failed; /* the store reported a failed write */
   bool failed;       /* nothing is released any more */
-  mir_store_module_stats st;
+
+  /* Metrics (owned set, through ops.metrics; the store's set hangs below it). */
+  mir_metrics *metrics;
+  mir_counter *writes, *barriers, *ops, *bytes, *released;
+  mir_gauge *pending_g;
 } stm;
 
 static void stm_entry_free(stm_entry *e) {
@@ -74,11 +79,11 @@ static void stm_entry_free(stm_entry *e) {
 static void stm_written(void *user, uint64_t ticket) {
   stm *m = user;
   bool failed = mir_store_status(m->store, NULL, 0) != MIR_OK;
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   if (ticket > m->written) m->written = ticket;
   if (failed) m->store_failed = true;
   pthread_cond_signal(&m->cv);
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
 }
 
 /* Sends the module a StoreFailed event, so that its apply stops the node on the dispatcher.
@@ -117,6 +122,7 @@ static stm_entry *stm_take_durable_locked(stm *m) {
   if (m->head == NULL) m->tail = NULL;
   last->next = NULL;
   m->pending -= n;
+  mir_gauge_set(m->pending_g, (int64_t)m->pending);
   return first;
 }
 
@@ -136,27 +142,27 @@ static void *stm_release_main(void *arg) {
   pthread_setname_np(pthread_self(), "mir-store-rel"); /* named in top, perf and debuggers */
   stm *m = arg;
   char id[MIR_MODULE_ID_MAX];
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   for (;;) {
     while (!m->stopping && !m->failed && !stm_failure_due_locked(m) &&
            !stm_head_durable_locked(m)) {
-      pthread_cond_wait(&m->cv, &m->mu);
+      pthread_cond_wait(&m->cv, &m->mu.mu);
     }
     if (m->stopping || m->failed) break; /* failed: apply returned an error, the node stops */
     if (stm_failure_due_locked(m)) {
       /* Durable or not, nothing is released once a write failed: the node is about to stop. */
       m->failed = true;
       memcpy(id, m->id, sizeof(id));
-      pthread_mutex_unlock(&m->mu);
+      mir_lock_release(&m->mu);
       char reason[STM_REASON_MAX] = "unknown reason";
       (void)mir_store_status(m->store, reason, sizeof(reason));
       stm_report(m, id, reason, false);
-      pthread_mutex_lock(&m->mu);
+      mir_lock_acquire(&m->mu);
       break;
     }
     stm_entry *entries = stm_take_durable_locked(m);
     memcpy(id, m->id, sizeof(id));
-    pthread_mutex_unlock(&m->mu);
+    mir_lock_release(&m->mu);
 
     mir_event_list out = MIR_EVENT_LIST_INIT;
     mir_err err = stm_unpack(entries, &out);
@@ -164,21 +170,21 @@ static void *stm_release_main(void *arg) {
       char reason[STM_REASON_MAX];
       snprintf(reason, sizeof(reason), "cannot decode a then event: %s", mir_error_detail());
       mir_event_list_free(&out);
-      pthread_mutex_lock(&m->mu);
+      mir_lock_acquire(&m->mu);
       m->failed = true;
-      pthread_mutex_unlock(&m->mu);
+      mir_lock_release(&m->mu);
       stm_report(m, id, reason, true);
-      pthread_mutex_lock(&m->mu);
+      mir_lock_acquire(&m->mu);
       break;
     }
     size_t n = out.len;
     err = n > 0 ? mir_inbox_push(m->inbox, &out) : MIR_OK;
     mir_event_list_free(&out); /* left there on MIR_ESTOPPED */
-    pthread_mutex_lock(&m->mu);
+    mir_lock_acquire(&m->mu);
     if (err != MIR_OK) break; /* the node is stopping; stop() joins us */
-    m->st.released += n;
+    mir_counter_add(m->released, n);
   }
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   return NULL;
 }
 
@@ -245,9 +251,9 @@ static mir_err stm_on_write(stm *m, mir_event *ev) {
   }
   err = stm_store_failed(m);
   if (err != MIR_OK) return err;
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   size_t pending = m->pending;
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   if (w->n_then > 0 && pending >= m->pending_max) {
     return mir_error_set(MIR_EFULL, "store module %s: more than %zu writes waiting for the disk",
                          ev->dest, m->pending_max);
@@ -267,11 +273,11 @@ static mir_err stm_on_write(stm *m, mir_event *ev) {
   } else {
     protobuf_c_message_free_unpacked(&w->base, NULL);
   }
-  pthread_mutex_lock(&m->mu);
-  m->st.writes++;
-  m->st.barriers += n_ops == 0;
-  m->st.ops += n_ops;
-  m->st.bytes += bytes;
+  mir_lock_acquire(&m->mu);
+  mir_counter_inc(m->writes);
+  if (n_ops == 0) mir_counter_inc(m->barriers);
+  mir_counter_add(m->ops, n_ops);
+  mir_counter_add(m->bytes, bytes);
   if (e != NULL) {
     if (m->tail != NULL) {
       m->tail->next = e;
@@ -280,9 +286,10 @@ static mir_err stm_on_write(stm *m, mir_event *ev) {
     }
     m->tail = e;
     m->pending++;
+    mir_gauge_set(m->pending_g, (int64_t)m->pending);
     if (m->head == e) pthread_cond_signal(&m->cv); /* it may be durable already */
   }
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   return MIR_OK;
 }
 
@@ -298,11 +305,11 @@ static mir_err stm_apply(void *state, mir_event_list *in, mir_event_list *out) {
   stm *m = state;
   if (m->id[0] == '\0' && in->head != NULL) {
     size_t len = mir_module_id_top_len(in->head->dest);
-    pthread_mutex_lock(&m->mu);
+    mir_lock_acquire(&m->mu);
     memcpy(m->id, in->head->dest, len); /* len < MIR_MODULE_ID_MAX: the id is valid */
     m->id[len] = '\0';
     pthread_cond_signal(&m->cv); /* a failure may be waiting to be reported */
-    pthread_mutex_unlock(&m->mu);
+    mir_lock_release(&m->mu);
   }
   MIR_EVENT_LIST_FOREACH(in, ev) {
     mir_err err = MIR_OK;
@@ -317,10 +324,10 @@ static mir_err stm_apply(void *state, mir_event_list *in, mir_event_list *out) {
                           mir_event_type_name(ev), ev->src);
     }
     if (err != MIR_OK) {
-      pthread_mutex_lock(&m->mu);
+      mir_lock_acquire(&m->mu);
       m->failed = true; /* nothing is released after an error */
       pthread_cond_signal(&m->cv);
-      pthread_mutex_unlock(&m->mu);
+      mir_lock_release(&m->mu);
       return err;
     }
   }
@@ -342,23 +349,24 @@ static mir_err stm_start(void *state, mir_inbox *inbox) {
 
 static void stm_stop(void *state) {
   stm *m = state;
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   m->stopping = true;
   pthread_cond_broadcast(&m->cv);
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   if (m->started) {
     pthread_join(m->thread, NULL);
     m->started = false;
   }
   /* Events still waiting for the disk (or for a failed store) are never released. */
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   for (stm_entry *e = m->head, *next; e != NULL; e = next) {
     next = e->next;
     stm_entry_free(e);
   }
   m->head = m->tail = NULL;
   m->pending = 0;
-  pthread_mutex_unlock(&m->mu);
+  mir_gauge_set(m->pending_g, 0);
+  mir_lock_release(&m->mu);
 }
 
 static void stm_destroy(void *state) {
@@ -368,8 +376,13 @@ static void stm_destroy(void *state) {
   /* Returns once the writer is not inside stm_written: m can go. */
   mir_store_set_written_cb(m->store, NULL, NULL);
   pthread_cond_destroy(&m->cv);
-  pthread_mutex_destroy(&m->mu);
+  mir_lock_fini(&m->mu);
+  mir_metrics_free(m->metrics); /* detaches the store's set, which the store frees */
   free(m);
+}
+
+static mir_metrics *stm_metrics(void *state) {
+  return ((stm *)state)->metrics;
 }
 
 const mir_module_ops mir_store_module_ops = {
@@ -379,8 +392,28 @@ const mir_module_ops mir_store_module_ops = {
     .start = stm_start,
     .stop = stm_stop,
     .destroy = stm_destroy,
+    .metrics = stm_metrics,
     .peer_messages = false,
 };
+
+/* Registers the module's metrics in a new set, with the store's set below it. */
+static void stm_metrics_init(stm *m) {
+  mir_metrics *s = m->metrics = mir_metrics_new("store");
+  m->writes = mir_metrics_counter(s, "mir_store_module_writes_total",
+                                  "StoreWrite events applied (barriers included).", NULL, NULL);
+  m->barriers = mir_metrics_counter(s, "mir_store_module_barriers_total",
+                                    "StoreWrite events without operations.", NULL, NULL);
+  m->ops = mir_metrics_counter(s, "mir_store_module_ops_total",
+                               "Puts, deletes and range deletes submitted.", NULL, NULL);
+  m->bytes = mir_metrics_counter(s, "mir_store_module_bytes_total",
+                                 "Key and value bytes submitted.", NULL, NULL);
+  m->released =
+      mir_metrics_counter(s, "mir_store_module_released_total",
+                          "Follow-up events released once their write was durable.", NULL, NULL);
+  m->pending_g = mir_metrics_gauge(s, "mir_store_module_pending",
+                                   "Writes whose follow-up events wait for the disk.", NULL, NULL);
+  mir_metrics_attach(s, mir_store_metrics(m->store));
+}
 
 mir_err mir_store_module_new(const mir_store_module_config *cfg, void **state) {
   if (cfg == NULL || cfg->store == NULL) {
@@ -395,26 +428,15 @@ mir_err mir_store_module_new(const mir_store_module_config *cfg, void **state) {
   m->store = cfg->store;
   m->cf = cf;
   m->pending_max = cfg->pending_max != 0 ? cfg->pending_max : MIR_STORE_MODULE_PENDING_MAX_DEFAULT;
-  pthread_mutex_init(&m->mu, NULL);
+  stm_metrics_init(m);
+  mir_lock_init(&m->mu, m->metrics, "store_pending");
   pthread_cond_init(&m->cv, NULL);
   mir_store_set_written_cb(m->store, stm_written, m);
   /* Tickets written before the callback was set (by other writers of the store) count too. */
   uint64_t written = mir_store_written(m->store);
-  pthread_mutex_lock(&m->mu);
+  mir_lock_acquire(&m->mu);
   if (written > m->written) m->written = written;
-  pthread_mutex_unlock(&m->mu);
+  mir_lock_release(&m->mu);
   *state = m;
   return MIR_OK;
-}
-
-void mir_store_module_get_stats(void *state, mir_store_module_stats *out) {
-  stm *m = state;
-  mir_store_stats ss;
-  mir_store_get_stats(m->store, &ss);
-  pthread_mutex_lock(&m->mu);
-  *out = m->st;
-  out->pending = m->pending;
-  pthread_mutex_unlock(&m->mu);
-  out->groups = ss.groups;
-  out->waits = ss.waits;
 }

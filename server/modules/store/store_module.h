@@ -54,19 +54,10 @@ extern const mir_module_ops mir_store_module_ops;
  * with &mir_store_module_ops, which frees it. */
 mir_err mir_store_module_new(const mir_store_module_config *cfg, void **state);
 
-typedef struct mir_store_module_stats {
-  uint64_t writes;   /* StoreWrites applied, barriers included */
-  uint64_t barriers; /* StoreWrites without ops */
-  uint64_t ops;      /* puts, deletes and range deletes submitted */
-  uint64_t bytes;    /* key and value bytes submitted */
-  uint64_t released; /* then events pushed into the inbox */
-  size_t pending;    /* writes whose then events are not released yet */
-  uint64_t groups;   /* group writes of the store (of every writer of the store) */
-  uint64_t waits;    /* submits that blocked on the store's byte bound (every writer) */
-} mir_store_module_stats;
-
-/* Snapshot of the counters of a store module state (borrowed). Thread-safe. */
-void mir_store_module_get_stats(void *state, mir_store_module_stats *out);
+/* The module reports through ops.metrics: counters mir_store_module_writes_total,
+ * mir_store_module_barriers_total, mir_store_module_ops_total, mir_store_module_bytes_total,
+ * mir_store_module_released_total; gauge mir_store_module_pending; the named lock
+ * "store_pending"; and, below, the store's own set (mir_store_metrics). */
 
 #ifdef __cplusplus
 }

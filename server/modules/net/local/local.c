@@ -8,8 +8,9 @@
  * moves them into the node's inbox. The thread is the only party that may block (on the node's
  * backpressure); senders only ever take short locks, so apply() never waits for another node.
  *
- * Lock order: net->lock (read or write), then an endpoint's lock. Counters are atomics so that
- * the sender's dispatcher and the receiver's delivery thread update them without sharing a lock.
+ * Lock order: net->lock (read or write), then an endpoint's lock (the named lock
+ * "net_local_queue"). Counters are registry cells (relaxed atomics) so that the sender's
+ * dispatcher and the receiver's delivery thread update them without sharing a lock.
  *
  * Invariants: queue.len <= net->queue_max; an endpoint in state EP_STOPPED never gets a new
  * message; the delivery thread runs iff thread_started and it is joined before the endpoint is
@@ -18,13 +19,13 @@
 #include "mir/net_local.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mir/alloc.h"
 #include "mir/assert.h"
+#include "mir/lock.h"
 #include "mir/log.h"
 
 #define LOCAL_LOG "net-local"
@@ -35,7 +36,7 @@ struct mir_local_transport {
   mir_local_net *net;
   char node_id[MIR_MODULE_ID_MAX];
 
-  pthread_mutex_t lock; /* guards the fields down to thread_started */
+  mir_lock lock;        /* guards the fields down to thread_started */
   pthread_cond_t cv;    /* delivery thread: a message arrived or stop */
   mir_event_list queue; /* owned MessageReceived events, FIFO */
   size_t queued_max;
@@ -44,8 +45,12 @@ struct mir_local_transport {
   pthread_t thread;
   bool thread_started;
 
-  atomic_uint_fast64_t sent, delivered, dropped_unknown, dropped_stopped, dropped_full,
-      dropped_invalid, dropped_at_stop;
+  /* Metrics (owned set, handed to the node through ops.metrics). The sending side counts in the
+   * sender's set, the receiving side (delivered, dropped_at_stop, the queue) in the receiver's. */
+  mir_metrics *metrics;
+  mir_counter *sent, *delivered, *dropped_unknown, *dropped_stopped, *dropped_full,
+      *dropped_invalid, *dropped_at_stop;
+  mir_gauge *queue_depth, *queue_depth_max;
 };
 
 struct mir_local_net {
@@ -79,6 +84,30 @@ static mir_local_transport *local_find(mir_local_net *net, const char *node_id) 
   return NULL;
 }
 
+/* Registers the transport's metrics in a new set. */
+static void local_metrics_init(mir_local_transport *t) {
+  static const char drop_help[] =
+      "Messages the in-process transport dropped, by reason (unknown_destination, stopped: the "
+      "destination's transport, queue_full, invalid: malformed SendMessage, at_stop: queued or "
+      "refused when this transport stopped).";
+  const char *drops = "mir_net_messages_dropped_total";
+  mir_metrics *m = t->metrics = mir_metrics_new("net");
+  t->sent =
+      mir_metrics_counter(m, "mir_net_messages_sent_total",
+                          "Messages queued for a destination (this node included).", NULL, NULL);
+  t->delivered = mir_metrics_counter(m, "mir_net_messages_received_total",
+                                     "Messages pushed into this node's inbox.", NULL, NULL);
+  t->dropped_unknown = mir_metrics_counter(m, drops, drop_help, "reason", "unknown_destination");
+  t->dropped_stopped = mir_metrics_counter(m, drops, drop_help, "reason", "stopped");
+  t->dropped_full = mir_metrics_counter(m, drops, drop_help, "reason", "queue_full");
+  t->dropped_invalid = mir_metrics_counter(m, drops, drop_help, "reason", "invalid");
+  t->dropped_at_stop = mir_metrics_counter(m, drops, drop_help, "reason", "at_stop");
+  t->queue_depth = mir_metrics_gauge(m, "mir_net_queue_depth",
+                                     "Messages waiting in this node's receive queue.", NULL, NULL);
+  t->queue_depth_max = mir_metrics_gauge_max(
+      m, "mir_net_queue_depth_max", "Most messages ever waiting in the receive queue.", NULL, NULL);
+}
+
 mir_err mir_local_net_transport_new(mir_local_net *net, const char *node_id,
                                     mir_local_transport **out) {
   if (node_id == NULL || node_id[0] == '\0' || strlen(node_id) >= MIR_MODULE_ID_MAX) {
@@ -99,7 +128,8 @@ mir_err mir_local_net_transport_new(mir_local_net *net, const char *node_id,
   mir_local_transport *t = mir_xcalloc(1, sizeof(*t));
   t->net = net;
   strcpy(t->node_id, node_id);
-  pthread_mutex_init(&t->lock, NULL);
+  local_metrics_init(t);
+  mir_lock_init(&t->lock, t->metrics, "net_local_queue");
   pthread_cond_init(&t->cv, NULL);
   mir_event_list_init(&t->queue);
   t->state = EP_ATTACHED;
@@ -117,35 +147,36 @@ mir_err mir_local_net_transport_new(mir_local_net *net, const char *node_id,
 static void *local_delivery_thread(void *arg) {
   pthread_setname_np(pthread_self(), "mir-net-local"); /* named in top, perf and debuggers */
   mir_local_transport *t = arg;
-  pthread_mutex_lock(&t->lock);
+  mir_lock_acquire(&t->lock);
   for (;;) {
-    while (t->queue.len == 0 && t->state == EP_RUNNING) pthread_cond_wait(&t->cv, &t->lock);
+    while (t->queue.len == 0 && t->state == EP_RUNNING) pthread_cond_wait(&t->cv, &t->lock.mu);
     if (t->state != EP_RUNNING) break;
     mir_event_list batch = MIR_EVENT_LIST_INIT;
     mir_event_list_take_front(&t->queue, MIR_LOCAL_NET_PUSH_MAX, &batch);
+    mir_gauge_set(t->queue_depth, (int64_t)t->queue.len);
     size_t n = batch.len;
-    pthread_mutex_unlock(&t->lock);
+    mir_lock_release(&t->lock);
     if (mir_inbox_push(t->inbox, &batch) == MIR_OK) {
-      atomic_fetch_add(&t->delivered, n);
+      mir_counter_add(t->delivered, n);
     } else {
-      atomic_fetch_add(&t->dropped_at_stop, n);
+      mir_counter_add(t->dropped_at_stop, n);
     }
-    pthread_mutex_lock(&t->lock);
+    mir_lock_acquire(&t->lock);
   }
-  pthread_mutex_unlock(&t->lock);
+  mir_lock_release(&t->lock);
   return NULL;
 }
 
 static mir_err local_start(void *state, mir_inbox *inbox) {
   mir_local_transport *t = state;
-  pthread_mutex_lock(&t->lock);
+  mir_lock_acquire(&t->lock);
   MIR_ASSERT(t->state == EP_ATTACHED); /* a node starts its modules once */
   t->inbox = inbox;
   t->state = EP_RUNNING;
   int rc = pthread_create(&t->thread, NULL, local_delivery_thread, t);
   if (rc != 0) t->state = EP_STOPPED;
   t->thread_started = rc == 0;
-  pthread_mutex_unlock(&t->lock);
+  mir_lock_release(&t->lock);
   if (rc != 0) return mir_error_set(MIR_ENOMEM, "local net: cannot create the delivery thread");
   return MIR_OK;
 }
@@ -154,18 +185,19 @@ static mir_err local_start(void *state, mir_inbox *inbox) {
  * inbox is never touched again. Idempotent. */
 static void local_stop(void *state) {
   mir_local_transport *t = state;
-  pthread_mutex_lock(&t->lock);
+  mir_lock_acquire(&t->lock);
   t->state = EP_STOPPED;
   pthread_cond_broadcast(&t->cv);
   bool join = t->thread_started;
   t->thread_started = false;
-  pthread_mutex_unlock(&t->lock);
+  mir_lock_release(&t->lock);
   if (join) pthread_join(t->thread, NULL);
-  pthread_mutex_lock(&t->lock);
-  atomic_fetch_add(&t->dropped_at_stop, t->queue.len);
+  mir_lock_acquire(&t->lock);
+  mir_counter_add(t->dropped_at_stop, t->queue.len);
   mir_event_list_free(&t->queue);
+  mir_gauge_set(t->queue_depth, 0);
   t->inbox = NULL;
-  pthread_mutex_unlock(&t->lock);
+  mir_lock_release(&t->lock);
 }
 
 void mir_local_transport_free(mir_local_transport *t) {
@@ -181,7 +213,8 @@ void mir_local_transport_free(mir_local_transport *t) {
   }
   pthread_rwlock_unlock(&net->lock);
   pthread_cond_destroy(&t->cv);
-  pthread_mutex_destroy(&t->lock);
+  mir_lock_fini(&t->lock);
+  mir_metrics_free(t->metrics);
   free(t);
 }
 
@@ -202,22 +235,26 @@ static Mir__PackedMessage *local_packed_clone(const Mir__PackedMessage *pm) {
 static void local_enqueue(mir_local_transport *from, mir_local_transport *dest,
                           const Mir__PackedMessage *pm) {
   if (dest == NULL) {
-    atomic_fetch_add(&from->dropped_unknown, 1);
+    mir_counter_inc(from->dropped_unknown);
     return;
   }
-  pthread_mutex_lock(&dest->lock);
+  mir_lock_acquire(&dest->lock);
   if (dest->state == EP_STOPPED) {
-    atomic_fetch_add(&from->dropped_stopped, 1);
+    mir_counter_inc(from->dropped_stopped);
   } else if (dest->queue.len >= from->net->queue_max) {
-    atomic_fetch_add(&from->dropped_full, 1);
+    mir_counter_inc(from->dropped_full);
   } else {
     mir_event_list_push(&dest->queue,
                         mir_event_message_received(from->node_id, local_packed_clone(pm)));
-    if (dest->queue.len > dest->queued_max) dest->queued_max = dest->queue.len;
-    atomic_fetch_add(&from->sent, 1);
+    mir_gauge_set(dest->queue_depth, (int64_t)dest->queue.len);
+    if (dest->queue.len > dest->queued_max) {
+      dest->queued_max = dest->queue.len;
+      mir_gauge_set(dest->queue_depth_max, (int64_t)dest->queued_max);
+    }
+    mir_counter_inc(from->sent);
     pthread_cond_signal(&dest->cv);
   }
-  pthread_mutex_unlock(&dest->lock);
+  mir_lock_release(&dest->lock);
 }
 
 /* Hands a SendMessage to every destination. A malformed one is produced by a local module, but it
@@ -225,7 +262,7 @@ static void local_enqueue(mir_local_transport *from, mir_local_transport *dest,
 static void local_send(mir_local_transport *t, const Mir__SendMessage *sm) {
   const Mir__PackedMessage *pm = sm->msg;
   if (pm == NULL || pm->dest_module == NULL || !mir_module_id_valid(pm->dest_module)) {
-    atomic_fetch_add(&t->dropped_invalid, sm->n_destinations);
+    mir_counter_add(t->dropped_invalid, sm->n_destinations);
     mir_log(MIR_LOG_DEBUG, LOCAL_LOG, "node %s: dropping a malformed SendMessage", t->node_id);
     return;
   }
@@ -255,6 +292,10 @@ static void local_destroy(void *state) {
   mir_local_transport_free(state);
 }
 
+static mir_metrics *local_metrics(void *state) {
+  return ((mir_local_transport *)state)->metrics;
+}
+
 const mir_module_ops mir_local_transport_ops = {
     .name = "net-local",
     .kind = MIR_MODULE_ACTIVE,
@@ -262,19 +303,5 @@ const mir_module_ops mir_local_transport_ops = {
     .start = local_start,
     .stop = local_stop,
     .destroy = local_destroy,
+    .metrics = local_metrics,
 };
-
-void mir_local_transport_get_stats(mir_local_transport *t, mir_local_transport_stats *out) {
-  memset(out, 0, sizeof(*out));
-  out->sent = atomic_load(&t->sent);
-  out->dropped_unknown = atomic_load(&t->dropped_unknown);
-  out->dropped_stopped = atomic_load(&t->dropped_stopped);
-  out->dropped_full = atomic_load(&t->dropped_full);
-  out->dropped_invalid = atomic_load(&t->dropped_invalid);
-  out->delivered = atomic_load(&t->delivered);
-  out->dropped_at_stop = atomic_load(&t->dropped_at_stop);
-  pthread_mutex_lock(&t->lock);
-  out->queued = t->queue.len;
-  out->queued_max = t->queued_max;
-  pthread_mutex_unlock(&t->lock);
-}
