@@ -126,12 +126,12 @@ static void cl_run_deferred(mir_client *c, miri_cl_deferred *items, size_t n) {
       continue;
     }
     miri_cl_follower *f = d->f;
-    pthread_mutex_lock(&c->mu);
+    mc_lock(c);
     bool run = !f->stopped;
     if (run) c->cb_running = f;
     pthread_mutex_unlock(&c->mu);
     bool ok = !run || miri_cl_follower_deliver(f, d);
-    pthread_mutex_lock(&c->mu);
+    mc_lock(c);
     if (run) c->cb_running = NULL;
     if (!ok) miri_cl_follower_fail(f);
     pthread_cond_broadcast(&c->cv);
@@ -150,7 +150,7 @@ static void *cl_cq_main(void *arg) {
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
     miri_cl_tag *tag = ev.tag;
-    pthread_mutex_lock(&c->mu);
+    mc_lock(c);
     tag->fn(tag, ev.success != 0);
     miri_cl_deferred *items = c->deferred;
     size_t n = c->n_deferred;
@@ -168,7 +168,7 @@ static void *cl_cq_main(void *arg) {
 static void *cl_timer_main(void *arg) {
   pthread_setname_np(pthread_self(), "mirclient-timer"); /* named in top, perf and debuggers */
   mir_client *c = arg;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   while (!c->timer_stop) {
     c->timer_wake_ns = INT64_MAX; /* collects the pokes made during this pass */
     int64_t now = miri_cl_now_ns();
@@ -320,7 +320,7 @@ static int cl_sync_init(mir_client *c) {
 /* Stops everything that runs (idempotent): cancels every call, joins the timer thread, waits for
  * every call context to go, destroys the channels and drains and joins the cq thread. */
 static void cl_stop(mir_client *c) {
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   c->closing = true;
   c->timer_stop = true;
   for (uint32_t i = 0; i < c->n; i++) {
@@ -333,7 +333,7 @@ static void cl_stop(mir_client *c) {
   pthread_mutex_unlock(&c->mu);
   if (c->timer_thread_started) pthread_join(c->timer_thread, NULL);
   c->timer_thread_started = false;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   while (c->live_calls > 0) pthread_cond_wait(&c->cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
   for (uint32_t i = 0; i < c->n; i++) {
@@ -435,7 +435,7 @@ static int cl_start(mir_client *c) {
   if (err != MIR_CLIENT_OK) return err;
   if (pthread_create(&c->cq_thread, NULL, cl_cq_main, c) != 0) return MIR_CLIENT_ENOMEM;
   c->cq_thread_started = true;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   uint64_t start_sn = 0;
   err = cl_find_start(c, &start_sn);
   if (err == MIR_CLIENT_OK) {
@@ -478,7 +478,7 @@ int mir_client_open(const mir_client_options *opts, mir_client **out) {
 static void cl_final_callbacks(mir_client *c) {
   miri_cl_follower *list[MIRI_CL_SUBS_MAX];
   size_t k = 0;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   for (miri_cl_follower *f = c->followers; f != NULL && k < MIRI_CL_SUBS_MAX; f = f->next) {
     if (f->commits || !f->attached || f->stopped || f->ended) continue;
     f->refs++;
@@ -486,13 +486,13 @@ static void cl_final_callbacks(mir_client *c) {
   }
   pthread_mutex_unlock(&c->mu);
   for (size_t i = 0; i < k; i++) {
-    pthread_mutex_lock(&c->mu);
+    mc_lock(c);
     bool run = !list[i]->stopped && !list[i]->ended;
     list[i]->ended = true;
     pthread_mutex_unlock(&c->mu);
     if (run) list[i]->cb(list[i], MIR_CLIENT_ESTOPPED, NULL, list[i]->user_data);
   }
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   for (size_t i = 0; i < k; i++) miri_cl_follower_unref(list[i]);
   pthread_mutex_unlock(&c->mu);
 }
@@ -508,7 +508,7 @@ int mir_client_close(mir_client *c) {
   cl_callback_client = c;
   for (;;) {
     miri_cl_done d;
-    pthread_mutex_lock(&c->mu); /* waiters still read the table */
+    mc_lock(c); /* waiters still read the table */
     bool more = miri_cl_tickets_resolve_oldest(&c->tickets, MIR_CLIENT_ESTOPPED, &d);
     pthread_mutex_unlock(&c->mu);
     if (!more) break;
@@ -516,7 +516,7 @@ int mir_client_close(mir_client *c) {
   }
   cl_final_callbacks(c);
   cl_callback_client = saved;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   pthread_cond_broadcast(&c->cv);
   while (c->waiters > 0) pthread_cond_wait(&c->cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
@@ -535,7 +535,7 @@ int mir_client_submit(mir_client *c, const void *data, size_t len, mir_client_do
     return miri_cl_fail(MIR_CLIENT_EINVAL, "transaction of %zu bytes exceeds max_tx_bytes %u", len,
                         c->opts.max_tx_bytes);
   }
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   int err = MIR_CLIENT_ESTOPPED;
   uint64_t tx_no = 0;
   if (!c->closing) {
@@ -566,7 +566,7 @@ int mir_client_wait(mir_client *c, mir_client_ticket ticket, int64_t timeout_ms,
     return miri_cl_fail(MIR_CLIENT_EINVAL, "a blocking wait in a callback would deadlock");
   }
   int64_t deadline = timeout_ms > 0 ? miri_cl_now_ns() + timeout_ms * 1000000 : INT64_MAX;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   c->waiters++;
   int rc;
   for (;;) {
@@ -600,7 +600,7 @@ int mir_client_subscribe(mir_client *c, uint64_t from_sn, mir_client_entry_cb cb
   if (c == NULL || cb == NULL || out == NULL) {
     return miri_cl_fail(MIR_CLIENT_EINVAL, "NULL client, callback or out");
   }
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   int err = MIR_CLIENT_OK;
   miri_cl_follower *f = NULL;
   if (c->closing) {
@@ -621,7 +621,7 @@ int mir_client_subscribe(mir_client *c, uint64_t from_sn, mir_client_entry_cb cb
 void mir_client_unsubscribe(mir_client_sub *sub) {
   if (sub == NULL) return;
   mir_client *c = sub->c;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   if (sub->attached) {
     sub->stopped = true;
     sub->attached = false;
@@ -639,7 +639,7 @@ void mir_client_unsubscribe(mir_client_sub *sub) {
 
 void mir_client_stats_get(mir_client *c, mir_client_stats *out) {
   if (c == NULL || out == NULL) return;
-  pthread_mutex_lock(&c->mu);
+  mc_lock(c);
   *out = c->stats;
   out->next_tx_no = c->tickets.next;
   out->unresolved = c->tickets.unresolved;

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "batch.h"
 #include "mir/client.h"
@@ -216,6 +217,21 @@ struct mir_client {
 
   mir_client_stats stats;
 };
+
+/* Takes c->mu, counting the acquisitions that found it held and how long they waited
+ * (stats.lock_contended, stats.lock_wait_ns, updated once the lock is held). Only a failed
+ * try-lock reads the clock, so an uncontended acquisition costs what pthread_mutex_lock does; this
+ * is the server's named lock (mir/lock.h) for a library that has no metrics registry. */
+static inline void mc_lock(mir_client *c) {
+  if (pthread_mutex_trylock(&c->mu) == 0) return;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  pthread_mutex_lock(&c->mu);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  c->stats.lock_contended++;
+  c->stats.lock_wait_ns +=
+      (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+}
 
 /* ---- client.c ---- */
 int64_t miri_cl_now_ns(void);

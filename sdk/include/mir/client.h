@@ -249,6 +249,8 @@ typedef struct mir_client_stats {
   uint64_t conflicting_votes; /* deliveries that disagreed with an agreed entry or a replica's
                                  own earlier delivery */
   uint64_t followed_sn;       /* the commit tracker's next sequence number */
+  uint64_t lock_contended;    /* acquisitions of the client's lock that found it held */
+  uint64_t lock_wait_ns;      /* time those acquisitions waited for it */
 } mir_client_stats;
 
 /* Copies the client's counters into *out (owned by the caller; NULL client or out: nothing). */
