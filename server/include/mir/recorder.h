@@ -22,6 +22,7 @@
 
 #include "mir/errors.h"
 #include "mir/event.h"
+#include "mir/metrics.h"
 #include "mir/node.h"
 
 #ifdef __cplusplus
@@ -80,17 +81,6 @@ typedef struct mir_recorder_config {
 /* Fills cfg (borrowed) with the defaults; dir and node_id stay NULL and must be set. */
 void mir_recorder_config_default(mir_recorder_config *cfg);
 
-typedef struct mir_recorder_stats {
-  uint64_t records;         /* records handed to the compressor (on disk after the next flush) */
-  uint64_t events;          /* events in those records */
-  uint64_t events_filtered; /* events the filter rejected */
-  uint64_t bytes_written;   /* compressed bytes written to files */
-  uint64_t files;           /* files opened */
-  size_t queued;            /* records waiting for the writer thread now */
-  size_t queued_max;        /* high-water mark of queued */
-  uint64_t waits;           /* times intercept blocked because the queue was full */
-} mir_recorder_stats;
-
 /* Creates a recorder and opens its first file. cfg is borrowed (strings are copied; callbacks
  * and their user_data must stay valid until mir_recorder_free). MIR_EINVAL for an invalid config,
  * MIR_EIO if the directory or file cannot be created (detail in mir_error_detail()). *out is owned
@@ -110,8 +100,13 @@ void mir_recorder_interceptor(mir_recorder *rec, mir_interceptor *out);
  * its last successful flush). */
 mir_err mir_recorder_close(mir_recorder *rec);
 
-/* Copies the counters into out (borrowed); rec is borrowed. Thread-safe. */
-void mir_recorder_get_stats(mir_recorder *rec, mir_recorder_stats *out);
+/* The recorder's metric set (borrowed, valid until mir_recorder_free), named "recorder":
+ * counters mir_recorder_records_total, mir_recorder_events_total,
+ * mir_recorder_events_filtered_total, mir_recorder_bytes_written_total, mir_recorder_waits_total;
+ * gauges mir_recorder_files, mir_recorder_queue_depth, mir_recorder_queue_depth_max; the named
+ * lock "recorder_queue". An embedding program may attach it below its node's root
+ * (mir_metrics_attach) to report it with the node's metrics. */
+mir_metrics *mir_recorder_metrics(mir_recorder *rec);
 
 /* Path of file k; rec is borrowed. Returns owned (free with free()), or NULL if the path would
  * exceed PATH_MAX. */

@@ -27,6 +27,7 @@
 #include "mir/alloc.h"
 #include "mir/assert.h"
 #include "mir/eventlog.h"
+#include "mir/lock.h"
 #include "mir/log.h"
 #include "mir/record.pb-c.h"
 #include "rec_internal.h"
@@ -79,7 +80,7 @@ struct mir_recorder {
   size_t unflushed; /* record bytes written since the last flush */
 
   /* Queue, error and counters, under q_mu. */
-  pthread_mutex_t q_mu;
+  mir_lock q_mu; /* "recorder_queue" */
   pthread_cond_t q_nonempty;
   pthread_cond_t q_nonfull;
   rec_item *q_head;
@@ -88,11 +89,37 @@ struct mir_recorder {
   bool q_stop;
   mir_err write_err;
   char write_err_detail[256];
-  mir_recorder_stats stats;
+  size_t queued, queued_max;
+  uint64_t bytes_reported; /* of file.bytes_written, already added to m_bytes */
+
+  /* Metrics (owned set, mir_recorder_metrics), updated under q_mu. */
+  mir_metrics *metrics;
+  mir_counter *m_records, *m_events, *m_filtered, *m_bytes, *m_waits;
+  mir_gauge *m_files, *m_queued, *m_queued_max;
 
   pthread_t thread;
   bool thread_started;
 };
+
+/* Registers the recorder's metrics in a new set named "recorder". */
+static void rec_metrics_init(mir_recorder *rec) {
+  mir_metrics *m = rec->metrics = mir_metrics_new("recorder");
+  rec->m_records = mir_metrics_counter(m, "mir_recorder_records_total",
+                                       "Records handed to the compressor.", NULL, NULL);
+  rec->m_events =
+      mir_metrics_counter(m, "mir_recorder_events_total", "Events in those records.", NULL, NULL);
+  rec->m_filtered = mir_metrics_counter(m, "mir_recorder_events_filtered_total",
+                                        "Events the filter kept out of the log.", NULL, NULL);
+  rec->m_bytes = mir_metrics_counter(m, "mir_recorder_bytes_written_total",
+                                     "Compressed bytes written to files.", NULL, NULL);
+  rec->m_waits = mir_metrics_counter(m, "mir_recorder_waits_total",
+                                     "Times the interceptor blocked on a full queue.", NULL, NULL);
+  rec->m_files = mir_metrics_gauge(m, "mir_recorder_files", "Files opened.", NULL, NULL);
+  rec->m_queued = mir_metrics_gauge(m, "mir_recorder_queue_depth",
+                                    "Records waiting for the writer thread.", NULL, NULL);
+  rec->m_queued_max = mir_metrics_gauge_max(m, "mir_recorder_queue_depth_max",
+                                            "Most records ever waiting at once.", NULL, NULL);
+}
 
 void mir_recorder_config_default(mir_recorder_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
@@ -184,6 +211,12 @@ static mir_err rec_write_item(mir_recorder *rec, const rec_item *item, bool flus
   return err;
 }
 
+/* Under q_mu: adds the bytes written since the last call to the counter. */
+static void rec_note_bytes(mir_recorder *rec) {
+  mir_counter_add(rec->m_bytes, rec->file.bytes_written - rec->bytes_reported);
+  rec->bytes_reported = rec->file.bytes_written;
+}
+
 /* Under q_mu: accounts for a written record, or records the first error and wakes producers. */
 static void rec_note_written(mir_recorder *rec, const rec_item *item, mir_err err) {
   if (err != MIR_OK) {
@@ -195,10 +228,10 @@ static void rec_note_written(mir_recorder *rec, const rec_item *item, mir_err er
     pthread_cond_broadcast(&rec->q_nonfull);
     return;
   }
-  rec->stats.records++;
-  rec->stats.events += item->events;
-  rec->stats.files = rec->file_index + 1;
-  rec->stats.bytes_written = rec->file.bytes_written;
+  mir_counter_inc(rec->m_records);
+  mir_counter_add(rec->m_events, item->events);
+  mir_gauge_set(rec->m_files, (int64_t)rec->file_index + 1);
+  rec_note_bytes(rec);
 }
 
 /* Under q_mu: returns the sticky write error, with its detail set for the calling thread. */
@@ -218,49 +251,50 @@ static void rec_item_free(rec_item *item) {
 static void *rec_writer_main(void *arg) {
   pthread_setname_np(pthread_self(), "mir-recorder"); /* named in top, perf and debuggers */
   mir_recorder *rec = arg;
-  pthread_mutex_lock(&rec->q_mu);
+  mir_lock_acquire(&rec->q_mu);
   for (;;) {
-    while (rec->q_head == NULL && !rec->q_stop) pthread_cond_wait(&rec->q_nonempty, &rec->q_mu);
+    while (rec->q_head == NULL && !rec->q_stop) pthread_cond_wait(&rec->q_nonempty, &rec->q_mu.mu);
     rec_item *item = rec->q_head;
     if (item == NULL) break; /* stopping and drained */
     rec->q_head = item->next;
     if (rec->q_head == NULL) rec->q_tail = NULL;
-    rec->stats.queued--;
+    rec->queued--;
+    mir_gauge_set(rec->m_queued, (int64_t)rec->queued);
     rec->q_bytes -= item->len;
     bool drained = rec->q_head == NULL;
     bool failed = rec->write_err != MIR_OK;
     pthread_cond_broadcast(&rec->q_nonfull);
-    pthread_mutex_unlock(&rec->q_mu);
+    mir_lock_release(&rec->q_mu);
 
     mir_err err = failed ? MIR_OK : rec_write_item(rec, item, drained);
 
-    pthread_mutex_lock(&rec->q_mu);
+    mir_lock_acquire(&rec->q_mu);
     if (!failed) rec_note_written(rec, item, err);
     rec_item_free(item);
   }
-  pthread_mutex_unlock(&rec->q_mu);
+  mir_lock_release(&rec->q_mu);
   return NULL;
 }
 
 /* Async mode: appends item (takes ownership), blocking while the queue is full. A record larger
  * than the byte bound is admitted into an empty queue, so no record can wait forever. */
 static mir_err rec_enqueue(mir_recorder *rec, rec_item *item) {
-  pthread_mutex_lock(&rec->q_mu);
+  mir_lock_acquire(&rec->q_mu);
   bool waited = false;
   for (;;) {
     if (rec->write_err != MIR_OK || rec->q_stop) break;
-    size_t n = rec->stats.queued;
+    size_t n = rec->queued;
     bool full =
         n >= rec->queue_records_max || (n > 0 && rec->q_bytes + item->len > rec->queue_bytes_max);
     if (!full) break;
-    if (!waited) rec->stats.waits++;
+    if (!waited) mir_counter_inc(rec->m_waits);
     waited = true;
-    pthread_cond_wait(&rec->q_nonfull, &rec->q_mu);
+    pthread_cond_wait(&rec->q_nonfull, &rec->q_mu.mu);
   }
   mir_err err = rec_sticky_error(rec);
   if (err == MIR_OK && rec->q_stop) err = mir_error_set(MIR_ESTOPPED, "recorder: closed");
   if (err != MIR_OK) {
-    pthread_mutex_unlock(&rec->q_mu);
+    mir_lock_release(&rec->q_mu);
     rec_item_free(item);
     return err;
   }
@@ -271,10 +305,14 @@ static mir_err rec_enqueue(mir_recorder *rec, rec_item *item) {
   }
   rec->q_tail = item;
   rec->q_bytes += item->len;
-  rec->stats.queued++;
-  if (rec->stats.queued > rec->stats.queued_max) rec->stats.queued_max = rec->stats.queued;
+  rec->queued++;
+  mir_gauge_set(rec->m_queued, (int64_t)rec->queued);
+  if (rec->queued > rec->queued_max) {
+    rec->queued_max = rec->queued;
+    mir_gauge_set(rec->m_queued_max, (int64_t)rec->queued_max);
+  }
   pthread_cond_signal(&rec->q_nonempty);
-  pthread_mutex_unlock(&rec->q_mu);
+  mir_lock_release(&rec->q_mu);
   return MIR_OK;
 }
 
@@ -282,10 +320,10 @@ static mir_err rec_enqueue(mir_recorder *rec, rec_item *item) {
 static mir_err rec_submit(mir_recorder *rec, rec_item *item) {
   if (!rec->sync) return rec_enqueue(rec, item);
   mir_err err = rec_write_item(rec, item, false);
-  pthread_mutex_lock(&rec->q_mu);
+  mir_lock_acquire(&rec->q_mu);
   rec_note_written(rec, item, err);
   err = rec_sticky_error(rec);
-  pthread_mutex_unlock(&rec->q_mu);
+  mir_lock_release(&rec->q_mu);
   rec_item_free(item);
   return err;
 }
@@ -408,10 +446,10 @@ static mir_err rec_record_batch(mir_recorder *rec, const char *node_id,
   for (size_t i = b.start; i < b.n; i++) mir_packed_event_clear(&b.pes[i]);
   free(b.pes);
   free(b.ptrs);
-  pthread_mutex_lock(&rec->q_mu);
-  rec->stats.events_filtered += filtered;
+  mir_lock_acquire(&rec->q_mu);
+  mir_counter_add(rec->m_filtered, filtered);
   if (flush_failed) rec_note_written(rec, NULL, err);
-  pthread_mutex_unlock(&rec->q_mu);
+  mir_lock_release(&rec->q_mu);
   return err;
 }
 
@@ -424,9 +462,9 @@ static mir_err rec_intercept(void *user_data, const char *node_id, const char *m
   if (rec->closed) {
     err = mir_error_set(MIR_ESTOPPED, "recorder: closed");
   } else {
-    pthread_mutex_lock(&rec->q_mu);
+    mir_lock_acquire(&rec->q_mu);
     err = rec_sticky_error(rec);
-    pthread_mutex_unlock(&rec->q_mu);
+    mir_lock_release(&rec->q_mu);
   }
   if (err == MIR_OK) err = rec_record_batch(rec, node_id != NULL ? node_id : rec->node_id, batch);
   pthread_mutex_unlock(&rec->prod_mu);
@@ -463,7 +501,8 @@ static void rec_copy_config(mir_recorder *rec, const mir_recorder_config *cfg) {
 static void rec_destroy(mir_recorder *rec) {
   miri_log_file_fini(&rec->file);
   pthread_mutex_destroy(&rec->prod_mu);
-  pthread_mutex_destroy(&rec->q_mu);
+  mir_lock_fini(&rec->q_mu);
+  mir_metrics_free(rec->metrics);
   pthread_cond_destroy(&rec->q_nonempty);
   pthread_cond_destroy(&rec->q_nonfull);
   free(rec->dir);
@@ -479,14 +518,15 @@ mir_err mir_recorder_new(const mir_recorder_config *cfg, mir_recorder **out) {
   mir_recorder *rec = mir_xcalloc(1, sizeof(*rec));
   rec_copy_config(rec, cfg);
   pthread_mutex_init(&rec->prod_mu, NULL);
-  pthread_mutex_init(&rec->q_mu, NULL);
+  rec_metrics_init(rec);
+  mir_lock_init(&rec->q_mu, rec->metrics, "recorder_queue");
   pthread_cond_init(&rec->q_nonempty, NULL);
   pthread_cond_init(&rec->q_nonfull, NULL);
   rec->file.fd = -1;
   err = miri_log_file_init(&rec->file, cfg->zstd_level > 0 ? cfg->zstd_level : 3);
   if (err == MIR_OK) err = miri_mkdir_p(rec->dir);
   if (err == MIR_OK) err = rec_open_file(rec, 0);
-  if (err == MIR_OK) rec->stats.files = 1;
+  if (err == MIR_OK) mir_gauge_set(rec->m_files, 1);
   if (err == MIR_OK && !rec->sync) {
     if (pthread_create(&rec->thread, NULL, rec_writer_main, rec) != 0) {
       err = mir_error_set(MIR_ENOMEM, "recorder: cannot start the writer thread");
@@ -511,34 +551,32 @@ mir_err mir_recorder_close(mir_recorder *rec) {
   }
   rec->closed = true;
   if (rec->thread_started) {
-    pthread_mutex_lock(&rec->q_mu);
+    mir_lock_acquire(&rec->q_mu);
     rec->q_stop = true;
     pthread_cond_broadcast(&rec->q_nonempty);
     pthread_cond_broadcast(&rec->q_nonfull);
-    pthread_mutex_unlock(&rec->q_mu);
+    mir_lock_release(&rec->q_mu);
     pthread_join(rec->thread, NULL);
     rec->thread_started = false;
   }
-  pthread_mutex_lock(&rec->q_mu);
+  mir_lock_acquire(&rec->q_mu);
   mir_err err = rec_sticky_error(rec);
   bool failed = err != MIR_OK;
-  pthread_mutex_unlock(&rec->q_mu);
+  mir_lock_release(&rec->q_mu);
   /* After a write error the frame is abandoned as it is: the reader recovers what was flushed. */
   mir_err cerr = failed ? MIR_OK : miri_log_file_close(&rec->file, rec->fsync);
-  pthread_mutex_lock(&rec->q_mu);
+  mir_lock_acquire(&rec->q_mu);
   if (cerr != MIR_OK) rec_note_written(rec, NULL, cerr);
-  rec->stats.bytes_written = rec->file.bytes_written;
+  rec_note_bytes(rec);
   err = rec_sticky_error(rec);
-  pthread_mutex_unlock(&rec->q_mu);
+  mir_lock_release(&rec->q_mu);
   rec->close_err = err;
   pthread_mutex_unlock(&rec->prod_mu);
   return err;
 }
 
-void mir_recorder_get_stats(mir_recorder *rec, mir_recorder_stats *out) {
-  pthread_mutex_lock(&rec->q_mu);
-  *out = rec->stats;
-  pthread_mutex_unlock(&rec->q_mu);
+mir_metrics *mir_recorder_metrics(mir_recorder *rec) {
+  return rec->metrics;
 }
 
 void mir_recorder_free(mir_recorder *rec) {

@@ -25,6 +25,28 @@ extern "C" {
 
 namespace {
 
+// The recorder's metrics, read from its set in the registry.
+struct RecorderStats {
+  uint64_t records = 0, events = 0, events_filtered = 0, bytes_written = 0, files = 0;
+  uint64_t queued = 0, queued_max = 0, waits = 0;
+};
+RecorderStats RecStats(mir_recorder *rec) {
+  const mir_metrics *m = mir_recorder_metrics(rec);
+  auto rd = [m](const char *name) {
+    return static_cast<uint64_t>(mir_metrics_read(m, name, nullptr));
+  };
+  RecorderStats s;
+  s.records = rd("mir_recorder_records_total");
+  s.events = rd("mir_recorder_events_total");
+  s.events_filtered = rd("mir_recorder_events_filtered_total");
+  s.bytes_written = rd("mir_recorder_bytes_written_total");
+  s.files = rd("mir_recorder_files");
+  s.queued = rd("mir_recorder_queue_depth");
+  s.queued_max = rd("mir_recorder_queue_depth_max");
+  s.waits = rd("mir_recorder_waits_total");
+  return s;
+}
+
 // A fresh directory under the test temp dir, removed with its files at the end.
 class TempDir {
  public:
@@ -221,8 +243,8 @@ TEST(Recorder, RoundTripIsByteExact) {
       ASSERT_EQ(Intercept(rec, &b.list), MIR_OK);
     }
     ASSERT_EQ(mir_recorder_close(rec), MIR_OK);
-    mir_recorder_stats st;
-    mir_recorder_get_stats(rec, &st);
+    RecorderStats st;
+    st = RecStats(rec);
     EXPECT_EQ(st.records, sizes.size());
     EXPECT_EQ(st.events, expected.size());
     EXPECT_EQ(st.files, 1u);
@@ -261,8 +283,8 @@ TEST(Recorder, RotationEveryNEvents) {
     ASSERT_EQ(Intercept(rec, &batch.list), MIR_OK);
   }
   ASSERT_EQ(mir_recorder_close(rec), MIR_OK);
-  mir_recorder_stats st;
-  mir_recorder_get_stats(rec, &st);
+  RecorderStats st;
+  st = RecStats(rec);
   EXPECT_EQ(st.files, 8u);  // ceil(50 / 7)
   char *p7 = mir_recorder_file_path(rec, 7);
   ASSERT_NE(p7, nullptr);
@@ -333,8 +355,8 @@ TEST(Recorder, FilterRecordsOnlyMatchingEvents) {
   ASSERT_EQ(Intercept(rec, &drop.list), MIR_OK);
   ASSERT_EQ(Intercept(rec, &mixed.list), MIR_OK);
   ASSERT_EQ(mir_recorder_close(rec), MIR_OK);
-  mir_recorder_stats st;
-  mir_recorder_get_stats(rec, &st);
+  RecorderStats st;
+  st = RecStats(rec);
   EXPECT_EQ(st.events_filtered, 4u);
   EXPECT_EQ(st.records, 2u);
   mir_recorder_free(rec);
@@ -388,9 +410,9 @@ TEST(Recorder, AsyncQueueBoundBlocksIntercept) {
   // The writer holds "rotate" (blocked opening the FIFO), the queue holds four records and the
   // producer is blocked on the fifth. Poll for that state; a queue without a bound would instead
   // let the producer finish all ten.
-  mir_recorder_stats st;
+  RecorderStats st;
   for (int i = 0; i < 30000; i++) {
-    mir_recorder_get_stats(rec, &st);
+    st = RecStats(rec);
     if (p.done == p.values.size() || (st.queued == 4 && st.waits > 0 && p.done == 6)) break;
     usleep(1000);
   }
@@ -412,7 +434,7 @@ TEST(Recorder, AsyncQueueBoundBlocksIntercept) {
   pthread_join(th, nullptr);
   EXPECT_EQ(p.close_err, MIR_OK);
   EXPECT_EQ(p.done.load(), p.values.size());
-  mir_recorder_get_stats(rec, &st);
+  st = RecStats(rec);
   EXPECT_LE(st.queued_max, 4u);
   EXPECT_EQ(st.records, p.values.size());
   mir_recorder_free(rec);
@@ -498,9 +520,9 @@ TEST(Recorder, UnclosedFileIsReadableUpToLastFlush) {
       ASSERT_EQ(Intercept(rec, &b.list), MIR_OK);
     }
     // The asynchronous writer flushes whenever its queue runs empty; wait until it wrote all.
-    mir_recorder_stats st;
+    RecorderStats st;
     do {
-      mir_recorder_get_stats(rec, &st);
+      st = RecStats(rec);
       if (st.records < 20) usleep(1000);
     } while (st.records < 20);
     // What a crash would leave: the bytes on disk before close.
