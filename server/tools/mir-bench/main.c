@@ -67,6 +67,9 @@ double bench_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* How long a client whose window is full waits before it offers again. */
+#define BENCH_FULL_WAIT_S 0.001
+
 static void sleep_until(double at) {
   struct timespec ts = {(time_t)at, (long)((at - floor(at)) * 1e9)};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
@@ -276,6 +279,19 @@ static void *client_main(void *arg) {
       atomic_fetch_add(&b->submitted, 1);
     } else if (err == MIR_CLIENT_EFULL) {
       atomic_fetch_add(&b->refused, 1);
+      /* The window is full, and only commits free it. Look again after BENCH_FULL_WAIT_S, and
+       * count the instants of the schedule that passed meanwhile as refused too, instead of
+       * calling submit (the SDK's lock, a timed sleep) at each: at ten times the peak that took
+       * 1.4 of the machine's 2 cores, more than the four replicas together got. */
+      double until = bench_now() + BENCH_FULL_WAIT_S;
+      sleep_until(until);
+      double last = b->measure_to < until ? b->measure_to : until;
+      double passed = ceil((last - b->t0 - bc->offset) * bc->rate);
+      if (passed > (double)(k + 1)) {
+        uint64_t skip = (uint64_t)passed - (k + 1);
+        atomic_fetch_add(&b->refused, skip);
+        k += skip;
+      }
     } else {
       fprintf(stderr, "mir-bench: client %u: submit: %s\n", bc->index, mir_client_errdetail());
       break;
