@@ -221,7 +221,10 @@ static void store_dequeue(miri_sim_node *sn, size_t n) {
     sn->writes_bytes -= sn->writes[k].bytes;
     store_write_free(&sn->writes[k]);
   }
-  memmove(sn->writes, sn->writes + n, (sn->n_writes - n) * sizeof *sn->writes);
+  /* Not with nothing left to move: writes may still be NULL, and memmove takes no NULL. */
+  if (sn->n_writes > n) {
+    memmove(sn->writes, sn->writes + n, (sn->n_writes - n) * sizeof *sn->writes);
+  }
   sn->n_writes -= n;
 }
 
