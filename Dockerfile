@@ -28,7 +28,7 @@ RUN set -e; cd /src; \
     cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DMIR_BUILD_TESTS=OFF \
       -DCMAKE_INSTALL_PREFIX=/usr/local; \
     cmake --build /build -j "$jobs" --target mir-replica mir-status mir-keygen mir-cat mir-bench \
-      mir-logcheck mir-demo mirclient_shared; \
+      mir-logcheck mir-demo mir-limit mirclient_shared; \
     cmake --install /build --strip --prefix /out/usr/local
 COPY scripts/runtime-packages.sh /src/scripts/
 COPY deploy/docker/entrypoint.sh /out/usr/local/bin/mir-entrypoint
