@@ -43,6 +43,7 @@
 #include "mir/node.h"
 #include "mir/timer.h"
 #include "replica_internal.h"
+#include "replica_wiring.h"
 #include "store_module.h"
 #include "trantor_system.h"
 #include "wal.h"
@@ -352,35 +353,10 @@ static mir_err rep_add_crypto(mir_replica *r) {
   return mir_node_add_module(r->node, "crypto", &mir_crypto_module_ops, state);
 }
 
-static void rep_net_limits(const mir_replica_net_limits *l, mir_net_grpc_config *nc) {
-  if (l->max_message_bytes) nc->max_message_bytes = l->max_message_bytes;
-  if (l->queue_max_msgs) nc->queue_max_msgs = l->queue_max_msgs;
-  if (l->queue_max_bytes) nc->queue_max_bytes = l->queue_max_bytes;
-  if (l->backoff_min_ms) nc->backoff_min_ms = (uint32_t)l->backoff_min_ms;
-  if (l->backoff_max_ms) nc->backoff_max_ms = (uint32_t)l->backoff_max_ms;
-  if (l->keepalive_ms) nc->keepalive_ms = (uint32_t)l->keepalive_ms;
-  if (nc->frame_max_bytes > nc->max_message_bytes) nc->frame_max_bytes = nc->max_message_bytes;
-}
-
 static mir_err rep_add_net(mir_replica *r) {
-  const mir_replica_config *c = r->cfg;
   mir_net_member *members = mir_xcalloc(r->m->n, sizeof(*members));
-  for (size_t i = 0; i < r->m->n; i++) {
-    members[i].id = r->m->replicas[i].id;
-    members[i].addr = r->m->replicas[i].address;
-  }
   mir_net_grpc_config nc;
-  mir_net_grpc_config_default(&nc);
-  nc.own_id = c->id;
-  nc.listen_addr =
-      c->peer_listen != NULL ? c->peer_listen : mir_membership_find(r->m, c->id)->address;
-  nc.members = members;
-  nc.n_members = r->m->n;
-  nc.tls_ca_file = c->tls_ca_file;
-  nc.tls_cert_file = c->tls_cert_file;
-  nc.tls_key_file = c->tls_key_file;
-  nc.insecure = c->insecure;
-  rep_net_limits(&c->net, &nc);
+  mir_replica_net_config(r->cfg, r->m, members, &nc);
   mir_err err = mir_net_grpc_new(&nc, &r->net);
   free(members);
   if (err != MIR_OK) return err;
@@ -397,21 +373,8 @@ static mir_err rep_add_store(mir_replica *r) {
 }
 
 static mir_err rep_add_client(mir_replica *r) {
-  const mir_replica_config *c = r->cfg;
-  mir_client_service_config cc = {0};
-  cc.own_id = c->id;
-  cc.listen_addr = c->client_listen;
-  cc.log = r->log;
-  cc.limits = c->client;
-  cc.max_tx_bytes = c->trantor.max_tx_bytes;
-  cc.client_window = c->trantor.client_window;
-  if (c->client_tls) {
-    cc.tls_cert_file = c->tls_cert_file;
-    cc.tls_key_file = c->tls_key_file;
-  }
-  if (c->client_require_cert) {
-    cc.tls_client_ca_file = c->client_ca_file != NULL ? c->client_ca_file : c->tls_ca_file;
-  }
+  mir_client_service_config cc;
+  mir_replica_client_config(r->cfg, r->log, &cc);
   cc.peers = miri_rep_peers;
   cc.peers_user = r;
   mir_err err = mir_client_service_new(&cc, &r->client);

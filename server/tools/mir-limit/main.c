@@ -41,6 +41,7 @@
 #include "mir/net_grpc.h"
 #include "mir/node.h"
 #include "ordered_log.h"
+#include "replica_wiring.h"
 
 #define MAIN_LOG "mir-limit"
 #define LIM_LOG_ENTRIES 4096                /* sns the in-memory log keeps at most ... */
@@ -117,29 +118,9 @@ static size_t lim_peers(void *user, mir_client_peer *out, size_t cap) {
 
 /* The peer transport, configured as the replica configures it. */
 static mir_err lim_add_net(lim_server *s) {
-  const mir_replica_config *c = s->cfg;
   mir_net_member members[MIR_LIMIT_SERVERS_MAX];
-  for (size_t i = 0; i < s->m->n; i++) {
-    members[i].id = s->m->replicas[i].id;
-    members[i].addr = s->m->replicas[i].address;
-  }
   mir_net_grpc_config nc;
-  mir_net_grpc_config_default(&nc);
-  nc.own_id = c->id;
-  nc.listen_addr =
-      c->peer_listen != NULL ? c->peer_listen : mir_membership_find(s->m, c->id)->address;
-  nc.members = members;
-  nc.n_members = s->m->n;
-  nc.tls_ca_file = c->tls_ca_file;
-  nc.tls_cert_file = c->tls_cert_file;
-  nc.tls_key_file = c->tls_key_file;
-  nc.insecure = c->insecure;
-  const mir_replica_net_limits *l = &c->net;
-  if (l->max_message_bytes) nc.max_message_bytes = l->max_message_bytes;
-  if (l->queue_max_msgs) nc.queue_max_msgs = l->queue_max_msgs;
-  if (l->queue_max_bytes) nc.queue_max_bytes = l->queue_max_bytes;
-  if (l->keepalive_ms) nc.keepalive_ms = (uint32_t)l->keepalive_ms;
-  if (nc.frame_max_bytes > nc.max_message_bytes) nc.frame_max_bytes = nc.max_message_bytes;
+  mir_replica_net_config(s->cfg, s->m, members, &nc);
   mir_err err = mir_net_grpc_new(&nc, &s->net);
   if (err != MIR_OK) return err;
   return mir_node_add_module(s->node, "net", &mir_net_grpc_ops, s->net);
@@ -147,21 +128,8 @@ static mir_err lim_add_net(lim_server *s) {
 
 /* The replica's client service, configured as the replica configures it. */
 static mir_err lim_add_client(lim_server *s) {
-  const mir_replica_config *c = s->cfg;
-  mir_client_service_config cc = {0};
-  cc.own_id = c->id;
-  cc.listen_addr = c->client_listen;
-  cc.log = s->log;
-  cc.limits = c->client;
-  cc.max_tx_bytes = c->trantor.max_tx_bytes;
-  cc.client_window = c->trantor.client_window;
-  if (c->client_tls) {
-    cc.tls_cert_file = c->tls_cert_file;
-    cc.tls_key_file = c->tls_key_file;
-  }
-  if (c->client_require_cert) {
-    cc.tls_client_ca_file = c->client_ca_file != NULL ? c->client_ca_file : c->tls_ca_file;
-  }
+  mir_client_service_config cc;
+  mir_replica_client_config(s->cfg, s->log, &cc);
   cc.peers = lim_peers;
   cc.peers_user = s;
   mir_client_service *svc = NULL;
