@@ -25,6 +25,9 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+BENCH_NAME=limit-bench
+# shellcheck source=scripts/bench-lib.sh
+. "$repo/scripts/bench-lib.sh"
 clients=8
 rate=200000
 seconds=20
@@ -34,12 +37,8 @@ out=""
 base_port=32000
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 
-die() {
-  echo "limit-bench: $*" >&2
-  exit 1
-}
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
-num() { [[ "$2" =~ ^[0-9]+$ ]] || die "$1: a whole number, not '$2'"; }
+num() { bench_num "$@"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,12 +54,10 @@ while [ $# -gt 0 ]; do
     *) usage >&2; exit 2 ;;
   esac
 done
-for b in mir-limit mir-keygen mir-status mir-bench; do
-  [ -x "$bin/$b" ] || die "$bin/$b not found: build first (make build), or --bin"
-done
+bench_need "$bin" mir-limit mir-keygen mir-status mir-bench
 [ -n "$out" ] || out="$(mktemp -d /tmp/mir-limit-bench.XXXXXX)"
 mkdir -p "$out"
-echo "limit-bench: results in $out" >&2
+bench_say "results in $out"
 
 export MIR_CLUSTER_DIR="$out/cluster" MIR_BIN_DIR="$bin" MIR_PEER_BASE_PORT="$base_port"
 export MIR_CLIENT_BASE_PORT=$((base_port + 100)) MIR_HTTP_BASE_PORT=$((base_port + 200))
@@ -68,49 +65,20 @@ export MIR_LOG=warn MIR_REPLICA_PROGRAM=mir-limit
 cluster() { "$repo/deploy/local/cluster.sh" "$@"; }
 trap 'cluster clean >/dev/null 2>&1 || true' EXIT
 
-cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-# User plus system ticks of the servers (their pid files), which must all still run.
-server_ticks() {
-  local sum=0 f t
-  for f in "$MIR_CLUSTER_DIR"/pids/replica-*.pid; do
-    t="$(awk '{print $14 + $15}' "/proc/$(cat "$f")/stat" 2>/dev/null)" ||
-      die "a server exited during the run: see $MIR_CLUSTER_DIR/logs"
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
-# User plus system ticks of the finished children in the output of bash's `times` in file $1 (its
-# second line; `times` runs in this shell itself: a subshell starts with no children's times).
-child_ticks() {
-  awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
-    n = split($1 " " $2, f, " ")
-    t = 0
-    for (i = 1; i <= n; i++) { split(f[i], ms, "m"); sub("s", "", ms[2]); t += ms[1] * 60 + ms[2] }
-    printf "%d", t * hz }' "$1"
-}
-
 cluster clean >/dev/null 2>&1 || true
-cluster start "$servers" >"$out/start.log" 2>&1 || die "the servers did not start: $out/start.log"
+cluster start "$servers" >"$out/start.log" 2>&1 || bench_die "the servers did not start: $out/start.log"
 flags=()
-if [ -s "$MIR_CLUSTER_DIR/client-flags" ]; then read -r -a flags <"$MIR_CLUSTER_DIR/client-flags"; fi
 [ "$window" -gt 0 ] && flags+=(--window "$window")
 json="$out/bench.json"
-echo "limit-bench: $clients clients offering $rate tx/s for $seconds s" >&2
+bench_say "$clients clients offering $rate tx/s for $seconds s"
 times >"$out/times-before"
-t0="$(cpu_ticks)" s0="$(server_ticks)"
-# mir-bench ends by itself once every transaction scheduled in the run was submitted (beyond the
-# peak that takes longer than the run: the schedule falls behind) and the drain passed; the bound
-# only catches a hang, allowing for at least 10,000 commits per second.
-timeout --signal=TERM --kill-after=10 $((3 * (seconds + 7) + rate * (seconds + 2) / 10000)) \
-  "$bin/mir-bench" --replicas "$(paste -sd, "$MIR_CLUSTER_DIR/client-addresses")" "${flags[@]}" \
-  --clients "$clients" --rate "$rate" --size 256 --duration "$seconds" --warmup 2 --drain 5 \
-  --json "$json" >"$out/bench.log" 2>&1 || true
-t1="$(cpu_ticks)" s1="$(server_ticks)"
+t0="$(bench_machine_ticks)" s0="$(bench_cluster_ticks)"
+bench_mir_bench "$bin" "$json" "$out/bench.log" "$clients" "$rate" "$seconds" "${flags[@]}"
+t1="$(bench_machine_ticks)" s1="$(bench_cluster_ticks)"
 times >"$out/times-after"
-c0="$(child_ticks "$out/times-before")" c1="$(child_ticks "$out/times-after")"
+c0="$(bench_child_ticks "$out/times-before")" c1="$(bench_child_ticks "$out/times-after")"
 cp -r "$MIR_CLUSTER_DIR/logs" "$out/logs"
 cluster clean >/dev/null 2>&1 || true
-[ -s "$json" ] || die "mir-bench wrote no results: $out/bench.log"
 
 python3 - "$json" "$clients" "$rate" "$((t1 - t0))" "$((s1 - s0))" "$((c1 - c0))" \
   "$(getconf CLK_TCK)" <<'PY'

@@ -27,6 +27,8 @@
 #   MIR_CLIENT_BASE_PORT  and for clients on this + i (default 9000)
 #   MIR_HTTP_BASE_PORT    and serves HTTP (metrics, profiles) on this + i (default: the client
 #                         base port + 100, so 9100); read when the folder is made
+#   MIR_HTTP              0: no HTTP endpoint (no http_listen; for measuring what it costs);
+#                         1 (default): one per replica. Read when the folder is made.
 #   MIR_LOG               log level of the replicas (trace, debug, info, warn, error)
 #   MIR_CLIENT_CERTS      1: the client API is TLS and every client needs a certificate naming its
 #                         client id (replica option client.require_cert); 0 (default): plaintext
@@ -51,12 +53,14 @@ peer_base="${MIR_PEER_BASE_PORT:-7000}"
 client_base="${MIR_CLIENT_BASE_PORT:-9000}"
 http_base="${MIR_HTTP_BASE_PORT:-$((client_base + 100))}"
 client_certs="${MIR_CLIENT_CERTS:-0}"
+http_on="${MIR_HTTP:-1}"
+case "$http_on" in 0 | 1) ;; *) echo "cluster.sh: MIR_HTTP: 0 or 1, not '$http_on'" >&2; exit 1 ;; esac
 program="${MIR_REPLICA_PROGRAM:-mir-replica}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_bin() {
@@ -151,20 +155,26 @@ make_cluster() {
   "$bin/mir-keygen" "${keygen[@]}" >/dev/null
   : >"$dir/client-addresses"
   : >"$dir/metrics-urls"
+  local http=""
   for ((i = 0; i < n; i++)); do
+    if [ "$http_on" = 1 ]; then
+      http="
+  \"http_listen\": \"127.0.0.1:$((http_base + i))\","
+    fi
     cat >"$dir/replica-$i.json" <<JSON
 {
   "id": "$i",
   "membership": "membership.json",
   "key_file": "replica-$i.key",
   "tls": {"ca_file": "ca.pem", "cert_file": "replica-$i.crt", "key_file": "replica-$i.tls.key"},$client
-  "client_listen": "127.0.0.1:$((client_base + i))",
-  "http_listen": "127.0.0.1:$((http_base + i))",
+  "client_listen": "127.0.0.1:$((client_base + i))",$http
   "data_dir": "data-$i"
 }
 JSON
     echo "127.0.0.1:$((client_base + i))" >>"$dir/client-addresses"
-    echo "http://127.0.0.1:$((http_base + i))/metrics" >>"$dir/metrics-urls"
+    if [ "$http_on" = 1 ]; then
+      echo "http://127.0.0.1:$((http_base + i))/metrics" >>"$dir/metrics-urls"
+    fi
   done
 }
 
