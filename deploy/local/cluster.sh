@@ -29,6 +29,9 @@
 #                         base port + 100, so 9100); read when the folder is made
 #   MIR_HTTP              0: no HTTP endpoint (no http_listen; for measuring what it costs);
 #                         1 (default): one per replica. Read when the folder is made.
+#   MIR_TRANTOR           the members of a "trantor" section for every replica's configuration
+#                         (e.g. '"batch_timeout_ms": 10'; docs/OPERATIONS.md lists the keys);
+#                         the replicas check them. Read when the folder is made.
 #   MIR_LOG               log level of the replicas (trace, debug, info, warn, error)
 #   MIR_CLIENT_CERTS      1: the client API is TLS and every client needs a certificate naming its
 #                         client id (replica option client.require_cert); 0 (default): plaintext
@@ -54,13 +57,14 @@ client_base="${MIR_CLIENT_BASE_PORT:-9000}"
 http_base="${MIR_HTTP_BASE_PORT:-$((client_base + 100))}"
 client_certs="${MIR_CLIENT_CERTS:-0}"
 http_on="${MIR_HTTP:-1}"
+trantor_members="${MIR_TRANTOR:-}"
 case "$http_on" in 0 | 1) ;; *) echo "cluster.sh: MIR_HTTP: 0 or 1, not '$http_on'" >&2; exit 1 ;; esac
 program="${MIR_REPLICA_PROGRAM:-mir-replica}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_bin() {
@@ -155,11 +159,16 @@ make_cluster() {
   "$bin/mir-keygen" "${keygen[@]}" >/dev/null
   : >"$dir/client-addresses"
   : >"$dir/metrics-urls"
-  local http=""
+  local extra
   for ((i = 0; i < n; i++)); do
+    extra=""
     if [ "$http_on" = 1 ]; then
-      http="
+      extra="
   \"http_listen\": \"127.0.0.1:$((http_base + i))\","
+    fi
+    if [ -n "$trantor_members" ]; then
+      extra="$extra
+  \"trantor\": {$trantor_members},"
     fi
     cat >"$dir/replica-$i.json" <<JSON
 {
@@ -167,7 +176,7 @@ make_cluster() {
   "membership": "membership.json",
   "key_file": "replica-$i.key",
   "tls": {"ca_file": "ca.pem", "cert_file": "replica-$i.crt", "key_file": "replica-$i.tls.key"},$client
-  "client_listen": "127.0.0.1:$((client_base + i))",$http
+  "client_listen": "127.0.0.1:$((client_base + i))",$extra
   "data_dir": "data-$i"
 }
 JSON
