@@ -79,3 +79,24 @@ bench_mir_bench() {
     --warmup 2 --drain 5 --json "$json" >"$log" 2>&1 || true
   [ -s "$json" ] || bench_die "mir-bench wrote no results: $log"
 }
+
+# bench_out_dir DIR NAME: DIR, or a new folder /tmp/NAME.XXXXXX when DIR is empty; made, said and
+# echoed.
+bench_out_dir() {
+  local d="$1"
+  [ -n "$d" ] || d="$(mktemp -d "/tmp/$2.XXXXXX")"
+  mkdir -p "$d"
+  bench_say "results in $d"
+  echo "$d"
+}
+
+# bench_cluster_env OUT BASE_PORT BIN: the environment of deploy/local/cluster.sh for a cluster in
+# OUT/cluster with peers on BASE_PORT.., clients on BASE_PORT+100.. and HTTP on BASE_PORT+200..,
+# 127.0.0.1 only; the replicas log warnings and errors only.
+bench_cluster_env() {
+  export MIR_CLUSTER_DIR="$1/cluster" MIR_BIN_DIR="$3" MIR_PEER_BASE_PORT="$2"
+  export MIR_CLIENT_BASE_PORT=$(($2 + 100)) MIR_HTTP_BASE_PORT=$(($2 + 200)) MIR_LOG=warn
+}
+
+# The local cluster script of this repository.
+cluster() { "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/cluster.sh" "$@"; }

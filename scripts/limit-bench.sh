@@ -55,14 +55,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 bench_need "$bin" mir-limit mir-keygen mir-status mir-bench
-[ -n "$out" ] || out="$(mktemp -d /tmp/mir-limit-bench.XXXXXX)"
-mkdir -p "$out"
-bench_say "results in $out"
+out="$(bench_out_dir "$out" mir-limit-bench)"
 
-export MIR_CLUSTER_DIR="$out/cluster" MIR_BIN_DIR="$bin" MIR_PEER_BASE_PORT="$base_port"
-export MIR_CLIENT_BASE_PORT=$((base_port + 100)) MIR_HTTP_BASE_PORT=$((base_port + 200))
-export MIR_LOG=warn MIR_REPLICA_PROGRAM=mir-limit
-cluster() { "$repo/deploy/local/cluster.sh" "$@"; }
+bench_cluster_env "$out" "$base_port" "$bin"
+export MIR_REPLICA_PROGRAM=mir-limit
 trap 'cluster clean >/dev/null 2>&1 || true' EXIT
 
 cluster clean >/dev/null 2>&1 || true

@@ -58,14 +58,9 @@ done
 [ "$seconds" -le 298 ] || bench_die "--seconds: at most 298 (a replica's CPU profile lasts 300 s at most)"
 bench_need "$bin" mir-replica mir-keygen mir-status mir-bench
 command -v curl >/dev/null || bench_die "curl not found (Debian package curl)"
-[ -n "$out" ] || out="$(mktemp -d /tmp/mir-metrics-cost.XXXXXX)"
-mkdir -p "$out"
-bench_say "results in $out"
+out="$(bench_out_dir "$out" mir-metrics-cost)"
 
-export MIR_CLUSTER_DIR="$out/cluster" MIR_BIN_DIR="$bin" MIR_PEER_BASE_PORT="$base_port"
-export MIR_CLIENT_BASE_PORT=$((base_port + 100)) MIR_HTTP_BASE_PORT=$((base_port + 200))
-export MIR_LOG=warn
-cluster() { "$repo/deploy/local/cluster.sh" "$@"; }
+bench_cluster_env "$out" "$base_port" "$bin"
 helpers=()
 stop_helpers() {
   local p

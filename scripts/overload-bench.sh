@@ -65,13 +65,9 @@ done
 IFS=, read -r -a mult_list <<<"$multiples"
 for m in "${mult_list[@]}"; do mult --multiples "$m"; done
 bench_need "$bin" mir-replica mir-keygen mir-status mir-bench
-[ -n "$out" ] || out="$(mktemp -d /tmp/mir-overload.XXXXXX)"
-mkdir -p "$out"
-bench_say "results in $out"
+out="$(bench_out_dir "$out" mir-overload)"
 
-export MIR_CLUSTER_DIR="$out/cluster" MIR_BIN_DIR="$bin" MIR_PEER_BASE_PORT="$base_port"
-export MIR_CLIENT_BASE_PORT=$((base_port + 100)) MIR_LOG=warn
-cluster() { "$repo/deploy/local/cluster.sh" "$@"; }
+bench_cluster_env "$out" "$base_port" "$bin"
 trap 'cluster clean >/dev/null 2>&1 || true' EXIT
 
 # One run on a fresh cluster: label round clients rate window(0: default) seconds. Appends to

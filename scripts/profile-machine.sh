@@ -49,14 +49,9 @@ done
 [ "$seconds" -ge 5 ] || bench_die "--seconds: at least 5"
 bench_need "$bin" mir-replica mir-keygen mir-status mir-bench
 command -v perf >/dev/null || bench_die "perf not found (Debian package linux-perf)"
-[ -n "$out" ] || out="$(mktemp -d /tmp/mir-profile-machine.XXXXXX)"
-mkdir -p "$out"
-bench_say "results in $out"
+out="$(bench_out_dir "$out" mir-profile-machine)"
 
-export MIR_CLUSTER_DIR="$out/cluster" MIR_BIN_DIR="$bin" MIR_PEER_BASE_PORT="$base_port"
-export MIR_CLIENT_BASE_PORT=$((base_port + 100)) MIR_HTTP_BASE_PORT=$((base_port + 200))
-export MIR_LOG=warn
-cluster() { "$repo/deploy/local/cluster.sh" "$@"; }
+bench_cluster_env "$out" "$base_port" "$bin"
 perf_pid=""
 trap '[ -z "$perf_pid" ] || wait "$perf_pid" 2>/dev/null || true; cluster clean >/dev/null 2>&1 || true' EXIT
 
