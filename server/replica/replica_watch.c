@@ -101,8 +101,7 @@ size_t miri_rep_peers(void *user, mir_client_peer *out, size_t cap) {
   for (size_t i = 0; i < r->m->n && n < cap; i++) {
     const char *id = r->m->replicas[i].id;
     if (strcmp(id, r->cfg->id) == 0) continue;
-    mir_net_grpc_peer_stats ps;
-    bool up = mir_net_grpc_peer_stats_get(r->net, id, &ps) == MIR_OK && ps.connected;
+    bool up = mir_metrics_read(mir_net_grpc_metrics(r->net), "mir_net_connected", id) > 0;
     snprintf(out[n].id, sizeof(out[n].id), "%s", id);
     out[n++].connected = up;
   }
@@ -113,11 +112,8 @@ void miri_rep_watch_peers(mir_replica *r) {
   if (r->peer_up == NULL) r->peer_up = mir_xcalloc(r->m->n, sizeof(*r->peer_up));
   for (size_t i = 0; i < r->m->n; i++) {
     const char *id = r->m->replicas[i].id;
-    mir_net_grpc_peer_stats ps;
-    if (strcmp(id, r->cfg->id) == 0 || mir_net_grpc_peer_stats_get(r->net, id, &ps) != MIR_OK) {
-      continue;
-    }
-    bool up = ps.connected;
+    if (strcmp(id, r->cfg->id) == 0) continue;
+    bool up = mir_metrics_read(mir_net_grpc_metrics(r->net), "mir_net_connected", id) > 0;
     if (up != r->peer_up[i]) {
       mir_log(MIR_LOG_INFO, REP_LOG, "%s: peer %s %s (%s)", r->cfg->id, id,
               up ? "connected" : "disconnected", r->m->replicas[i].address);

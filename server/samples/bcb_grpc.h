@@ -72,7 +72,7 @@ typedef struct mir_bcb_grpc_node_config {
 
 /* The modules mir_bcb_grpc_add_modules added, all owned by the node (valid until mir_node_free). */
 typedef struct mir_bcb_grpc_modules {
-  mir_net_grpc *net; /* for mir_net_grpc_peer_stats_get and mir_net_grpc_port */
+  mir_net_grpc *net; /* for mir_net_grpc_metrics and mir_net_grpc_port */
   void *crypto;      /* the crypto module's state */
   mir_dsl *bcb;      /* for mir_bcb_get_stats */
 } mir_bcb_grpc_modules;

@@ -138,9 +138,8 @@ class Cluster {
 
   // What node i's transport received from node `from` over the network.
   uint64_t ReceivedFrom(size_t i, const char *from) const {
-    mir_net_grpc_peer_stats s;
-    EXPECT_EQ(mir_net_grpc_peer_stats_get(nodes_[i].mods.net, from, &s), MIR_OK);
-    return s.msgs_received;
+    return static_cast<uint64_t>(mir_metrics_read(mir_net_grpc_metrics(nodes_[i].mods.net),
+                                                  "mir_net_messages_received_total", from));
   }
 
   // The data of every Deliver node i made, in order.

@@ -8,11 +8,12 @@
  *    mir.MessageReceived with from = own id, pushed into the inbox by the transport's own thread
  *    (apply never blocks);
  *  - an id that is not in the membership: the message is dropped and counted
- *    (mir_net_grpc_stats.unknown_dest_dropped);
+ *    (mir_net_messages_dropped_total{reason="unknown_destination"});
  *  - a peer: the message is appended to that peer's bounded send queue. When the queue already
  *    holds queue_max_msgs messages or queue_max_bytes bytes, the NEW message is dropped (the queue
- *    keeps the older ones, so what does get through stays in order), counted in the peer's
- *    msgs_dropped / bytes_dropped, and a warning is logged at most once per second per peer.
+ *    keeps the older ones, so what does get through stays in order), counted (reason queue_full,
+ *    and in the peer's mir_net_peer_messages_dropped_total), and a warning is logged at most once
+ *    per second per peer.
  * Any other event type is an error (it stops the node).
  *
  * Wire (proto/net/transport.proto): one client-streaming call "/mir.net.Transport/Stream" per
@@ -35,7 +36,7 @@
  * unless the server's certificate carries that URI SAN: a caller never sends to the wrong replica,
  * and server certificates need the URI SAN. A certificate from another CA fails the TLS handshake
  * inside gRPC, before any call exists: the receiver cannot see or count it (gRPC logs it), the
- * caller counts it in connect_failures.
+ * caller counts it in mir_net_connect_failures_total.
  * Insecure mode (plaintext, the claimed id is trusted) is for local tests only and is off unless
  * the config sets `insecure`.
  *
@@ -56,7 +57,21 @@
  * the completion queue of incoming streams and pushes received messages into the inbox; a client
  * thread drives the completion queue of outgoing streams and reconnects; a self thread delivers
  * messages to self. apply() (the node's dispatcher) and the client thread share each peer's state
- * under that peer's mutex. Statistics are read under the same mutexes and are thread-safe.
+ * under that peer's lock (the named lock "net_grpc_send_queue").
+ *
+ * Metrics (mir/metrics.h; the list with units is in docs/OPERATIONS.md). The transport registers
+ * them in its own set, which the node hangs below the module's (ops.metrics), so they appear on a
+ * replica's /metrics with module = the transport's module id. Per member (label peer, this node
+ * included for messages to self): mir_net_messages_sent_total, mir_net_messages_received_total,
+ * mir_net_sent_bytes_total, mir_net_received_bytes_total, mir_net_frames_sent_total,
+ * mir_net_frames_received_total, mir_net_peer_messages_dropped_total,
+ * mir_net_streams_opened_total, mir_net_reconnects_total, mir_net_connect_failures_total,
+ * mir_net_peer_streams_refused_total, mir_net_malformed_frames_total, and the gauges
+ * mir_net_connected (0/1: the outgoing stream is open), mir_net_incoming_connected (0/1),
+ * mir_net_send_queue_depth and mir_net_send_queue_bytes. Transport-wide:
+ * mir_net_messages_dropped_total{reason}, mir_net_streams_refused_total{reason} and
+ * mir_net_unknown_calls_total. Updates are relaxed atomics from whichever thread counts; reading
+ * (mir_metrics_read on mir_net_grpc_metrics, or the node's tree) is thread-safe.
  *
  * gRPC: mir_net_grpc_new calls grpc_init() and mir_net_grpc_free (or the node, when it frees the
  * module) calls the matching grpc_shutdown(), so a process needs no gRPC calls of its own.
@@ -69,6 +84,7 @@
 #include <stdint.h>
 
 #include "mir/errors.h"
+#include "mir/metrics.h"
 #include "mir/module.h"
 
 #ifdef __cplusplus
@@ -145,40 +161,10 @@ void mir_net_grpc_free(mir_net_grpc *net);
 /* The port the transport listens on (useful with port 0). net is borrowed. */
 int mir_net_grpc_port(const mir_net_grpc *net);
 
-/* Counters of one peer (or of this node itself: messages to self). All counts since creation. */
-typedef struct mir_net_grpc_peer_stats {
-  char id[MIR_NET_ID_MAX];
-  bool connected;      /* the outgoing stream to this peer is open */
-  bool incoming;       /* an accepted incoming stream from this peer is open */
-  size_t queued_msgs;  /* waiting in the send queue now */
-  size_t queued_bytes; /* encoded bytes of those */
-  uint64_t msgs_sent, frames_sent, bytes_sent; /* accepted by gRPC (bytes: frame encoding) */
-  uint64_t msgs_received, frames_received, bytes_received; /* delivered to the inbox */
-  uint64_t msgs_dropped, bytes_dropped; /* queue full, too large, or lost with a broken stream */
-  uint64_t streams_opened;              /* outgoing streams accepted by the peer */
-  uint64_t reconnects;                  /* of those, the ones after the first */
-  uint64_t connect_failures; /* outgoing stream attempts that ended before being accepted */
-  uint64_t refused;          /* incoming streams claiming this id that were refused */
-  uint64_t malformed;        /* frames from this peer rejected as malformed */
-} mir_net_grpc_peer_stats;
-
-/* Transport-wide counters. */
-typedef struct mir_net_grpc_stats {
-  size_t members;
-  uint64_t unknown_dest_dropped; /* messages to ids outside the membership */
-  uint64_t oversize_dropped;     /* messages too large for any frame (also in the peer's drops) */
-  uint64_t refused;              /* incoming streams refused, for any reason */
-  uint64_t malformed;            /* frames rejected as malformed, from any peer */
-  uint64_t unknown_method;       /* incoming calls to other methods (answered UNIMPLEMENTED) */
-} mir_net_grpc_stats;
-
-/* Copies the counters of member peer_id (borrowed) into *out. MIR_ENOTFOUND if not a member.
- * Thread-safe. */
-mir_err mir_net_grpc_peer_stats_get(mir_net_grpc *net, const char *peer_id,
-                                    mir_net_grpc_peer_stats *out);
-
-/* Copies the transport-wide counters into *out. Thread-safe. */
-void mir_net_grpc_stats_get(mir_net_grpc *net, mir_net_grpc_stats *out);
+/* The transport's metric set (see the top of this file): borrowed, valid as long as net. Read a
+ * peer's numbers with mir_metrics_read(set, name, peer_id), e.g. whether the stream to peer 1 is
+ * open: mir_metrics_read(mir_net_grpc_metrics(net), "mir_net_connected", "1") == 1. */
+mir_metrics *mir_net_grpc_metrics(mir_net_grpc *net);
 
 /* The ops of the transport; the state is the mir_net_grpc *. */
 extern const mir_module_ops mir_net_grpc_ops;

@@ -141,10 +141,10 @@ static mir_node *bench_node(const bench_params *p, int id, const char addrs[2][6
 static bool bench_connected(mir_net_grpc *a, mir_net_grpc *b, uint64_t timeout_ms) {
   double end = bench_now() + (double)timeout_ms / 1000.0;
   while (bench_now() < end) {
-    mir_net_grpc_peer_stats sa, sb;
-    mir_net_grpc_peer_stats_get(a, "1", &sa);
-    mir_net_grpc_peer_stats_get(b, "0", &sb);
-    if (sa.connected && sb.connected) return true;
+    if (mir_metrics_read(mir_net_grpc_metrics(a), "mir_net_connected", "1") > 0 &&
+        mir_metrics_read(mir_net_grpc_metrics(b), "mir_net_connected", "0") > 0) {
+      return true;
+    }
     nanosleep(&(struct timespec){0, 1000000}, NULL);
   }
   return false;
@@ -191,9 +191,8 @@ static bool bench_mir_run(const bench_params *p, mir_node *nodes[2], src_state *
   r->seconds = bench_now() - t0;
   r->cpu_seconds = bench_cpu() - c0;
   r->msgs = sink->received;
-  mir_net_grpc_peer_stats st;
-  mir_net_grpc_peer_stats_get(nets[0], "1", &st);
-  r->frames = st.frames_sent;
+  r->frames =
+      (uint64_t)mir_metrics_read(mir_net_grpc_metrics(nets[0]), "mir_net_frames_sent_total", "1");
   return true;
 }
 

@@ -109,9 +109,9 @@ static size_t lim_peers(void *user, mir_client_peer *out, size_t cap) {
   for (size_t i = 0; i < s->m->n && n < cap; i++) {
     const char *id = s->m->replicas[i].id;
     if (strcmp(id, s->cfg->id) == 0) continue;
-    mir_net_grpc_peer_stats ps;
     snprintf(out[n].id, sizeof(out[n].id), "%s", id);
-    out[n++].connected = mir_net_grpc_peer_stats_get(s->net, id, &ps) == MIR_OK && ps.connected;
+    out[n++].connected =
+        mir_metrics_read(mir_net_grpc_metrics(s->net), "mir_net_connected", id) > 0;
   }
   return n;
 }

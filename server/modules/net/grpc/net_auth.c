@@ -125,31 +125,37 @@ static const grpc_metadata *auth_claim(const grpc_metadata_array *md) {
 }
 
 bool miri_authenticate(mir_net_grpc *net, grpc_call *call, const grpc_metadata_array *md,
-                       miri_peer **claimed, grpc_status_code *status, const char **why) {
+                       miri_peer **claimed, grpc_status_code *status, miri_refusal *reason,
+                       const char **why) {
   *claimed = NULL;
   *status = GRPC_STATUS_UNAUTHENTICATED;
   const grpc_metadata *claim = auth_claim(md);
   if (claim == NULL) {
+    *reason = MIRI_REFUSE_NO_ID;
     *why = "missing or repeated " MIR_NET_ID_METADATA;
     return false;
   }
   const char *id = (const char *)GRPC_SLICE_START_PTR(claim->value);
   size_t len = GRPC_SLICE_LENGTH(claim->value);
   if (!miri_node_id_valid(id, len)) {
+    *reason = MIRI_REFUSE_BAD_ID;
     *why = "malformed node id";
     return false;
   }
   *claimed = miri_peer_find(net, id, len);
   *status = GRPC_STATUS_PERMISSION_DENIED;
   if (*claimed == NULL) {
+    *reason = MIRI_REFUSE_NOT_MEMBER;
     *why = "not a member";
     return false;
   }
   if ((*claimed)->is_self) {
+    *reason = MIRI_REFUSE_OWN_ID;
     *why = "claims the receiver's own id";
     return false;
   }
   if (!net->cfg.insecure && !auth_cert_names(call, (*claimed)->id)) {
+    *reason = MIRI_REFUSE_CERTIFICATE;
     *why = "certificate does not match the claimed id";
     return false;
   }

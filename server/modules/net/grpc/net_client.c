@@ -92,6 +92,7 @@ void miri_client_kick_locked(miri_peer *peer) {
   miri_cstream *cs = peer->out;
   if (cs == NULL || !cs->ready || cs->done || cs->send_bb != NULL || peer->queue.len == 0 ||
       atomic_load(&net->stopping)) {
+    miri_queue_gauges_locked(peer);
     return;
   }
   size_t frame_bytes = 0;
@@ -104,6 +105,7 @@ void miri_client_kick_locked(miri_peer *peer) {
   grpc_slice_unref(slice);
   cs->send_msgs = n;
   cs->send_frame_bytes = frame_bytes;
+  miri_queue_gauges_locked(peer);
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_MESSAGE;
@@ -115,22 +117,23 @@ void miri_client_kick_locked(miri_peer *peer) {
 static void client_on_send(miri_tag *tag, bool ok) {
   miri_cstream *cs = tag->self;
   miri_peer *peer = cs->peer;
-  pthread_mutex_lock(&peer->mu);
+  mir_lock_acquire(&peer->mu);
   cs->pending--;
   grpc_byte_buffer_destroy(cs->send_bb);
   cs->send_bb = NULL;
   if (ok) {
-    peer->st.msgs_sent += cs->send_msgs;
-    peer->st.frames_sent++;
-    peer->st.bytes_sent += cs->send_frame_bytes;
+    /* Messages last, so that a reader who sees them counted sees their frame too. */
+    mir_counter_add(peer->mx.bytes_sent, cs->send_frame_bytes);
+    mir_counter_inc(peer->mx.frames_sent);
+    mir_counter_add(peer->mx.msgs_sent, cs->send_msgs);
     miri_client_kick_locked(peer);
   } else {
     /* The stream broke under this frame: it is lost, never resent. */
-    peer->st.msgs_dropped += cs->send_msgs;
-    peer->st.bytes_dropped += cs->send_msg_bytes;
+    mir_counter_add(peer->mx.msgs_dropped, cs->send_msgs);
+    mir_counter_add(peer->net->dropped[MIRI_DROP_STREAM_BROKEN], cs->send_msgs);
   }
   client_maybe_free_locked(cs);
-  pthread_mutex_unlock(&peer->mu);
+  mir_lock_release(&peer->mu);
 }
 
 /* ---- opening and closing ---- */
@@ -154,12 +157,13 @@ static void client_on_start(miri_tag *tag, bool ok) {
   miri_cstream *cs = tag->self;
   miri_peer *peer = cs->peer;
   mir_net_grpc *net = peer->net;
-  pthread_mutex_lock(&peer->mu);
+  mir_lock_acquire(&peer->mu);
   cs->pending--;
   if (ok && !cs->done && client_accepted(cs)) {
     cs->ready = true;
-    peer->st.streams_opened++;
-    if (peer->st.streams_opened > 1) peer->st.reconnects++;
+    /* add_fetch: the first stream is the only one that is not a reconnect. */
+    if (mir_counter_add_fetch(peer->mx.streams_opened, 1) > 1) mir_counter_inc(peer->mx.reconnects);
+    mir_gauge_set(peer->mx.connected, 1);
     peer->backoff_ms = net->cfg.backoff_min_ms;
     mir_log(MIR_LOG_DEBUG, NET_LOG, "%s: stream to %s open", net->own_id, peer->id);
     miri_client_kick_locked(peer);
@@ -170,7 +174,7 @@ static void client_on_start(miri_tag *tag, bool ok) {
                                  "the server is not the expected replica", NULL);
   }
   client_maybe_free_locked(cs);
-  pthread_mutex_unlock(&peer->mu);
+  mir_lock_release(&peer->mu);
 }
 
 /* Logs why a stream ended (rate-limited per peer). Caller holds peer->mu. */
@@ -191,11 +195,14 @@ static void client_on_status(miri_tag *tag, bool ok) {
   miri_peer *peer = cs->peer;
   mir_net_grpc *net = peer->net;
   (void)ok; /* a batch with RECV_STATUS_ON_CLIENT always succeeds; the status says why */
-  pthread_mutex_lock(&peer->mu);
+  mir_lock_acquire(&peer->mu);
   cs->pending--;
   cs->done = true;
-  if (peer->out == cs) peer->out = NULL;
-  if (!cs->ready) peer->st.connect_failures++;
+  if (peer->out == cs) {
+    peer->out = NULL;
+    mir_gauge_set(peer->mx.connected, 0);
+  }
+  if (!cs->ready) mir_counter_inc(peer->mx.connect_failures);
   client_log_end(cs);
   /* Reopen soon after a working stream broke; back off while attempts keep failing. */
   if (cs->ready) peer->backoff_ms = net->cfg.backoff_min_ms;
@@ -203,7 +210,7 @@ static void client_on_status(miri_tag *tag, bool ok) {
   uint32_t next = peer->backoff_ms * 2;
   peer->backoff_ms = next > net->cfg.backoff_max_ms ? net->cfg.backoff_max_ms : next;
   client_maybe_free_locked(cs);
-  pthread_mutex_unlock(&peer->mu);
+  mir_lock_release(&peer->mu);
 }
 
 /* Opens peer's stream. Caller holds peer->mu; peer->out is NULL. */
@@ -249,7 +256,7 @@ static uint64_t client_poll(mir_net_grpc *net, uint64_t now) {
   for (size_t i = 0; i < net->n_peers; i++) {
     miri_peer *peer = &net->peers[i];
     if (peer->is_self) continue;
-    pthread_mutex_lock(&peer->mu);
+    mir_lock_acquire(&peer->mu);
     if (peer->out == NULL && !atomic_load(&net->stopping)) {
       if (now >= peer->next_attempt_ns) {
         client_open_locked(peer);
@@ -257,7 +264,7 @@ static uint64_t client_poll(mir_net_grpc *net, uint64_t now) {
         next = peer->next_attempt_ns;
       }
     }
-    pthread_mutex_unlock(&peer->mu);
+    mir_lock_release(&peer->mu);
   }
   return next;
 }
@@ -334,9 +341,9 @@ void miri_client_stop(mir_net_grpc *net) {
   if (net->client_cq == NULL) return;
   for (size_t i = 0; i < net->n_peers; i++) {
     miri_peer *peer = &net->peers[i];
-    pthread_mutex_lock(&peer->mu);
+    mir_lock_acquire(&peer->mu);
     if (peer->out != NULL) grpc_call_cancel(peer->out->call, NULL);
-    pthread_mutex_unlock(&peer->mu);
+    mir_lock_release(&peer->mu);
   }
   if (net->client_thread_started) {
     /* The client thread keeps polling and frees each context after its last completion. */

@@ -1,6 +1,7 @@
 /*
  * The gRPC peer transport module (mir/net_grpc.h): configuration, the module ops, delivery to
- * self, and statistics. The incoming side is in net_server.c, the outgoing side in net_client.c.
+ * self, and the registration of its metrics. The incoming side is in net_server.c, the outgoing
+ * side in net_client.c.
  *
  * apply() runs on the node's dispatcher and never blocks: each SendMessage's message is encoded
  * once (miri_msg, shared by reference among its destinations) and appended to each destination's
@@ -17,8 +18,8 @@
  * grpc_shutdown(). stop() is also reached from destroy() for a module that was started, and a
  * module that was never started tears down its bound server without any thread.
  *
- * Locks: see net_internal.h. Here: peer->mu around each queue append and around the statistics
- * copy; self->mu with self_cv for the self thread; stats_mu for transport-wide counters.
+ * Locks: see net_internal.h. Here: peer->mu around each queue append; self->mu with self_cv for
+ * the self thread. Counters are registry cells, updated without a lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +61,79 @@ miri_peer *miri_peer_find(mir_net_grpc *net, const char *id, size_t len) {
   return NULL;
 }
 
-void miri_stat_add(mir_net_grpc *net, uint64_t *counter, uint64_t n) {
-  pthread_mutex_lock(&net->stats_mu);
-  *counter += n;
-  pthread_mutex_unlock(&net->stats_mu);
+void miri_queue_gauges_locked(miri_peer *peer) {
+  mir_gauge_set(peer->mx.queue_msgs, (int64_t)peer->queue.len);
+  mir_gauge_set(peer->mx.queue_bytes, (int64_t)peer->queue.bytes);
+}
+
+/* ---- metrics ---- */
+
+/* Registers peer's metrics in a new set named after it, below the transport's set. */
+static void net_peer_metrics_init(mir_net_grpc *net, miri_peer *p) {
+  miri_peer_metrics *x = &p->mx;
+  mir_metrics *m = x->set = mir_metrics_new(p->id);
+  mir_metrics_attach(net->metrics, m);
+  const char *id = p->id;
+#define NET_COUNTER(name, help) mir_metrics_counter(m, name, help, "peer", id)
+#define NET_GAUGE(name, help) mir_metrics_gauge(m, name, help, "peer", id)
+  x->msgs_sent = NET_COUNTER("mir_net_messages_sent_total",
+                             "Messages sent to the peer (accepted by gRPC; to self: delivered).");
+  x->bytes_sent = NET_COUNTER("mir_net_sent_bytes_total",
+                              "Bytes of the frames sent to the peer (to self: of the messages).");
+  x->frames_sent = NET_COUNTER("mir_net_frames_sent_total", "Frames sent to the peer.");
+  x->msgs_received = NET_COUNTER("mir_net_messages_received_total",
+                                 "Messages from the peer pushed into the node's inbox.");
+  x->bytes_received = NET_COUNTER("mir_net_received_bytes_total",
+                                  "Bytes of the frames received from the peer and delivered.");
+  x->frames_received =
+      NET_COUNTER("mir_net_frames_received_total", "Frames received from the peer and delivered.");
+  x->msgs_dropped = NET_COUNTER("mir_net_peer_messages_dropped_total",
+                                "Messages to the peer dropped (queue full, oversized, or in the "
+                                "frame in flight when the stream broke).");
+  x->streams_opened =
+      NET_COUNTER("mir_net_streams_opened_total", "Outgoing streams the peer accepted.");
+  x->reconnects = NET_COUNTER("mir_net_reconnects_total",
+                              "Outgoing streams the peer accepted after the first.");
+  x->connect_failures = NET_COUNTER("mir_net_connect_failures_total",
+                                    "Outgoing stream attempts that ended before being accepted.");
+  x->refused = NET_COUNTER("mir_net_peer_streams_refused_total",
+                           "Incoming streams claiming the peer's id that were refused.");
+  x->malformed = NET_COUNTER("mir_net_malformed_frames_total",
+                             "Frames from the peer rejected as malformed (stream cancelled).");
+  x->connected = NET_GAUGE("mir_net_connected", "1 while the outgoing stream to the peer is open.");
+  x->incoming = NET_GAUGE("mir_net_incoming_connected",
+                          "1 while an accepted incoming stream from the peer is open.");
+  x->queue_msgs = NET_GAUGE("mir_net_send_queue_depth", "Messages waiting to be sent to the peer.");
+  x->queue_bytes = NET_GAUGE("mir_net_send_queue_bytes",
+                             "Encoded bytes of the messages waiting to be sent to the peer.");
+#undef NET_COUNTER
+#undef NET_GAUGE
+}
+
+/* Registers the transport-wide metrics in a new set "net". */
+static void net_metrics_init(mir_net_grpc *net) {
+  static const char drop_help[] =
+      "Messages the gRPC transport dropped, by reason (queue_full, oversized, stream_broken: in "
+      "the frame in flight when its stream broke, unknown_destination).";
+  static const char *const drops[MIRI_DROP_N] = {"queue_full", "oversized", "stream_broken",
+                                                 "unknown_destination"};
+  static const char refuse_help[] =
+      "Incoming peer streams refused, by reason (no_id, bad_id, not_member, own_id, "
+      "certificate).";
+  static const char *const refusals[MIRI_REFUSE_N] = {"no_id", "bad_id", "not_member", "own_id",
+                                                      "certificate"};
+  mir_metrics *m = net->metrics = mir_metrics_new("net");
+  for (size_t i = 0; i < MIRI_DROP_N; i++) {
+    net->dropped[i] =
+        mir_metrics_counter(m, "mir_net_messages_dropped_total", drop_help, "reason", drops[i]);
+  }
+  for (size_t i = 0; i < MIRI_REFUSE_N; i++) {
+    net->refused[i] =
+        mir_metrics_counter(m, "mir_net_streams_refused_total", refuse_help, "reason", refusals[i]);
+  }
+  net->unknown_calls = mir_metrics_counter(
+      m, "mir_net_unknown_calls_total",
+      "Incoming calls to other methods than the peer stream (UNIMPLEMENTED).", NULL, NULL);
 }
 
 /* ---- configuration ---- */
@@ -174,8 +244,9 @@ static void net_peers_init(mir_net_grpc *net, const mir_net_grpc_config *cfg) {
     p->is_self = strcmp(p->id, cfg->own_id) == 0;
     if (!p->is_self) strcpy(p->addr, cfg->members[i].addr);
     if (p->is_self) net->self = p;
-    pthread_mutex_init(&p->mu, NULL);
+    mir_lock_init(&p->mu, net->metrics, "net_grpc_send_queue");
     miri_queue_init(&p->queue, cfg->queue_max_msgs, cfg->queue_max_bytes);
+    net_peer_metrics_init(net, p);
   }
 }
 
@@ -188,7 +259,8 @@ static void net_destroy(void *state) {
   miri_server_stop(net); /* a server that was bound but never started */
   for (size_t i = 0; i < net->n_peers; i++) {
     miri_queue_fini(&net->peers[i].queue);
-    pthread_mutex_destroy(&net->peers[i].mu);
+    mir_lock_fini(&net->peers[i].mu);
+    mir_metrics_free(net->peers[i].mx.set);
   }
   free(net->peers);
   free(net->tls_ca);
@@ -199,7 +271,7 @@ static void net_destroy(void *state) {
   pthread_mutex_destroy(&net->client_mu);
   pthread_cond_destroy(&net->client_cv);
   pthread_cond_destroy(&net->self_cv);
-  pthread_mutex_destroy(&net->stats_mu);
+  mir_metrics_free(net->metrics);
   free(net);
   grpc_shutdown(); /* matches the grpc_init of mir_net_grpc_new */
 }
@@ -232,9 +304,8 @@ mir_err mir_net_grpc_new(const mir_net_grpc_config *cfg, mir_net_grpc **out) {
   pthread_mutex_init(&net->client_mu, NULL);
   pthread_cond_init(&net->client_cv, NULL);
   pthread_cond_init(&net->self_cv, NULL);
-  pthread_mutex_init(&net->stats_mu, NULL);
+  net_metrics_init(net);
   net_peers_init(net, cfg);
-  net->st.members = net->n_peers;
   grpc_init(); /* before any failure path: net_destroy always calls grpc_shutdown */
   err = net_read_tls(net, cfg);
   if (err == MIR_OK) err = miri_server_create(net);
@@ -266,6 +337,7 @@ static size_t net_self_take_locked(mir_net_grpc *net, mir_event_list *events, ui
     miri_msg_unref(m);
     n++;
   }
+  miri_queue_gauges_locked(net->self);
   return n;
 }
 
@@ -273,34 +345,35 @@ static void *net_self_main(void *arg) {
   mir_net_grpc *net = arg;
   pthread_setname_np(pthread_self(), "mir-net-self");
   miri_peer *self = net->self;
-  pthread_mutex_lock(&self->mu);
+  mir_lock_acquire(&self->mu);
   for (;;) {
     while (self->queue.len == 0 && !atomic_load(&net->stopping)) {
-      pthread_cond_wait(&net->self_cv, &self->mu);
+      pthread_cond_wait(&net->self_cv, &self->mu.mu);
     }
     if (atomic_load(&net->stopping)) break;
     mir_event_list events = MIR_EVENT_LIST_INIT;
     uint64_t bytes = 0;
     size_t n = net_self_take_locked(net, &events, &bytes);
-    pthread_mutex_unlock(&self->mu);
+    mir_lock_release(&self->mu);
     mir_err err = mir_inbox_push(net->inbox, &events); /* may block: backpressure */
-    pthread_mutex_lock(&self->mu);
+    mir_lock_acquire(&self->mu);
     if (err != MIR_OK) break; /* the node is stopping */
-    self->st.msgs_sent += n;
-    self->st.msgs_received += n;
-    self->st.bytes_sent += bytes;
-    self->st.bytes_received += bytes;
+    /* Messages last, so that a reader who sees them counted sees their bytes too. */
+    mir_counter_add(self->mx.bytes_sent, bytes);
+    mir_counter_add(self->mx.bytes_received, bytes);
+    mir_counter_add(self->mx.msgs_sent, n);
+    mir_counter_add(self->mx.msgs_received, n);
   }
-  pthread_mutex_unlock(&self->mu);
+  mir_lock_release(&self->mu);
   return NULL;
 }
 
 /* ---- apply ---- */
 
 /* Counts (and logs, rate-limited) a message dropped for peer. Caller holds peer->mu. */
-static void net_drop_locked(mir_net_grpc *net, miri_peer *peer, size_t bytes, const char *why) {
-  peer->st.msgs_dropped++;
-  peer->st.bytes_dropped += bytes;
+static void net_drop_locked(mir_net_grpc *net, miri_peer *peer, miri_drop reason, const char *why) {
+  mir_counter_inc(peer->mx.msgs_dropped);
+  mir_counter_inc(net->dropped[reason]);
   uint64_t skipped;
   if (miri_ratelimit_allow(&peer->drop_log, &skipped)) {
     mir_log(MIR_LOG_WARN, NET_LOG, "%s: dropped a message to %s: %s (%llu more)", net->own_id,
@@ -310,18 +383,19 @@ static void net_drop_locked(mir_net_grpc *net, miri_peer *peer, size_t bytes, co
 
 /* Queues m (borrowed) for peer, or drops it at the queue's bound. */
 static void net_enqueue(mir_net_grpc *net, miri_peer *peer, miri_msg *m, bool oversize) {
-  pthread_mutex_lock(&peer->mu);
+  mir_lock_acquire(&peer->mu);
   if (oversize) {
-    net_drop_locked(net, peer, m->len, "larger than max_message_bytes");
+    net_drop_locked(net, peer, MIRI_DROP_OVERSIZED, "larger than max_message_bytes");
   } else if (!miri_queue_push(&peer->queue, miri_msg_ref(m))) {
     miri_msg_unref(m);
-    net_drop_locked(net, peer, m->len, "send queue full");
+    net_drop_locked(net, peer, MIRI_DROP_QUEUE_FULL, "send queue full");
   } else if (peer->is_self) {
+    miri_queue_gauges_locked(peer);
     pthread_cond_signal(&net->self_cv);
   } else {
-    miri_client_kick_locked(peer);
+    miri_client_kick_locked(peer); /* sets the gauges, whether it sends or not */
   }
-  pthread_mutex_unlock(&peer->mu);
+  mir_lock_release(&peer->mu);
 }
 
 static mir_err net_send(mir_net_grpc *net, const Mir__SendMessage *sm) {
@@ -336,7 +410,7 @@ static mir_err net_send(mir_net_grpc *net, const Mir__SendMessage *sm) {
     const char *dest = sm->destinations[i];
     miri_peer *peer = miri_peer_find(net, dest, strnlen(dest, MIR_NET_ID_MAX));
     if (peer == NULL) {
-      miri_stat_add(net, &net->st.unknown_dest_dropped, 1);
+      mir_counter_inc(net->dropped[MIRI_DROP_UNKNOWN_DEST]);
       uint64_t skipped;
       if (miri_ratelimit_allow(&net->unknown_log, &skipped)) {
         mir_log(MIR_LOG_WARN, NET_LOG, "%s: dropped a message to unknown node %.64s (%llu more)",
@@ -344,15 +418,11 @@ static mir_err net_send(mir_net_grpc *net, const Mir__SendMessage *sm) {
       }
       continue;
     }
-    bool first = m == NULL;
-    if (first) {
+    if (m == NULL) {
       m = miri_msg_encode(pm);
       oversize = miri_frame_entry_size(m->len) > net->cfg.max_message_bytes;
     }
     net_enqueue(net, peer, m, oversize);
-    /* Counted once per message, after the peer's own drop counter, so that a reader who sees
-     * this count also sees the peer's. */
-    if (first && oversize) miri_stat_add(net, &net->st.oversize_dropped, 1);
   }
   miri_msg_unref(m);
   return MIR_OK;
@@ -398,15 +468,19 @@ static void net_stop(void *state) {
   if (net->state != MIRI_RUNNING) return;
   atomic_store(&net->stopping, true);
   if (net->self_thread_started) {
-    pthread_mutex_lock(&net->self->mu);
+    mir_lock_acquire(&net->self->mu);
     pthread_cond_broadcast(&net->self_cv);
-    pthread_mutex_unlock(&net->self->mu);
+    mir_lock_release(&net->self->mu);
     pthread_join(net->self_thread, NULL);
     net->self_thread_started = false;
   }
   miri_client_stop(net);
   miri_server_stop(net);
   net->state = MIRI_STOPPED;
+}
+
+static mir_metrics *net_metrics(void *state) {
+  return ((mir_net_grpc *)state)->metrics;
 }
 
 const mir_module_ops mir_net_grpc_ops = {
@@ -416,27 +490,11 @@ const mir_module_ops mir_net_grpc_ops = {
     .start = net_start,
     .stop = net_stop,
     .destroy = net_destroy,
+    .metrics = net_metrics,
 };
 
-/* ---- statistics ---- */
+/* ---- metrics ---- */
 
-mir_err mir_net_grpc_peer_stats_get(mir_net_grpc *net, const char *peer_id,
-                                    mir_net_grpc_peer_stats *out) {
-  miri_peer *peer = miri_peer_find(net, peer_id, strnlen(peer_id, MIR_NET_ID_MAX));
-  if (peer == NULL) return mir_error_set(MIR_ENOTFOUND, "net: %.64s is not a member", peer_id);
-  pthread_mutex_lock(&peer->mu);
-  *out = peer->st;
-  strcpy(out->id, peer->id);
-  out->connected = miri_client_connected_locked(peer);
-  out->incoming = peer->in != NULL;
-  out->queued_msgs = peer->queue.len;
-  out->queued_bytes = peer->queue.bytes;
-  pthread_mutex_unlock(&peer->mu);
-  return MIR_OK;
-}
-
-void mir_net_grpc_stats_get(mir_net_grpc *net, mir_net_grpc_stats *out) {
-  pthread_mutex_lock(&net->stats_mu);
-  *out = net->st;
-  pthread_mutex_unlock(&net->stats_mu);
+mir_metrics *mir_net_grpc_metrics(mir_net_grpc *net) {
+  return net->metrics;
 }

@@ -15,14 +15,21 @@
  *  - The server thread polls server_cq: every event of every incoming call is handled there, so
  *    incoming stream contexts need no lock; it blocks in mir_inbox_push under backpressure.
  *  - The self thread moves messages from the self queue into the inbox.
- * Each peer's mutex (peer->mu) guards its queue, its outgoing stream context (all of it,
- * including the one-send-in-flight rule of gRPC) and its counters. It is held while a frame is
- * packed and its batch started, never while pushing into the inbox or waiting. No code holds two
- * peer mutexes at once. net->server_mu guards the server's shutdown flag together with every
- * request for a new call (so none is made on a server that is shutting down) and the count of
- * live incoming calls; net->client_mu guards the count of live outgoing streams; net->stats_mu
- * guards the transport-wide counters. Lock order: peer->mu before client_mu and stats_mu, which
- * are innermost (held only to update a count); server_mu is never held with another lock.
+ * Each peer's lock (peer->mu, the named lock "net_grpc_send_queue") guards its queue and its
+ * outgoing stream context (all of it, including the one-send-in-flight rule of gRPC). It is held
+ * while a frame is packed and its batch started, never while pushing into the inbox or waiting. No
+ * code holds two peer locks at once. net->server_mu guards the server's shutdown flag together
+ * with every request for a new call (so none is made on a server that is shutting down) and the
+ * count of live incoming calls; net->client_mu guards the count of live outgoing streams. Lock
+ * order: peer->mu before client_mu, which is innermost (held only to update a count); server_mu is
+ * never held with another lock. Neither is taken per message, so they stay plain mutexes.
+ *
+ * Metrics (mir/metrics.h): the transport owns a set "net" (handed to the node through
+ * ops.metrics) with the transport-wide counters and the lock's counts, and below it one set per
+ * member named after its id, with that peer's counters and gauges (label peer). Every update is a
+ * relaxed atomic on a registry cell, so the dispatcher, the client, server and self threads count
+ * without sharing a lock; a set per peer keeps each set far below MIR_METRICS_PER_SET_MAX with
+ * MIR_NET_MEMBERS_MAX members.
  */
 #ifndef MIR_NET_GRPC_INTERNAL_H
 #define MIR_NET_GRPC_INTERNAL_H
@@ -35,6 +42,8 @@
 #include <stdint.h>
 
 #include "mir/event.h"
+#include "mir/lock.h"
+#include "mir/metrics.h"
 #include "mir/net_grpc.h"
 #include "net/transport.pb-c.h"
 #include "net_frame.h"
@@ -67,6 +76,41 @@ bool miri_ratelimit_allow(miri_ratelimit *rl, uint64_t *suppressed);
 
 /* ---- the transport ---- */
 
+/* Why messages were dropped (label reason of mir_net_messages_dropped_total). */
+typedef enum miri_drop {
+  MIRI_DROP_QUEUE_FULL,    /* the peer's send queue was at its bound */
+  MIRI_DROP_OVERSIZED,     /* larger than any frame may be */
+  MIRI_DROP_STREAM_BROKEN, /* in the frame in flight when its stream broke */
+  MIRI_DROP_UNKNOWN_DEST,  /* to an id outside the membership */
+  MIRI_DROP_N
+} miri_drop;
+
+/* Why incoming streams were refused (label reason of mir_net_streams_refused_total). */
+typedef enum miri_refusal {
+  MIRI_REFUSE_NO_ID,       /* no (or a repeated) MIR_NET_ID_METADATA */
+  MIRI_REFUSE_BAD_ID,      /* a claimed id that is not a valid node id */
+  MIRI_REFUSE_NOT_MEMBER,  /* a valid id outside the membership */
+  MIRI_REFUSE_OWN_ID,      /* the receiver's own id */
+  MIRI_REFUSE_CERTIFICATE, /* the client certificate is not the claimed member's */
+  MIRI_REFUSE_N
+} miri_refusal;
+
+/* One peer's metrics (label peer = its id), in the peer's own set below the transport's. */
+typedef struct miri_peer_metrics {
+  mir_metrics *set;
+  mir_counter *msgs_sent, *bytes_sent, *frames_sent; /* accepted by gRPC (self: delivered) */
+  mir_counter *msgs_received, *bytes_received, *frames_received; /* pushed into the inbox */
+  mir_counter *msgs_dropped;           /* for any reason of miri_drop but unknown destination */
+  mir_counter *streams_opened;         /* outgoing streams the peer accepted */
+  mir_counter *reconnects;             /* of those, the ones after the first */
+  mir_counter *connect_failures;       /* outgoing attempts that ended before being accepted */
+  mir_counter *refused;                /* incoming streams claiming this id that were refused */
+  mir_counter *malformed;              /* frames from this peer rejected as malformed */
+  mir_gauge *connected;                /* 1 while the outgoing stream is open */
+  mir_gauge *incoming;                 /* 1 while an accepted incoming stream is open */
+  mir_gauge *queue_msgs, *queue_bytes; /* the send queue now */
+} miri_peer_metrics;
+
 typedef struct miri_cstream miri_cstream; /* an outgoing stream (net_client.c) */
 typedef struct miri_sstream miri_sstream; /* an incoming call (net_server.c) */
 
@@ -78,15 +122,15 @@ typedef struct miri_peer {
   bool is_self;
   grpc_channel *channel; /* peers only; created by start, destroyed by stop */
 
-  pthread_mutex_t mu;
+  mir_lock mu; /* "net_grpc_send_queue" */
   /* under mu */
   miri_queue queue;
   miri_cstream *out;        /* the current outgoing stream, or NULL */
   miri_sstream *in;         /* the current accepted incoming stream, or NULL */
   uint64_t next_attempt_ns; /* when to (re)open the outgoing stream */
   uint32_t backoff_ms;      /* the next delay after a failure */
-  mir_net_grpc_peer_stats st;
   miri_ratelimit drop_log, fail_log;
+  miri_peer_metrics mx; /* the cells are updated without mu */
 } miri_peer;
 
 typedef enum miri_state { MIRI_CREATED, MIRI_RUNNING, MIRI_STOPPED } miri_state;
@@ -130,16 +174,19 @@ struct mir_net_grpc {
   bool self_thread_started;
   pthread_cond_t self_cv;
 
-  pthread_mutex_t stats_mu;
-  mir_net_grpc_stats st; /* under stats_mu */
+  /* metrics: the transport's set (owned), the peers' sets hang below it */
+  mir_metrics *metrics;
+  mir_counter *dropped[MIRI_DROP_N]; /* messages, by reason */
+  mir_counter *refused[MIRI_REFUSE_N];
+  mir_counter *unknown_calls; /* incoming calls to other methods (answered UNIMPLEMENTED) */
   miri_ratelimit unknown_log, refuse_log, malformed_log;
 };
 
 /* Returns the member with this id (borrowed), or NULL. id need not be NUL-terminated: len bytes. */
 miri_peer *miri_peer_find(mir_net_grpc *net, const char *id, size_t len);
 
-/* Adds to a transport-wide counter under stats_mu. */
-void miri_stat_add(mir_net_grpc *net, uint64_t *counter, uint64_t n);
+/* Sets peer's queue gauges from its queue. Caller holds peer->mu. */
+void miri_queue_gauges_locked(miri_peer *peer);
 
 /* ---- net_auth.c ---- */
 
@@ -161,10 +208,11 @@ void miri_replica_uri(const char *id, char *buf, size_t size);
 
 /* Authenticates an incoming call: reads its claimed id from md (borrowed) and checks it against
  * the membership and (TLS) the client certificate. *claimed gets the member the caller claims to
- * be (borrowed; NULL if none). Returns true if the call is from *claimed; false with *status and
- * *why (a static string) set for the refusal. Server thread. */
+ * be (borrowed; NULL if none). Returns true if the call is from *claimed; false with *status,
+ * *reason and *why (a static string) set for the refusal. Server thread. */
 bool miri_authenticate(mir_net_grpc *net, grpc_call *call, const grpc_metadata_array *md,
-                       miri_peer **claimed, grpc_status_code *status, const char **why);
+                       miri_peer **claimed, grpc_status_code *status, miri_refusal *reason,
+                       const char **why);
 
 /* ---- net_server.c ---- */
 

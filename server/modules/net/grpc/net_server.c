@@ -1,7 +1,8 @@
 /*
  * The incoming side of the gRPC transport: one gRPC server with one completion queue and one
  * thread. Every event of every incoming call is handled on that thread, so call contexts
- * (miri_sstream) need no lock; only peer->in (read by the statistics) is published under peer->mu.
+ * (miri_sstream) need no lock; only peer->in (which the client side reads) is published under
+ * peer->mu.
  *
  * A call's life: a request for the next call is always outstanding (one for the stream method,
  * one catch-all that answers other methods with UNIMPLEMENTED instead of leaving them hanging).
@@ -81,9 +82,12 @@ static void server_free(miri_sstream *s) {
 static void server_maybe_free(miri_sstream *s) {
   if (s->pending > 0) return;
   if (s->peer != NULL) {
-    pthread_mutex_lock(&s->peer->mu);
-    if (s->peer->in == s) s->peer->in = NULL;
-    pthread_mutex_unlock(&s->peer->mu);
+    mir_lock_acquire(&s->peer->mu);
+    if (s->peer->in == s) {
+      s->peer->in = NULL;
+      mir_gauge_set(s->peer->mx.incoming, 0);
+    }
+    mir_lock_release(&s->peer->mu);
   }
   grpc_call_unref(s->call);
   server_free(s);
@@ -146,10 +150,7 @@ static bool server_flatten(grpc_byte_buffer *bb, grpc_slice *out) {
 /* Counts and logs a malformed frame from s's peer and cancels the stream. */
 static void server_reject(miri_sstream *s, const char *detail) {
   mir_net_grpc *net = s->net;
-  pthread_mutex_lock(&s->peer->mu);
-  s->peer->st.malformed++;
-  pthread_mutex_unlock(&s->peer->mu);
-  miri_stat_add(net, &net->st.malformed, 1);
+  mir_counter_inc(s->peer->mx.malformed);
   uint64_t skipped;
   if (miri_ratelimit_allow(&net->malformed_log, &skipped)) {
     mir_log(MIR_LOG_WARN, NET_LOG, "%s: malformed frame from %s, stream cancelled: %s (%llu more)",
@@ -190,11 +191,9 @@ static bool server_deliver(miri_sstream *s) {
   }
   free(msgs);
   if (mir_inbox_push(net->inbox, &events) != MIR_OK) return false; /* the node is stopping */
-  pthread_mutex_lock(&s->peer->mu);
-  s->peer->st.msgs_received += n;
-  s->peer->st.frames_received++;
-  s->peer->st.bytes_received += len;
-  pthread_mutex_unlock(&s->peer->mu);
+  mir_counter_add(s->peer->mx.bytes_received, len);
+  mir_counter_inc(s->peer->mx.frames_received);
+  mir_counter_add(s->peer->mx.msgs_received, n); /* last, as the sender counts */
   return true;
 }
 
@@ -219,14 +218,10 @@ static void server_on_recv(miri_tag *tag, bool ok) {
 /* ---- accepting and refusing ---- */
 
 static void server_refuse(miri_sstream *s, miri_peer *claimed, grpc_status_code status,
-                          const char *why) {
+                          miri_refusal reason, const char *why) {
   mir_net_grpc *net = s->net;
-  if (claimed != NULL) {
-    pthread_mutex_lock(&claimed->mu);
-    claimed->st.refused++;
-    pthread_mutex_unlock(&claimed->mu);
-  }
-  miri_stat_add(net, &net->st.refused, 1);
+  if (claimed != NULL) mir_counter_inc(claimed->mx.refused);
+  mir_counter_inc(net->refused[reason]);
   uint64_t skipped;
   if (miri_ratelimit_allow(&net->refuse_log, &skipped)) {
     char *from = grpc_call_get_peer(s->call);
@@ -240,10 +235,11 @@ static void server_refuse(miri_sstream *s, miri_peer *claimed, grpc_status_code 
 
 static void server_accept(miri_sstream *s, miri_peer *peer) {
   s->peer = peer;
-  pthread_mutex_lock(&peer->mu);
+  mir_lock_acquire(&peer->mu);
   miri_sstream *old = peer->in;
   peer->in = s;
-  pthread_mutex_unlock(&peer->mu);
+  mir_gauge_set(peer->mx.incoming, 1);
+  mir_lock_release(&peer->mu);
   if (old != NULL) {
     /* The sender reconnected: whatever the old stream still carries is dropped, not reordered. */
     old->superseded = true;
@@ -281,17 +277,18 @@ static void server_on_new(miri_tag *tag, bool ok) {
     return;
   }
   if (s->generic) {
-    miri_stat_add(net, &net->st.unknown_method, 1);
+    mir_counter_inc(net->unknown_calls);
     server_finish(s, GRPC_STATUS_UNIMPLEMENTED, "unknown method", true);
     return;
   }
   miri_peer *claimed = NULL;
   grpc_status_code status;
+  miri_refusal reason = MIRI_REFUSE_NO_ID;
   const char *why = NULL;
-  if (miri_authenticate(net, s->call, &s->md, &claimed, &status, &why)) {
+  if (miri_authenticate(net, s->call, &s->md, &claimed, &status, &reason, &why)) {
     server_accept(s, claimed);
   } else {
-    server_refuse(s, claimed, status, why);
+    server_refuse(s, claimed, status, reason, why);
   }
 }
 

@@ -2,7 +2,8 @@
 // (in order, with and without TLS), delivery to self, drops at the bounds, reconnection after a
 // peer restarts, backpressure, refusal of wrong identities (certificates made here with the
 // openssl command line), rejection of malformed and oversize frames sent with plain gRPC calls,
-// configuration errors, and the frame codec on its own.
+// configuration errors, the transport's metrics in the registry (per peer, and on the node's tree
+// under the module id), and the frame codec on its own.
 //
 // Every wait is bounded (kWaitMs) and no test asserts a duration.
 #include <arpa/inet.h>
@@ -32,6 +33,7 @@
 extern "C" {
 #include "mir/alloc.h"
 #include "mir/log.h"
+#include "mir/metrics.h"
 #include "mir/net_grpc.h"
 #include "mir/node.h"
 #include "net/transport.pb-c.h"
@@ -253,6 +255,62 @@ const mir_module_ops kAppOps = {"test-app", MIR_MODULE_PASSIVE, AppApply, nullpt
 
 // ---- nodes ----
 
+// One peer's numbers, read from the transport's metric set (mir_net_grpc_metrics).
+struct PeerCounts {
+  uint64_t msgs_sent, frames_sent, bytes_sent;
+  uint64_t msgs_received, frames_received, bytes_received;
+  uint64_t msgs_dropped, streams_opened, reconnects, connect_failures, refused, malformed;
+  bool connected, incoming;
+  uint64_t queued_msgs, queued_bytes;
+};
+
+// The transport-wide numbers.
+struct NetCounts {
+  uint64_t unknown_dest_dropped, oversize_dropped, queue_full_dropped, stream_broken_dropped;
+  uint64_t refused;    // every reason
+  uint64_t malformed;  // from every peer
+  uint64_t unknown_method;
+};
+
+uint64_t Read(mir_net_grpc *net, const char *name, const char *value) {
+  return static_cast<uint64_t>(mir_metrics_read(mir_net_grpc_metrics(net), name, value));
+}
+
+PeerCounts ReadPeer(mir_net_grpc *net, const std::string &peer) {
+  const char *p = peer.c_str();
+  PeerCounts c;
+  c.msgs_sent = Read(net, "mir_net_messages_sent_total", p);
+  c.frames_sent = Read(net, "mir_net_frames_sent_total", p);
+  c.bytes_sent = Read(net, "mir_net_sent_bytes_total", p);
+  c.msgs_received = Read(net, "mir_net_messages_received_total", p);
+  c.frames_received = Read(net, "mir_net_frames_received_total", p);
+  c.bytes_received = Read(net, "mir_net_received_bytes_total", p);
+  c.msgs_dropped = Read(net, "mir_net_peer_messages_dropped_total", p);
+  c.streams_opened = Read(net, "mir_net_streams_opened_total", p);
+  c.reconnects = Read(net, "mir_net_reconnects_total", p);
+  c.connect_failures = Read(net, "mir_net_connect_failures_total", p);
+  c.refused = Read(net, "mir_net_peer_streams_refused_total", p);
+  c.malformed = Read(net, "mir_net_malformed_frames_total", p);
+  c.connected = Read(net, "mir_net_connected", p) == 1;
+  c.incoming = Read(net, "mir_net_incoming_connected", p) == 1;
+  c.queued_msgs = Read(net, "mir_net_send_queue_depth", p);
+  c.queued_bytes = Read(net, "mir_net_send_queue_bytes", p);
+  return c;
+}
+
+NetCounts ReadNet(mir_net_grpc *net) {
+  const char *drops = "mir_net_messages_dropped_total";
+  NetCounts c;
+  c.unknown_dest_dropped = Read(net, drops, "unknown_destination");
+  c.oversize_dropped = Read(net, drops, "oversized");
+  c.queue_full_dropped = Read(net, drops, "queue_full");
+  c.stream_broken_dropped = Read(net, drops, "stream_broken");
+  c.refused = Read(net, "mir_net_streams_refused_total", nullptr);
+  c.malformed = Read(net, "mir_net_malformed_frames_total", nullptr);
+  c.unknown_method = Read(net, "mir_net_unknown_calls_total", nullptr);
+  return c;
+}
+
 struct Options {
   bool tls = false;
   const Certs *certs = nullptr;
@@ -283,17 +341,8 @@ struct TestNode {
     mir_event_list_push(&l, mir_event_test_uint64("app", nullptr, n));
     ASSERT_EQ(mir_node_inject(node, &l), MIR_OK);
   }
-  mir_net_grpc_peer_stats Peer(const std::string &peer) {
-    mir_net_grpc_peer_stats st;
-    memset(&st, 0, sizeof st);
-    EXPECT_EQ(mir_net_grpc_peer_stats_get(net, peer.c_str(), &st), MIR_OK);
-    return st;
-  }
-  mir_net_grpc_stats Stats() {
-    mir_net_grpc_stats st;
-    mir_net_grpc_stats_get(net, &st);
-    return st;
-  }
+  PeerCounts Peer(const std::string &peer) { return ReadPeer(net, peer); }
+  NetCounts Stats() { return ReadNet(net); }
 };
 
 struct Member {
@@ -622,7 +671,7 @@ void ExchangeAndCheck(const Options &o) {
       EXPECT_EQ(s.backwards, 0u) << from << " -> " << n->id;
       EXPECT_EQ(s.gaps, 0u) << from << " -> " << n->id;
       total += s.received;
-      mir_net_grpc_peer_stats ps = n->Peer(from);
+      PeerCounts ps = n->Peer(from);
       EXPECT_EQ(ps.msgs_received, kPerNode);
       EXPECT_EQ(ps.msgs_dropped, 0u);
       EXPECT_GE(ps.streams_opened, 1u);
@@ -661,8 +710,15 @@ TEST(GrpcTransport, SelfMessagesBypassTheNetwork) {
   AppCounters::Sender s = n.app->Get("0");
   EXPECT_EQ(s.received, 100u);
   EXPECT_EQ(s.backwards + s.gaps, 0u);
-  EXPECT_EQ(n.Peer("0").msgs_received, 100u);
-  mir_net_grpc_peer_stats other = n.Peer("1");
+  // Counted once the push into the inbox returned, which may be after the app saw the messages.
+  ASSERT_TRUE(WaitUntil([&] { return n.Peer("0").msgs_received >= 100; }));
+  PeerCounts self = n.Peer("0");
+  EXPECT_EQ(self.msgs_received, 100u);
+  EXPECT_EQ(self.msgs_sent, 100u);
+  EXPECT_EQ(self.bytes_sent, self.bytes_received);
+  EXPECT_GT(self.bytes_received, 0u);
+  EXPECT_EQ(self.frames_sent + self.queued_msgs, 0u);
+  PeerCounts other = n.Peer("1");
   EXPECT_EQ(other.frames_sent + other.msgs_sent + other.queued_msgs, 0u);
 }
 
@@ -688,9 +744,11 @@ TEST(GrpcTransport, FullQueueDropsNewMessages) {
   ASSERT_EQ(StartNode(&n, "0", members, {"1"}, o), MIR_OK);
   n.Send(25);
   ASSERT_TRUE(WaitUntil([&] { return n.Peer("1").msgs_dropped >= 15; }));
-  mir_net_grpc_peer_stats st = n.Peer("1");
+  PeerCounts st = n.Peer("1");
   EXPECT_EQ(st.queued_msgs, 10u);
   EXPECT_EQ(st.msgs_dropped, 15u);
+  EXPECT_EQ(n.Stats().queue_full_dropped, 15u);
+  EXPECT_GT(st.queued_bytes, 0u);
   EXPECT_EQ(st.msgs_sent, 0u);
   EXPECT_FALSE(st.connected);
 }
@@ -710,6 +768,7 @@ TEST(GrpcTransport, OversizeMessageIsDroppedAtTheSender) {
   mir_event_list_push(&l, mir_event_send_message("net", "app", dests.data(), 1, "app", &s.base));
   ASSERT_EQ(mir_node_inject(n.node, &l), MIR_OK);
   ASSERT_TRUE(WaitUntil([&] { return n.Stats().oversize_dropped >= 1; }));
+  EXPECT_EQ(n.Stats().oversize_dropped, 1u);
   EXPECT_EQ(n.Peer("1").msgs_dropped, 1u);
   EXPECT_EQ(n.Peer("1").queued_msgs, 0u);
 }
@@ -743,11 +802,72 @@ TEST(GrpcTransport, RestartedPeerIsReconnected) {
   ASSERT_TRUE(WaitUntil([&] { return a.app->Get("1").received >= 20; }));
   AppCounters::Sender got = b->app->Get("0");
   EXPECT_EQ(got.backwards, 0u);
-  mir_net_grpc_peer_stats st = a.Peer("1");
+  PeerCounts st = a.Peer("1");
   EXPECT_GE(st.reconnects, 1u);
   EXPECT_GE(st.streams_opened, 2u);
   EXPECT_TRUE(st.connected);
   EXPECT_EQ(a.app->Get("1").backwards, 0u);
+}
+
+// After one node sends N messages to another, the per-peer counters of both transports say N
+// messages, the sender's frame and byte counts equal the receiver's, the send queue is empty, and
+// the same numbers are on the node's metric tree under the module id "net" (as /metrics shows
+// them), together with the named lock of the send queues.
+TEST(GrpcTransport, MetricsCountMessagesFramesAndBytes) {
+  std::vector<std::unique_ptr<TestNode>> nodes;
+  std::vector<Member> members;
+  ASSERT_TRUE(StartCluster({"0", "1"}, Options(), &nodes, &members));
+  TestNode &a = *nodes[0], &b = *nodes[1];
+  ASSERT_TRUE(WaitUntil([&] { return a.Peer("1").connected && b.Peer("0").incoming; }));
+  const uint64_t kCount = 5000;
+  a.Send(kCount);
+  ASSERT_TRUE(WaitUntil([&] { return b.app->Get("0").received >= kCount; }));
+  // The transport counts after the push into the inbox (the app may see messages first), and the
+  // sender counts at the send completion, which may come after the receiver delivered the frame.
+  ASSERT_TRUE(WaitUntil([&] {
+    PeerCounts o = a.Peer("1"), i = b.Peer("0");
+    return o.msgs_sent >= kCount && i.msgs_received >= kCount &&
+           o.frames_sent == i.frames_received && o.bytes_sent == i.bytes_received;
+  }));
+  PeerCounts out = a.Peer("1"), in = b.Peer("0");
+  EXPECT_EQ(out.msgs_sent, kCount);
+  EXPECT_EQ(in.msgs_received, kCount);
+  EXPECT_EQ(out.frames_sent, in.frames_received);
+  EXPECT_EQ(out.bytes_sent, in.bytes_received);
+  EXPECT_GE(out.frames_sent, 1u);
+  EXPECT_LE(out.frames_sent, kCount);
+  // Each message costs at least its type name, destination and value on the wire.
+  EXPECT_GE(out.bytes_sent, kCount * 10);
+  EXPECT_EQ(out.msgs_dropped, 0u);
+  EXPECT_EQ(out.queued_msgs, 0u);
+  EXPECT_EQ(out.queued_bytes, 0u);
+  EXPECT_EQ(out.streams_opened, 1u);
+  EXPECT_EQ(out.reconnects, 0u);
+  EXPECT_EQ(a.Peer("0").msgs_sent, 0u);  // nothing went to self
+  EXPECT_EQ(b.Peer("1").msgs_received, 0u);
+
+  const mir_metrics *root = mir_node_metrics(b.node);
+  EXPECT_EQ(mir_metrics_read_child(root, "net", "mir_net_messages_received_total", "0"),
+            static_cast<int64_t>(kCount));
+  mir_metrics_snapshot snap;
+  mir_metrics_snapshot_take(mir_node_metrics(a.node), &snap);
+  const mir_metric_sample *sent =
+      mir_metrics_snapshot_find(&snap, "mir_net_messages_sent_total", "net", "1");
+  ASSERT_NE(sent, nullptr);
+  EXPECT_STREQ(sent->label, "peer");
+  EXPECT_EQ(sent->raw, static_cast<int64_t>(kCount));
+  const mir_metric_sample *up = mir_metrics_snapshot_find(&snap, "mir_net_connected", "net", "1");
+  ASSERT_NE(up, nullptr);
+  EXPECT_EQ(up->kind, MIR_METRIC_GAUGE);
+  EXPECT_EQ(up->raw, 1);
+  EXPECT_NE(
+      mir_metrics_snapshot_find(&snap, "mir_lock_contended_total", "net", "net_grpc_send_queue"),
+      nullptr);
+  mir_metrics_snapshot_fini(&snap);
+
+  // When the peer goes away, the gauges say so.
+  b.Free();
+  ASSERT_TRUE(WaitUntil([&] { return !a.Peer("1").connected && !a.Peer("1").incoming; }));
 }
 
 // When the receiving node pauses its input, the transport stops reading and the sender waits
@@ -792,7 +912,7 @@ TEST(GrpcTransport, CertificateOfAnotherIdIsRefused) {
   EXPECT_GE(good.Stats().refused, 2u);
   EXPECT_EQ(good.Peer("1").msgs_received, 0u);
   EXPECT_EQ(good.app->Get("1").received + good.app->Get("2").received, 0u);
-  mir_net_grpc_peer_stats r = rogue.Peer("0");
+  PeerCounts r = rogue.Peer("0");
   EXPECT_EQ(r.streams_opened, 0u);
   EXPECT_GE(r.connect_failures, 1u);
   EXPECT_EQ(r.msgs_sent, 0u);
@@ -956,6 +1076,9 @@ TEST(GrpcTransport, BadClaimsAndMethodsAreRefused) {
   EXPECT_EQ(RawCall(port, MIR_NET_STREAM_METHOD, "0", {ValidFrame(0)}).status,
             GRPC_STATUS_PERMISSION_DENIED);
   EXPECT_EQ(n.Stats().refused, 4u);
+  for (const char *reason : {"no_id", "bad_id", "not_member", "own_id"}) {
+    EXPECT_EQ(Read(n.net, "mir_net_streams_refused_total", reason), 1u) << reason;
+  }
   EXPECT_EQ(RawCall(port, "/mir.net.Transport/Other", "1", {}).status, GRPC_STATUS_UNIMPLEMENTED);
   EXPECT_EQ(n.Stats().unknown_method, 1u);
   EXPECT_EQ(n.app->Get("0").received + n.app->Get("7").received, 0u);
