@@ -141,6 +141,11 @@ TEST_F(HttpEndpoint, StatusCodesAndPrometheusText) {
     EXPECT_GT(Sample(r.body, "mir_process_threads"), 1) << r.body;
     EXPECT_GE(Sample(r.body, "mir_delivered_transactions_total{module=\"app\"}"), 0) << r.body;
     EXPECT_GE(Sample(r.body, "mir_thread_cpu_seconds_total{thread=\"mir-node\"}"), 0) << r.body;
+    // The peer transport's series (an idle cluster sends no message: its link gauge is what
+    // WaitReady established).
+    std::string peer = std::to_string((i + 1) % cluster_->size());
+    EXPECT_EQ(Sample(r.body, "mir_net_connected{module=\"net\",peer=\"" + peer + "\"}"), 1)
+        << r.body;
   }
   EXPECT_EQ(Http(*cluster_, Url(*cluster_, 0, "/nope")).status, 404);
   EXPECT_EQ(Http(*cluster_, Url(*cluster_, 0, "/metrics/x")).status, 404);
