@@ -167,7 +167,7 @@ struct mir_factory {
   /* Own metrics; a collected submodule's counters fold into this set. */
   mir_metrics *metrics;
   mir_counter *buffered, *evicted, *dropped, *replayed;
-  mir_gauge *submodules, *msgbuf_bytes;
+  mir_gauge *submodules, *msgbuf_bytes, *msgbuf_count, *retention_g;
 };
 
 /* ---- the senders' max-heap ---- */
@@ -270,6 +270,7 @@ static mir_event *fac_msg_remove(mir_factory *f, fac_msg *m) {
   f->msgbuf_used -= m->charge;
   mir_gauge_set(f->msgbuf_bytes, (int64_t)f->msgbuf_used);
   f->msgbuf_msgs--;
+  mir_gauge_set(f->msgbuf_count, (int64_t)f->msgbuf_msgs);
   if (s->head == NULL) {
     fac_heap_remove(f, s);
     fac_map_remove(&f->senders, &s->h);
@@ -355,6 +356,7 @@ static void fac_msgbuf_add(mir_factory *f, const char *sub_id, mir_event *ev) {
   f->msgbuf_used += charge;
   mir_gauge_set(f->msgbuf_bytes, (int64_t)f->msgbuf_used);
   f->msgbuf_msgs++;
+  mir_gauge_set(f->msgbuf_count, (int64_t)f->msgbuf_msgs);
   mir_counter_inc(f->buffered);
 }
 
@@ -522,6 +524,7 @@ static mir_err fac_on_new_submodule(mir_factory *f, const Mir__NewSubmodule *ns,
 static void fac_on_gc(mir_factory *f, uint64_t r) {
   if (r <= f->retention) return;
   f->retention = r;
+  mir_gauge_set(f->retention_g, (int64_t)r);
   for (size_t i = 0; i < f->subs.nbuckets; i++) {
     fac_hnode **pp = &f->subs.buckets[i];
     while (*pp != NULL) {
@@ -631,6 +634,11 @@ static void fac_metrics_init(mir_factory *f) {
       mir_metrics_gauge(m, "mir_factory_submodules", "Live submodules of the factory.", NULL, NULL);
   f->msgbuf_bytes = mir_metrics_gauge(m, "mir_factory_early_buffer_bytes",
                                       "Bytes charged to the early-message buffer.", NULL, NULL);
+  f->msgbuf_count = mir_metrics_gauge(m, "mir_factory_early_buffer_messages",
+                                      "Messages in the early-message buffer.", NULL, NULL);
+  f->retention_g = mir_metrics_gauge_max(
+      m, "mir_factory_retention_index",
+      "The factory's retention index: submodules registered below it were collected.", NULL, NULL);
 }
 
 const mir_module_ops mir_factory_ops = {
@@ -695,20 +703,4 @@ void mir_factory_free(mir_factory *f) {
   free(f->heap);
   mir_metrics_free(f->metrics);
   free(f);
-}
-
-void mir_factory_get_stats(const mir_factory *f, mir_factory_stats *out) {
-  memset(out, 0, sizeof(*out));
-  out->buffered =
-      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "buffered");
-  out->evicted =
-      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "evicted");
-  out->dropped =
-      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "dropped");
-  out->replayed =
-      (uint64_t)mir_metrics_read(f->metrics, "mir_factory_early_messages_total", "replayed");
-  out->msgbuf_used = f->msgbuf_used;
-  out->msgbuf_msgs = f->msgbuf_msgs;
-  out->submodules = f->subs.len;
-  out->retention = f->retention;
 }

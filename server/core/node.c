@@ -688,37 +688,3 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
   mir_lock_release(&node->lock);
   return err;
 }
-
-/* ---- statistics ---- */
-
-void mir_node_get_stats(mir_node *node, mir_node_stats *out) {
-  memset(out, 0, sizeof *out);
-  mir_lock_acquire(&node->lock);
-  out->time_ns = mir_now_ns();
-  out->buffered = node->inbox_list.len + node->queued_total;
-  out->buffered_max = node->buffered_max;
-  out->input_paused = node->paused;
-  out->pauses = __atomic_load_n(&node->pauses->value, __ATOMIC_RELAXED);
-  out->dropped_unknown = __atomic_load_n(&node->dropped_unknown->value, __ATOMIC_RELAXED);
-  out->dropped_stray = __atomic_load_n(&node->dropped_stray->value, __ATOMIC_RELAXED);
-  out->module_count = node->n_modules;
-  for (size_t i = 0; i < node->n_modules; i++) {
-    const node_module *m = &node->modules[i];
-    mir_module_stats *s = &out->modules[i];
-    strcpy(s->id, m->id);
-    s->events = __atomic_load_n(&m->events->value, __ATOMIC_RELAXED);
-    s->batches = __atomic_load_n(&m->batches->value, __ATOMIC_RELAXED);
-    s->busy_ns = __atomic_load_n(&m->busy_ns->value, __ATOMIC_RELAXED);
-    s->queued = (size_t)__atomic_load_n(&m->queued->value, __ATOMIC_RELAXED);
-  }
-  mir_lock_release(&node->lock);
-}
-
-void mir_module_stats_rates(const mir_module_stats *prev, const mir_module_stats *cur,
-                            uint64_t elapsed_ns, mir_module_rates *out) {
-  double secs = elapsed_ns ? (double)elapsed_ns / 1e9 : 1.0;
-  out->events_per_s = (double)(cur->events - prev->events) / secs;
-  out->batches_per_s = (double)(cur->batches - prev->batches) / secs;
-  out->busy_percent =
-      elapsed_ns ? 100.0 * (double)(cur->busy_ns - prev->busy_ns) / (double)elapsed_ns : 0.0;
-}

@@ -20,13 +20,16 @@
  * sizes, signer ids unique and members, counts) and dropped and counted if bad. At most one
  * signing, N echo verifications and one Final verification are in flight, so the number of
  * contexts is bounded by N + 2.
+ *
+ * The counters (drops, echoes, rejected Finals, stale responses, the delivery) live in the dsl's
+ * metric set, registered when the module is created; tests read them through the registry.
  */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mir/alloc.h"
 #include "mir/crypto.pb-c.h"
+#include "mir/metrics.h"
 #include "samples.h"
 
 #define BCB_ECHO_TAG "ECHO"
@@ -55,8 +58,8 @@ typedef struct bcb {
   ProtobufCBinaryData *echo_sig; /* leader: member i's verified signature (owned), or empty */
   size_t n_valid;
 
-  atomic_uint_fast64_t dropped, echoes_valid, echoes_invalid, finals_rejected, stale;
-  atomic_bool delivered_flag;
+  /* In the dsl's metric set (it outlives every handler call). */
+  mir_counter *dropped, *echoes_valid, *echoes_invalid, *finals_rejected, *stale, *deliveries;
 } bcb;
 
 size_t mir_bcb_quorum(size_t n_nodes) {
@@ -74,7 +77,7 @@ static size_t bcb_member(const bcb *b, const char *id) {
 
 /* Drops a peer's message: counted, never an error. */
 static mir_err bcb_drop(bcb *b) {
-  atomic_fetch_add(&b->dropped, 1);
+  mir_counter_inc(b->dropped);
   return MIR_OK;
 }
 
@@ -168,7 +171,7 @@ static mir_err bcb_on_start(mir_dsl *dsl, const char *from, const ProtobufCMessa
 static bcb_ctx *bcb_response_ctx(mir_dsl *dsl, bcb *b, const Mir__Origin *o, bcb_ctx_kind kind) {
   bcb_ctx *c = o != NULL ? mir_dsl_context(dsl, o->context_id) : NULL;
   if (c == NULL || c->kind != kind) {
-    atomic_fetch_add(&b->stale, 1);
+    mir_counter_inc(b->stale);
     return NULL;
   }
   mir_dsl_dispose_context(dsl, o->context_id);
@@ -221,10 +224,10 @@ static mir_err bcb_on_verify_result(mir_dsl *dsl, const mir_event *ev, void *use
   bcb_ctx *c = bcb_response_ctx(dsl, b, res->origin, BCB_CTX_ECHO);
   if (c == NULL) return MIR_OK;
   if (!res->ok) {
-    atomic_fetch_add(&b->echoes_invalid, 1);
+    mir_counter_inc(b->echoes_invalid);
     return MIR_OK;
   }
-  atomic_fetch_add(&b->echoes_valid, 1);
+  mir_counter_inc(b->echoes_valid);
   if (b->echo_sig[c->signer].data == NULL) {
     b->echo_sig[c->signer].len = c->buf.len;
     b->echo_sig[c->signer].data = mir_xmemdup(c->buf.data, c->buf.len);
@@ -315,12 +318,12 @@ static mir_err bcb_on_verify_many_result(mir_dsl *dsl, const mir_event *ev, void
   if (c == NULL) return MIR_OK;
   b->final_pending = false;
   if (!res->all_ok) {
-    atomic_fetch_add(&b->finals_rejected, 1);
+    mir_counter_inc(b->finals_rejected);
     return MIR_OK;
   }
   if (b->delivered) return MIR_OK;
   b->delivered = true;
-  atomic_store(&b->delivered_flag, true);
+  mir_counter_inc(b->deliveries);
   Samples__Bcb__Deliver *d = mir_xmalloc(sizeof(*d));
   samples__bcb__deliver__init(d);
   d->data.len = c->buf.len;
@@ -417,6 +420,26 @@ static mir_err bcb_register(mir_dsl *dsl) {
   return err;
 }
 
+/* Registers the module's counters in the dsl's metric set. */
+static void bcb_metrics_init(bcb *b, mir_dsl *dsl) {
+  mir_metrics *m = mir_dsl_metrics(dsl);
+  b->dropped = mir_metrics_counter(
+      m, "mir_bcb_dropped_messages_total",
+      "Peer messages rejected at ingress (sender, sizes, counts, ids).", NULL, NULL);
+  b->echoes_valid = mir_metrics_counter(m, "mir_bcb_echoes_valid_total",
+                                        "Leader: echoes whose signature verified.", NULL, NULL);
+  b->echoes_invalid =
+      mir_metrics_counter(m, "mir_bcb_echoes_invalid_total",
+                          "Leader: echoes whose signature did not verify.", NULL, NULL);
+  b->finals_rejected =
+      mir_metrics_counter(m, "mir_bcb_finals_rejected_total",
+                          "Final certificates that failed verification.", NULL, NULL);
+  b->stale = mir_metrics_counter(m, "mir_bcb_stale_responses_total",
+                                 "Crypto responses for unknown contexts, ignored.", NULL, NULL);
+  b->deliveries = mir_metrics_counter(m, "mir_bcb_deliveries_total",
+                                      "Deliveries of the instance (at most one).", NULL, NULL);
+}
+
 mir_err mir_bcb_new(const mir_bcb_config *cfg, mir_dsl **out) {
   mir_err err = bcb_config_check(cfg);
   if (err == MIR_OK) err = mir_samples_register_types();
@@ -424,6 +447,7 @@ mir_err mir_bcb_new(const mir_bcb_config *cfg, mir_dsl **out) {
   bcb *b = bcb_state_new(cfg);
   mir_dsl *dsl = mir_dsl_new(cfg->module_id, b);
   mir_dsl_set_user_free(dsl, bcb_free);
+  bcb_metrics_init(b, dsl);
   err = bcb_register(dsl);
   if (err != MIR_OK) {
     mir_dsl_free(dsl);
@@ -431,16 +455,6 @@ mir_err mir_bcb_new(const mir_bcb_config *cfg, mir_dsl **out) {
   }
   *out = dsl;
   return MIR_OK;
-}
-
-void mir_bcb_get_stats(const mir_dsl *dsl, mir_bcb_stats *out) {
-  bcb *b = mir_dsl_user(dsl);
-  out->dropped = atomic_load(&b->dropped);
-  out->echoes_valid = atomic_load(&b->echoes_valid);
-  out->echoes_invalid = atomic_load(&b->echoes_invalid);
-  out->finals_rejected = atomic_load(&b->finals_rejected);
-  out->stale = atomic_load(&b->stale);
-  out->delivered = atomic_load(&b->delivered_flag);
 }
 
 mir_event *mir_bcb_broadcast_request(const char *dest, const char *src, const void *data,

@@ -74,7 +74,7 @@ typedef struct mir_bcb_grpc_node_config {
 typedef struct mir_bcb_grpc_modules {
   mir_net_grpc *net; /* for mir_net_grpc_metrics and mir_net_grpc_port */
   void *crypto;      /* the crypto module's state */
-  mir_dsl *bcb;      /* for mir_bcb_get_stats */
+  mir_dsl *bcb;      /* its counters: mir_dsl_metrics */
 } mir_bcb_grpc_modules;
 
 /* Adds "crypto", "net" and "bcb" of cfg->node_id to node (borrowed, not started), as described

@@ -7,15 +7,16 @@
  * observer module, which is how programs print progress and tests check the sequence numbers
  * without the module doing any I/O itself.
  *
- * Messages from any node other than the peer are dropped and counted. The counters are atomics
- * because tests and programs read them from other threads while the node runs; the module itself
- * is single-threaded like every DSL module.
+ * Messages from any node other than the peer are dropped and counted. The counters live in the
+ * dsl's metric set (mir_dsl_metrics), registered when the module is created, so tests and programs
+ * read them through the registry from any thread while the node runs; the module itself is
+ * single-threaded like every DSL module.
  */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mir/alloc.h"
+#include "mir/metrics.h"
 #include "samples.h"
 
 typedef struct pingpong {
@@ -25,7 +26,8 @@ typedef struct pingpong {
   char observer[MIR_MODULE_ID_MAX]; /* "" for none */
   uint64_t period_ms;
   uint64_t next_seq;
-  atomic_uint_fast64_t pings_sent, pings_received, pongs_received, dropped;
+  /* In the dsl's metric set (valid while the dsl lives, which outlives this state's use). */
+  mir_counter *pings_sent, *pings_received, *pongs_received, *dropped;
 } pingpong;
 
 /* Asks the timer for a PingTime to this module every period. Retention index 0: the repeat lasts
@@ -49,7 +51,7 @@ static mir_err pingpong_on_ping_time(mir_dsl *dsl, const mir_event *ev, void *us
   ping.seq_nr = p->next_seq++;
   const char *dest = p->peer;
   mir_dsl_send(dsl, p->transport, &dest, 1, mir_dsl_module_id(dsl), &ping.base);
-  atomic_fetch_add(&p->pings_sent, 1);
+  mir_counter_inc(p->pings_sent);
   return MIR_OK;
 }
 
@@ -68,7 +70,7 @@ static void pingpong_report(mir_dsl *dsl, const pingpong *p, Samples__Pingpong__
 /* Only the peer plays with us; anything else is dropped (the transport names the sender). */
 static bool pingpong_from_peer(pingpong *p, const char *from) {
   if (strcmp(from, p->peer) == 0) return true;
-  atomic_fetch_add(&p->dropped, 1);
+  mir_counter_inc(p->dropped);
   return false;
 }
 
@@ -77,7 +79,7 @@ static mir_err pingpong_on_ping(mir_dsl *dsl, const char *from, const ProtobufCM
   pingpong *p = user;
   if (!pingpong_from_peer(p, from)) return MIR_OK;
   const Samples__Pingpong__Ping *ping = (const Samples__Pingpong__Ping *)msg;
-  atomic_fetch_add(&p->pings_received, 1);
+  mir_counter_inc(p->pings_received);
   Samples__Pingpong__Pong pong = SAMPLES__PINGPONG__PONG__INIT;
   pong.seq_nr = ping->seq_nr;
   mir_dsl_send(dsl, p->transport, &from, 1, mir_dsl_module_id(dsl), &pong.base);
@@ -90,7 +92,7 @@ static mir_err pingpong_on_pong(mir_dsl *dsl, const char *from, const ProtobufCM
   pingpong *p = user;
   if (!pingpong_from_peer(p, from)) return MIR_OK;
   const Samples__Pingpong__Pong *pong = (const Samples__Pingpong__Pong *)msg;
-  atomic_fetch_add(&p->pongs_received, 1);
+  mir_counter_inc(p->pongs_received);
   pingpong_report(dsl, p, SAMPLES__PINGPONG__REPORT__KIND__PONG, from, pong->seq_nr);
   return MIR_OK;
 }
@@ -101,6 +103,20 @@ static bool pingpong_node_id_ok(const char *id) {
 
 static bool pingpong_module_id_ok(const char *id) {
   return id != NULL && mir_module_id_valid(id);
+}
+
+/* Registers the module's counters in the dsl's metric set. */
+static void pingpong_metrics_init(pingpong *p, mir_dsl *dsl) {
+  mir_metrics *m = mir_dsl_metrics(dsl);
+  p->pings_sent = mir_metrics_counter(m, "mir_pingpong_pings_sent_total", "Pings sent to the peer.",
+                                      NULL, NULL);
+  p->pings_received = mir_metrics_counter(m, "mir_pingpong_pings_received_total",
+                                          "Pings from the peer, each answered.", NULL, NULL);
+  p->pongs_received = mir_metrics_counter(m, "mir_pingpong_pongs_received_total",
+                                          "Pongs from the peer.", NULL, NULL);
+  p->dropped =
+      mir_metrics_counter(m, "mir_pingpong_dropped_messages_total",
+                          "Messages from a node other than the peer, dropped.", NULL, NULL);
 }
 
 static mir_err pingpong_register(mir_dsl *dsl) {
@@ -139,6 +155,7 @@ mir_err mir_pingpong_new(const char *module_id, const char *self, const char *pe
   p->period_ms = period_ms;
   mir_dsl *dsl = mir_dsl_new(module_id, p);
   mir_dsl_set_user_free(dsl, free);
+  pingpong_metrics_init(p, dsl);
   err = pingpong_register(dsl);
   if (err != MIR_OK) {
     mir_dsl_free(dsl);
@@ -146,12 +163,4 @@ mir_err mir_pingpong_new(const char *module_id, const char *self, const char *pe
   }
   *out = dsl;
   return MIR_OK;
-}
-
-void mir_pingpong_get_stats(const mir_dsl *dsl, mir_pingpong_stats *out) {
-  pingpong *p = mir_dsl_user(dsl);
-  out->pings_sent = atomic_load(&p->pings_sent);
-  out->pings_received = atomic_load(&p->pings_received);
-  out->pongs_received = atomic_load(&p->pongs_received);
-  out->dropped = atomic_load(&p->dropped);
 }

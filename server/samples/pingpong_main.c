@@ -137,11 +137,13 @@ static bool pp_stop(pp_node *nodes) {
 static bool pp_summary(const pp_node *nodes) {
   bool ok = true;
   for (size_t i = 0; i < PP_NODES; i++) {
-    mir_pingpong_stats s;
-    mir_pingpong_get_stats(nodes[i].pingpong, &s);
-    printf("node %s: sent %" PRIu64 " pings, received %" PRIu64 " pings and %" PRIu64 " pongs\n",
-           nodes[i].id, s.pings_sent, s.pings_received, s.pongs_received);
-    ok = ok && s.pongs_received > 0;
+    const mir_metrics *m = mir_dsl_metrics(nodes[i].pingpong);
+    int64_t pings_sent = mir_metrics_read(m, "mir_pingpong_pings_sent_total", NULL);
+    int64_t pings_received = mir_metrics_read(m, "mir_pingpong_pings_received_total", NULL);
+    int64_t pongs_received = mir_metrics_read(m, "mir_pingpong_pongs_received_total", NULL);
+    printf("node %s: sent %" PRId64 " pings, received %" PRId64 " pings and %" PRId64 " pongs\n",
+           nodes[i].id, pings_sent, pings_received, pongs_received);
+    ok = ok && pongs_received > 0;
   }
   printf("%s\n", ok ? "mir-pingpong: ok" : "mir-pingpong: FAILED (a node received no pong)");
   return ok;

@@ -65,21 +65,14 @@ mir_err mir_sample_add_modules(mir_node *node, const char *sample, const char *n
 /* Adds only the BCB module "bcb" of node node_id ("0" .. "3"), configured exactly as
  * mir_sample_add_modules(node, "bcb", node_id) configures it, without the test signer: the caller
  * adds the module that serves "crypto" (the Ed25519 crypto module in bcb_grpc.h). node is borrowed
- * and not started. *bcb_out (may be NULL) receives the module for mir_bcb_get_stats; the node owns
- * it (valid until mir_node_free). MIR_EINVAL for another node id, or an error of
+ * and not started. *bcb_out (may be NULL) receives the module (its counters: mir_dsl_metrics); the
+ * node owns it (valid until mir_node_free). MIR_EINVAL for another node id, or an error of
  * mir_node_add_module. */
 mir_err mir_sample_add_bcb(mir_node *node, const char *node_id, mir_dsl **bcb_out);
 
 /* ---- pingpong ---- */
 
 #define MIR_PINGPONG_PERIOD_MS_DEFAULT 1000
-
-typedef struct mir_pingpong_stats {
-  uint64_t pings_sent;     /* Pings sent to the peer */
-  uint64_t pings_received; /* Pings from the peer (each answered with a Pong) */
-  uint64_t pongs_received; /* Pongs from the peer */
-  uint64_t dropped;        /* messages from a node other than the peer */
-} mir_pingpong_stats;
 
 /* Creates a pingpong module named module_id for node self. On Init it asks the timer timer_id for
  * a samples.pingpong.PingTime event every period_ms (> 0); on each PingTime it sends
@@ -88,14 +81,14 @@ typedef struct mir_pingpong_stats {
  * reported to observer_id as a samples.pingpong.Report event (observer_id NULL: no reports).
  * All strings are borrowed and copied; module ids must be valid, node ids 1 to
  * MIR_MODULE_ID_MAX - 1 characters and different from each other (MIR_EINVAL otherwise). *out is
- * owned: add it to a node with mir_dsl_ops (the node frees it), or free it with mir_dsl_free. */
+ * owned: add it to a node with mir_dsl_ops (the node frees it), or free it with mir_dsl_free.
+ * Its counters are in its metric set (mir_dsl_metrics, below the node's set for module_id):
+ * mir_pingpong_pings_sent_total, mir_pingpong_pings_received_total,
+ * mir_pingpong_pongs_received_total and mir_pingpong_dropped_messages_total (from a node other
+ * than the peer). */
 mir_err mir_pingpong_new(const char *module_id, const char *self, const char *peer,
                          const char *transport_id, const char *timer_id, uint64_t period_ms,
                          const char *observer_id, mir_dsl **out);
-
-/* Copies the counters of a pingpong module (borrowed, made by mir_pingpong_new) into out.
- * Thread-safe while the node runs. */
-void mir_pingpong_get_stats(const mir_dsl *pingpong, mir_pingpong_stats *out);
 
 /* ---- BCB ---- */
 
@@ -116,15 +109,6 @@ typedef struct mir_bcb_config {
   const char *consumer_id;  /* gets samples.bcb.Deliver */
 } mir_bcb_config;
 
-typedef struct mir_bcb_stats {
-  uint64_t dropped;         /* peer messages rejected at ingress (sender, sizes, counts, ids) */
-  uint64_t echoes_valid;    /* leader: echoes whose signature verified */
-  uint64_t echoes_invalid;  /* leader: echoes whose signature did not verify */
-  uint64_t finals_rejected; /* Final certificates that failed verification */
-  uint64_t stale;           /* crypto responses for unknown contexts, ignored */
-  bool delivered;
-} mir_bcb_stats;
-
 /* Echoes needed for a certificate among n nodes: more than (n + f) / 2 with f = (n - 1) / 3. */
 size_t mir_bcb_quorum(size_t n_nodes);
 
@@ -137,11 +121,13 @@ size_t mir_bcb_quorum(size_t n_nodes);
  * and emits samples.bcb.Deliver(data) to consumer_id once. A BroadcastRequest at a non-leader,
  * a second one, or one larger than MIR_BCB_DATA_BYTES_MAX stops the node (a local wiring
  * error). MIR_EINVAL for an invalid config. *out is owned (add with mir_dsl_ops, or
- * mir_dsl_free). */
+ * mir_dsl_free). Its counters are in its metric set (mir_dsl_metrics):
+ * mir_bcb_dropped_messages_total (peer messages rejected at ingress: sender, sizes, counts, ids),
+ * mir_bcb_echoes_valid_total and mir_bcb_echoes_invalid_total (leader: echoes by whether their
+ * signature verified), mir_bcb_finals_rejected_total (Finals that failed verification),
+ * mir_bcb_stale_responses_total (crypto responses for unknown contexts) and
+ * mir_bcb_deliveries_total (0 or 1). */
 mir_err mir_bcb_new(const mir_bcb_config *cfg, mir_dsl **out);
-
-/* Copies the counters of a BCB module (borrowed, made by mir_bcb_new) into out. Thread-safe. */
-void mir_bcb_get_stats(const mir_dsl *bcb, mir_bcb_stats *out);
 
 /* Returns an owned event (free with mir_event_free, or hand to a node) asking the BCB module
  * dest to broadcast data (borrowed, len bytes). src may be NULL. */

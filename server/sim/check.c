@@ -98,7 +98,7 @@ static void check_again(mir_sim *sim, size_t i, uint64_t pos, uint64_t prev, uin
   MIR_ASSERT(found); /* set together with pos_value */
   bool restarted = inc != sn->incarnation;
   if (restarted && prev == id) {
-    sim->stats.redeliveries++;
+    mir_counter_inc(sim->c.redeliveries);
     miri_sim_map_put(&sn->pos_inc, pos, sn->incarnation);
     return;
   }
@@ -160,11 +160,12 @@ void mir_sim_report_delivery(mir_sim *sim, size_t node, uint64_t position, const
                              size_t len) {
   MIR_ASSERT(node < sim->cfg.nodes);
   if (sim->over) return;
-  if (len > MIR_SIM_VALUE_BYTES_MAX || sim->stats.deliveries >= MIR_SIM_DELIVERIES_MAX) {
+  if (len > MIR_SIM_VALUE_BYTES_MAX || sim->deliveries >= MIR_SIM_DELIVERIES_MAX) {
     mir_sim_fail(sim, "node %zu: delivery too large or too many deliveries", node);
     return;
   }
-  sim->stats.deliveries++;
+  sim->deliveries++;
+  mir_counter_inc(sim->c.deliveries);
   uint64_t id = miri_sim_value_intern(sim, value, len);
   char buf[128];
   miri_sim_trace(sim, "app n%zu pos=%llu %s%s", node, (unsigned long long)position,

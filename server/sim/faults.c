@@ -33,7 +33,7 @@ mir_err mir_sim_crash(mir_sim *sim, size_t node) {
   mir_node_free(sn->mn);
   sn->mn = NULL;
   memset(sn->pending, 0, sizeof sn->pending);
-  sim->stats.crashes++;
+  mir_counter_inc(sim->c.crashes);
   sim->dl_dirty = true;
   char note[96];
   miri_sim_store_crash(sim, node, note, sizeof note);
@@ -67,7 +67,7 @@ mir_err mir_sim_restart(mir_sim *sim, size_t node, bool wipe) {
                  mir_error_detail());
     return err;
   }
-  sim->stats.restarts++;
+  mir_counter_inc(sim->c.restarts);
   sim->dl_dirty = true;
   miri_sim_resubmit(sim, node);
   return MIR_OK;
@@ -89,7 +89,7 @@ mir_err mir_sim_partition(mir_sim *sim, uint64_t side, bool one_way) {
       if (!one_way && !a_i && a_j) sim->nodes[i].blocked_to[j] = true;
     }
   }
-  sim->stats.partitions++;
+  mir_counter_inc(sim->c.partitions);
   miri_sim_trace(sim, "partition side=%llx%s", (unsigned long long)side,
                  one_way ? " one-way" : " two-way");
   return MIR_OK;

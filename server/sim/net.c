@@ -74,22 +74,22 @@ static void net_schedule(mir_sim *sim, size_t from, size_t to, Mir__PackedMessag
 
 void miri_sim_net_enqueue(mir_sim *sim, size_t from, size_t to, Mir__PackedMessage *msg,
                           uint64_t extra_ns) {
-  sim->stats.sent++;
+  mir_counter_inc(sim->c.sent);
   if (sim->nodes[from].blocked_to[to]) {
-    sim->stats.blocked++;
+    mir_counter_inc(sim->c.lost_partitioned);
     miri_sim_trace(sim, "blocked %zu->%zu %s", from, to, msg->type);
     protobuf_c_message_free_unpacked(&msg->base, NULL);
     return;
   }
   bool faulty = sim->now_ns < sim->cfg.heal_ns;
   if (faulty && mir_sim_rng_chance(&sim->net, sim->cfg.net.drop_ppm)) {
-    sim->stats.dropped++;
+    mir_counter_inc(sim->c.lost_dropped);
     miri_sim_trace(sim, "drop %zu->%zu %s", from, to, msg->type);
     protobuf_c_message_free_unpacked(&msg->base, NULL);
     return;
   }
   if (faulty && mir_sim_rng_chance(&sim->net, sim->cfg.net.duplicate_ppm)) {
-    sim->stats.duplicated++;
+    mir_counter_inc(sim->c.duplicated);
     net_schedule(sim, from, to, mir_sim_packed_clone(msg), extra_ns);
   }
   net_schedule(sim, from, to, msg, extra_ns);
@@ -101,7 +101,7 @@ void miri_sim_net_send(mir_sim *sim, size_t from, char *const *dests, size_t n,
   for (size_t k = 0; k < n; k++) {
     int to = mir_sim_node_index(sim, dests[k]);
     if (to < 0) {
-      sim->stats.unknown_dest++;
+      mir_counter_inc(sim->c.unknown_dest);
       continue;
     }
     if (src->byz_fn != NULL) {
@@ -121,18 +121,18 @@ void miri_sim_net_deliver(mir_sim *sim, miri_sim_action *a) {
   if (dst->mn == NULL || sim->nodes[a->from].blocked_to[a->node]) {
     bool down = dst->mn == NULL;
     if (down) {
-      sim->stats.to_down++;
+      mir_counter_inc(sim->c.lost_down);
     } else {
-      sim->stats.blocked++;
+      mir_counter_inc(sim->c.lost_partitioned);
     }
     miri_sim_trace(sim, "%s %u->%u %s", down ? "lost-down" : "blocked", a->from, a->node, type);
     protobuf_c_message_free_unpacked(&msg->base, NULL);
   } else if (msg->dest_module == NULL || !mir_module_id_valid(msg->dest_module)) {
-    sim->stats.unknown_dest++;
+    mir_counter_inc(sim->c.unknown_dest);
     miri_sim_trace(sim, "bad-dest %u->%u %s", a->from, a->node, type);
     protobuf_c_message_free_unpacked(&msg->base, NULL);
   } else {
-    sim->stats.delivered++;
+    mir_counter_inc(sim->c.delivered);
     miri_sim_trace(sim, "deliver %u->%u %s %s", a->from, a->node, msg->dest_module, type);
     mir_event_list l = MIR_EVENT_LIST_INIT;
     mir_event_list_push(&l, mir_event_message_received(sim->nodes[a->from].id, msg));

@@ -86,7 +86,7 @@ static bool run_ensure_started(mir_sim *sim) {
  * until_ns (or the run is over). */
 static bool run_step_limited(mir_sim *sim, uint64_t until_ns) {
   if (!run_ensure_started(sim)) return false;
-  if (sim->stats.steps >= sim->cfg.steps_max) {
+  if (sim->steps >= sim->cfg.steps_max) {
     mir_sim_fail(sim, "step budget of %llu steps exhausted (livelock?)",
                  (unsigned long long)sim->cfg.steps_max);
     return false;
@@ -102,7 +102,8 @@ static bool run_step_limited(mir_sim *sim, uint64_t until_ns) {
     sim->now_ns = top->at_ns; /* quiescent: jump to the next action */
     return true;
   }
-  sim->stats.steps++;
+  sim->steps++;
+  mir_counter_inc(sim->c.steps);
   uint64_t r = mir_sim_rng_below(&sim->sched, n + (due ? 1 : 0));
   if (r == n) {
     run_action(sim, miri_sim_heap_pop(&sim->heap));
@@ -145,8 +146,8 @@ mir_err mir_sim_run(mir_sim *sim) {
   }
   if (!sim->failed) miri_sim_check_final(sim);
   sim->over = true;
-  miri_sim_trace(sim, "end steps=%llu batches=%llu hash=%016llx%s",
-                 (unsigned long long)sim->stats.steps, (unsigned long long)sim->stats.batches,
-                 (unsigned long long)sim->stats.trace_hash, sim->failed ? " FAILED" : "");
+  miri_sim_trace(sim, "end steps=%llu batches=%lld hash=%016llx%s", (unsigned long long)sim->steps,
+                 (long long)mir_metrics_read(sim->metrics, "mir_sim_batches_total", NULL),
+                 (unsigned long long)sim->trace_hash, sim->failed ? " FAILED" : "");
   return MIR_OK;
 }

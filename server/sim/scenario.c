@@ -61,6 +61,14 @@ static void scen_clean_dir(const char *dir) {
   closedir(d);
 }
 
+/* Keeps the run's counters in res->metrics (created if missing): attaching the simulator's set
+ * below it and detaching with folding copies them, so they outlive the simulation. */
+static void scen_keep_metrics(mir_sim *sim, mir_sim_result *res) {
+  if (res->metrics == NULL) res->metrics = mir_metrics_new("sim");
+  mir_metrics_attach(res->metrics, sim->metrics);
+  mir_metrics_detach(sim->metrics, true);
+}
+
 /* Configures, sets up and runs sc for seed once; fills res. */
 static mir_err scen_run_once(const mir_sim_scenario *sc, uint64_t seed, const char *record_dir,
                              FILE *trace, mir_sim_result *res) {
@@ -84,7 +92,9 @@ static mir_err scen_run_once(const mir_sim_scenario *sc, uint64_t seed, const ch
     mir_sim_run(sim);
     res->ok = !mir_sim_failed(sim);
     snprintf(res->failure, sizeof res->failure, "%s", mir_sim_failure(sim));
-    mir_sim_get_stats(sim, &res->stats);
+    res->now_ns = mir_sim_now(sim);
+    res->trace_hash = mir_sim_trace_hash(sim);
+    scen_keep_metrics(sim, res);
   }
   mir_sim_free(sim);
   if (sc->cleanup != NULL) sc->cleanup(state);
@@ -99,10 +109,11 @@ static void scen_write_note(const mir_sim_scenario *sc, uint64_t seed, const mir
   if (f == NULL) return;
   fprintf(f,
           "scenario: %s\nseed: %llu\nfailure: %s\n%sreproduce: %s %s --seeds %llu..%llu "
-          "--keep-logs\nsteps: %llu\nvirtual time: %llu ns\ntrace hash: %016llx\n",
+          "--keep-logs\nsteps: %lld\nvirtual time: %llu ns\ntrace hash: %016llx\n",
           sc->name, (unsigned long long)seed, res->failure, extra, program, sc->name,
-          (unsigned long long)seed, (unsigned long long)seed, (unsigned long long)res->stats.steps,
-          (unsigned long long)res->stats.now_ns, (unsigned long long)res->stats.trace_hash);
+          (unsigned long long)seed, (unsigned long long)seed,
+          (long long)mir_metrics_read(res->metrics, "mir_sim_steps_total", NULL),
+          (unsigned long long)res->now_ns, (unsigned long long)res->trace_hash);
   fclose(f);
 }
 
@@ -112,14 +123,14 @@ static mir_err scen_record_again(const mir_sim_scenario *sc, uint64_t seed, cons
   mir_sim_result again;
   memset(&again, 0, sizeof again);
   mir_err err = scen_run_once(sc, seed, dir, NULL, &again);
-  if (err != MIR_OK) return err;
-  if (again.stats.trace_hash != res->stats.trace_hash || again.ok != res->ok) {
+  if (err == MIR_OK && (again.trace_hash != res->trace_hash || again.ok != res->ok)) {
     snprintf(extra, cap,
              "NONDETERMINISM: the recorded re-run differs (trace hash %016llx, then %016llx%s)\n",
-             (unsigned long long)res->stats.trace_hash, (unsigned long long)again.stats.trace_hash,
+             (unsigned long long)res->trace_hash, (unsigned long long)again.trace_hash,
              again.ok ? ", and it passed" : "");
   }
-  return MIR_OK;
+  mir_sim_result_fini(&again);
+  return err;
 }
 
 mir_err mir_sim_scenario_run(const mir_sim_scenario *sc, uint64_t seed,
@@ -130,6 +141,7 @@ mir_err mir_sim_scenario_run(const mir_sim_scenario *sc, uint64_t seed,
   const char *log_dir = opts->log_dir ? opts->log_dir : SCEN_DEFAULT_LOG_DIR;
   const char *program = opts->program ? opts->program : SCEN_DEFAULT_PROGRAM;
   memset(res, 0, sizeof *res);
+  res->metrics = mir_metrics_new("sim");
   char dir[MIR_SIM_PATH_MAX], extra[256] = "";
   if (snprintf(dir, sizeof dir, "%s/%s-%llu", log_dir, sc->name, (unsigned long long)seed) >=
       (int)sizeof dir) {
@@ -156,4 +168,9 @@ mir_err mir_sim_scenario_run(const mir_sim_scenario *sc, uint64_t seed,
             (unsigned long long)seed, (unsigned long long)seed);
   }
   return MIR_OK;
+}
+
+void mir_sim_result_fini(mir_sim_result *res) {
+  mir_metrics_free(res->metrics);
+  memset(res, 0, sizeof *res);
 }

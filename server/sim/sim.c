@@ -109,6 +109,48 @@ static mir_err sim_open_recorder(mir_sim *sim, miri_sim_node *sn) {
   return MIR_OK;
 }
 
+/* Registers the simulator's own counters (names and meanings in sim.h, mir_sim_metrics). */
+static void sim_metrics_init(mir_sim *sim) {
+  mir_metrics *m = sim->metrics = mir_metrics_new("sim");
+  miri_sim_counters *c = &sim->c;
+  c->steps = mir_metrics_counter(m, "mir_sim_steps_total", "Scheduler steps.", NULL, NULL);
+  c->batches = mir_metrics_counter(m, "mir_sim_batches_total", "Batches applied.", NULL, NULL);
+  c->events = mir_metrics_counter(m, "mir_sim_events_total", "Events applied.", NULL, NULL);
+  c->sent =
+      mir_metrics_counter(m, "mir_sim_messages_sent_total",
+                          "Messages handed to the network (after Byzantine filters).", NULL, NULL);
+  c->delivered = mir_metrics_counter(m, "mir_sim_messages_delivered_total",
+                                     "Messages delivered to a node.", NULL, NULL);
+  c->duplicated = mir_metrics_counter(m, "mir_sim_messages_duplicated_total",
+                                      "Extra copies made by duplicate faults.", NULL, NULL);
+  const char *lost = "mir_sim_messages_lost_total";
+  const char *lost_help = "Messages not delivered, by reason.";
+  c->lost_dropped = mir_metrics_counter(m, lost, lost_help, "reason", "dropped");
+  c->lost_partitioned = mir_metrics_counter(m, lost, lost_help, "reason", "partitioned");
+  c->lost_down = mir_metrics_counter(m, lost, lost_help, "reason", "down");
+  c->unknown_dest = mir_metrics_counter(m, lost, lost_help, "reason", "unknown_destination");
+  c->timers = mir_metrics_counter(m, "mir_sim_timers_fired_total", "Timer firings.", NULL, NULL);
+  c->crashes = mir_metrics_counter(m, "mir_sim_crashes_total", "Node crashes.", NULL, NULL);
+  c->restarts = mir_metrics_counter(m, "mir_sim_restarts_total", "Node restarts.", NULL, NULL);
+  c->partitions =
+      mir_metrics_counter(m, "mir_sim_partitions_total", "Partitions made.", NULL, NULL);
+  c->deliveries = mir_metrics_counter(m, "mir_sim_deliveries_total",
+                                      "Deliveries the nodes reported.", NULL, NULL);
+  c->redeliveries = mir_metrics_counter(
+      m, "mir_sim_redeliveries_total",
+      "Deliveries of a position again, same value, after a restart with the store.", NULL, NULL);
+  c->store_writes = mir_metrics_counter(m, "mir_sim_store_writes_total",
+                                        "Writes the simulated stores accepted.", NULL, NULL);
+  c->store_syncs =
+      mir_metrics_counter(m, "mir_sim_store_syncs_total", "Store syncs completed.", NULL, NULL);
+  c->store_lost =
+      mir_metrics_counter(m, "mir_sim_store_writes_lost_total",
+                          "Writes lost by crashes before their sync completed.", NULL, NULL);
+  c->store_torn = mir_metrics_counter(
+      m, "mir_sim_store_writes_torn_total",
+      "Unsynced writes that torn crashes kept (never acknowledged).", NULL, NULL);
+}
+
 mir_err mir_sim_new(const mir_sim_config *cfg, mir_sim **out) {
   *out = NULL;
   mir_err err = sim_config_check(cfg);
@@ -117,6 +159,7 @@ mir_err mir_sim_new(const mir_sim_config *cfg, mir_sim **out) {
   sim->cfg = *cfg;
   if (cfg->record_dir != NULL) sim->record_dir = mir_xstrdup(cfg->record_dir);
   sim->cfg.record_dir = sim->record_dir;
+  sim_metrics_init(sim);
   miri_sim_heap_init(&sim->heap, cfg->actions_max);
   sim_init_streams(sim);
   for (size_t i = 0; i < cfg->nodes; i++) {
@@ -154,6 +197,7 @@ void mir_sim_free(mir_sim *sim) {
   free(sim->scratch);
   free(sim->cands);
   free(sim->record_dir);
+  mir_metrics_free(sim->metrics);
   free(sim);
 }
 
@@ -222,13 +266,13 @@ static mir_err sim_intercept(void *user_data, const char *node_id, const char *m
                              const mir_event_list *batch) {
   miri_sim_node *sn = user_data;
   mir_sim *sim = sn->sim;
-  uint64_t h = miri_sim_hash_u64(sim->stats.trace_hash, sim->now_ns);
+  uint64_t h = miri_sim_hash_u64(sim->trace_hash, sim->now_ns);
   h = miri_sim_hash_u64(h, sn->index);
   h = miri_sim_hash_bytes(h, module_id, strlen(module_id));
   MIR_EVENT_LIST_FOREACH(batch, ev) h = sim_hash_event(sim, h, ev);
-  sim->stats.trace_hash = h;
-  sim->stats.batches++;
-  sim->stats.events += batch->len;
+  sim->trace_hash = h;
+  mir_counter_inc(sim->c.batches);
+  mir_counter_add(sim->c.events, batch->len);
   if (sim->cfg.trace != NULL) sim_trace_batch(sim, sn, module_id, batch);
   if (sn->rec != NULL)
     return sn->rec_icpt.intercept(sn->rec_icpt.user_data, node_id, module_id, batch);
@@ -306,9 +350,12 @@ void miri_sim_schedule(mir_sim *sim, miri_sim_action *a) {
 
 /* ---- inspection ---- */
 
-void mir_sim_get_stats(const mir_sim *sim, mir_sim_stats *out) {
-  *out = sim->stats;
-  out->now_ns = sim->now_ns;
+const mir_metrics *mir_sim_metrics(const mir_sim *sim) {
+  return sim->metrics;
+}
+
+uint64_t mir_sim_trace_hash(const mir_sim *sim) {
+  return sim->trace_hash;
 }
 
 uint64_t mir_sim_now(const mir_sim *sim) {

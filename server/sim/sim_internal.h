@@ -132,6 +132,16 @@ typedef struct miri_sim_checker {
   void *user;
 } miri_sim_checker;
 
+/* The cells of the simulator's counters (sim.c registers them; names in sim.h). */
+typedef struct miri_sim_counters {
+  mir_counter *steps, *batches, *events;
+  mir_counter *sent, *delivered, *duplicated;
+  mir_counter *lost_dropped, *lost_partitioned, *lost_down, *unknown_dest;
+  mir_counter *timers, *crashes, *restarts, *partitions;
+  mir_counter *deliveries, *redeliveries;
+  mir_counter *store_writes, *store_syncs, *store_lost, *store_torn;
+} miri_sim_counters;
+
 struct mir_sim {
   mir_sim_config cfg;
   char *record_dir;
@@ -143,7 +153,12 @@ struct mir_sim {
   bool over;
   bool failed;
   char failure[MIR_SIM_FAILURE_MAX];
-  mir_sim_stats stats;
+  /* Owned: the simulator's own counters (mir_sim_metrics), a set of its own. */
+  mir_metrics *metrics;
+  miri_sim_counters c;
+  uint64_t steps;         /* scheduler steps, against cfg.steps_max (also counted in c.steps) */
+  uint64_t deliveries;    /* reported deliveries, against MIR_SIM_DELIVERIES_MAX (and c) */
+  uint64_t trace_hash;    /* running hash of every applied batch (mir_sim_trace_hash) */
   uint64_t last_fault_ns; /* latest scheduled fault */
   size_t submits_due;     /* submissions not yet injected */
   bool dl_dirty;          /* deliveries or node states changed since dl_all was computed */

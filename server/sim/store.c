@@ -271,7 +271,7 @@ void miri_sim_store_sync_done(mir_sim *sim, miri_sim_action *a) {
   }
   store_dequeue(sn, n);
   sn->sync_n = 0;
-  sim->stats.store_syncs++;
+  mir_counter_inc(sim->c.store_syncs);
   miri_sim_trace(sim, "synced n%zu x%zu, releasing %zu events", i, n, released.len);
   store_sync_start(sim, i);
   if (released.len > 0) miri_sim_inject(sim, i, &released);
@@ -297,8 +297,8 @@ void miri_sim_store_crash(mir_sim *sim, size_t i, char *buf, size_t cap) {
     }
   }
   miri_sim_store_drop(sim, i);
-  sim->stats.store_lost += n - kept;
-  sim->stats.store_torn += kept;
+  mir_counter_add(sim->c.store_lost, n - kept);
+  mir_counter_add(sim->c.store_torn, kept);
   if (torn) {
     snprintf(buf, cap, ": %zu unsynced writes lost, %zu kept (torn)", n - kept, kept);
   } else {
@@ -355,7 +355,7 @@ static mir_err store_accept(store_module *sm, mir_event *ev, mir_event_list *out
   mir_event_list_concat(sm->sim->cfg.store.release_early ? out : &qw->then, &then);
   qw->bytes = bytes;
   sn->writes_bytes += bytes;
-  sm->sim->stats.store_writes++;
+  mir_counter_inc(sm->sim->c.store_writes);
   return MIR_OK;
 }
 

@@ -146,7 +146,7 @@ void miri_sim_timer_fire(mir_sim *sim, miri_sim_action *a) {
     miri_sim_action_free(a);
     return;
   }
-  sim->stats.timers++;
+  mir_counter_inc(sim->c.timers);
   miri_sim_trace(sim, "timer n%u x%zu", a->node, a->events.len);
   mir_event_list fire = MIR_EVENT_LIST_INIT;
   if (a->period_ms == 0) {

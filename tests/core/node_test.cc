@@ -18,6 +18,16 @@ extern "C" {
 
 namespace {
 
+// Node n's metric called name (label value, or any), summed over its registry.
+uint64_t node_read(mir_node *n, const char *name, const char *value = nullptr) {
+  return static_cast<uint64_t>(mir_metrics_read(mir_node_metrics(n), name, value));
+}
+
+// The node loop's metric called name for module `module` of n.
+uint64_t module_read(mir_node *n, const char *module, const char *name) {
+  return static_cast<uint64_t>(mir_metrics_read_child(mir_node_metrics(n), module, name, nullptr));
+}
+
 // A passive module whose behaviour is a C++ callback; records what it saw.
 struct Probe {
   std::string id;
@@ -154,9 +164,10 @@ TEST(Node, DeliversInitToEveryModuleOnce) {
   ASSERT_EQ(mir_node_add_module(n, "b", &probe_ops, &b), MIR_OK);
   ASSERT_EQ(mir_node_start(n), MIR_OK);
   for (int i = 0; i < 200; i++) {
-    mir_node_stats st;
-    mir_node_get_stats(n, &st);
-    if (st.modules[0].events == 1 && st.modules[1].events == 1) break;
+    if (module_read(n, "a", "mir_module_events_total") == 1 &&
+        module_read(n, "b", "mir_module_events_total") == 1) {
+      break;
+    }
     usleep(5000);
   }
   EXPECT_EQ(mir_node_stop(n), MIR_OK);
@@ -184,9 +195,7 @@ TEST(Node, RoutesOnFirstComponentAndDropsUnknown) {
   EXPECT_EQ(a.values, std::vector<uint64_t>{4});
   EXPECT_EQ(b.values, std::vector<uint64_t>{1});
   EXPECT_EQ(b.dests.back(), "b/x/y");
-  mir_node_stats st;
-  mir_node_get_stats(n, &st);
-  EXPECT_EQ(st.dropped_unknown, 2u);
+  EXPECT_EQ(node_read(n, "mir_node_dropped_events_total", "unknown_module"), 2u);
   mir_node_free(n);
 }
 
@@ -228,10 +237,8 @@ TEST(Node, PeerMessagesReachOnlyModulesThatTakeThem) {
   EXPECT_EQ(std::count(proto.types.begin(), proto.types.end(), "mir.MessageReceived"), 1);
   EXPECT_EQ(std::count(edge.types.begin(), edge.types.end(), "mir.MessageReceived"), 0);
   EXPECT_EQ(edge.values, std::vector<uint64_t>{7});
-  mir_node_stats st;
-  mir_node_get_stats(n, &st);
-  EXPECT_EQ(st.dropped_stray, 2u);
-  EXPECT_EQ(st.dropped_unknown, 0u);
+  EXPECT_EQ(node_read(n, "mir_node_dropped_events_total", "stray_message"), 2u);
+  EXPECT_EQ(node_read(n, "mir_node_dropped_events_total", "unknown_module"), 0u);
   mir_node_free(n);
 }
 
@@ -281,9 +288,7 @@ TEST(Node, KeepsPerModuleFifoAndBatchBound) {
   ASSERT_EQ(mir_node_start(n), MIR_OK);
   const size_t want = prod.lists * prod.per_list;
   for (int i = 0; i < 2000; i++) {
-    mir_node_stats st;
-    mir_node_get_stats(n, &st);
-    if (st.modules[0].events == want + 1) break;  // + Init
+    if (module_read(n, "sink", "mir_module_events_total") == want + 1) break;  // + Init
     usleep(5000);
   }
   EXPECT_EQ(mir_node_stop(n), MIR_OK);
@@ -315,15 +320,14 @@ TEST(Node, BackpressureBoundsBufferedEvents) {
   ASSERT_EQ(mir_node_add_module(n, "p2", &producer_ops, &p2), MIR_OK);
   ASSERT_EQ(mir_node_start(n), MIR_OK);
   const size_t want = 2 * 100 * per_list + 1;
-  mir_node_stats st;
   for (int i = 0; i < 3000; i++) {
-    mir_node_get_stats(n, &st);
-    if (st.modules[0].events == want) break;
+    if (module_read(n, "sink", "mir_module_events_total") == want) break;
     usleep(5000);
   }
-  EXPECT_EQ(st.modules[0].events, want);
-  EXPECT_GT(st.pauses, 0u) << "input was never paused: the test did not exercise backpressure";
-  EXPECT_LE(st.buffered_max, pause + 2 * per_list);
+  EXPECT_EQ(module_read(n, "sink", "mir_module_events_total"), want);
+  EXPECT_GT(node_read(n, "mir_node_backpressure_pauses_total"), 0u)
+      << "input was never paused: the test did not exercise backpressure";
+  EXPECT_LE(node_read(n, "mir_node_buffered_events_max"), pause + 2 * per_list);
   EXPECT_EQ(mir_node_stop(n), MIR_OK);
   mir_node_free(n);
 }
@@ -431,27 +435,25 @@ TEST(Node, ManualStepRotatesFairly) {
   mir_node_free(n);
 }
 
-TEST(Node, StatsCountEventsAndRates) {
-  // Statistics count applied events and batches; rates are derived from two snapshots.
+TEST(Node, RegistryCountsEventsAndBatchesPerModule) {
+  // The node loop counts applied events and batches per module in the registry and shows the
+  // module's queue depth and the node's buffered events there.
   mir_node *n = new_node(MIR_NODE_MANUAL, 4);
   Probe a;
   ASSERT_EQ(mir_node_add_module(n, "a", &probe_ops, &a), MIR_OK);
   ASSERT_EQ(mir_node_start(n), MIR_OK);
-  mir_node_stats s0, s1;
-  mir_node_get_stats(n, &s0);
-  EXPECT_EQ(s0.modules[0].queued, 1u);  // Init
+  EXPECT_EQ(module_read(n, "a", "mir_module_queue_depth"), 1u);  // Init
+  EXPECT_EQ(node_read(n, "mir_node_buffered_events"), 1u);
   mir_event_list l = MIR_EVENT_LIST_INIT;
   for (int i = 0; i < 9; i++) mir_event_list_push(&l, mir_event_test_uint64("a", "", i));
   ASSERT_EQ(mir_node_inject(n, &l), MIR_OK);
+  EXPECT_EQ(node_read(n, "mir_node_buffered_events"), 10u);
   drain(n);
-  mir_node_get_stats(n, &s1);
-  EXPECT_EQ(s1.modules[0].events, 10u);
-  EXPECT_EQ(s1.modules[0].batches, 3u);  // 4 + 4 + 2
-  EXPECT_EQ(s1.modules[0].queued, 0u);
-  mir_module_rates r;
-  mir_module_stats_rates(&s0.modules[0], &s1.modules[0], 2000000000u, &r);
-  EXPECT_DOUBLE_EQ(r.events_per_s, 5.0);
-  EXPECT_DOUBLE_EQ(r.batches_per_s, 1.5);
+  EXPECT_EQ(module_read(n, "a", "mir_module_events_total"), 10u);
+  EXPECT_EQ(module_read(n, "a", "mir_module_batches_total"), 3u);  // 4 + 4 + 2
+  EXPECT_EQ(module_read(n, "a", "mir_module_queue_depth"), 0u);
+  EXPECT_EQ(node_read(n, "mir_node_buffered_events"), 0u);
+  EXPECT_EQ(node_read(n, "mir_node_buffered_events_max"), 10u);
   mir_node_free(n);
 }
 

@@ -117,10 +117,8 @@ class Cluster {
     Inject(0, mir_bcb_broadcast_request(MIR_SAMPLE_BCB, nullptr, value.data(), value.size()));
   }
 
-  mir_bcb_stats Bcb(size_t i) const {
-    mir_bcb_stats s;
-    mir_bcb_get_stats(nodes_[i].mods.bcb, &s);
-    return s;
+  samples_test::BcbCounts Bcb(size_t i) const {
+    return samples_test::bcb_counts(nodes_[i].mods.bcb);
   }
 
   // Node i's crypto counters, read from the node's registry under the module.

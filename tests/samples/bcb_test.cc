@@ -169,10 +169,8 @@ void add_bcb_modules(const char *id, BcbNode *n) {
   ASSERT_EQ(mir_node_add_module(n->node, "app", &mir_collector_ops, n->app), MIR_OK);
 }
 
-mir_bcb_stats bcb_stats(const BcbNode &n) {
-  mir_bcb_stats s;
-  mir_bcb_get_stats(n.bcb, &s);
-  return s;
+samples_test::BcbCounts bcb_stats(const BcbNode &n) {
+  return samples_test::bcb_counts(n.bcb);
 }
 
 // With a correct leader, all four nodes deliver the broadcast value, exactly once.
@@ -313,11 +311,7 @@ class BcbManualTest : public ::testing::Test {
     mir_collector_free(net_);
     mir_collector_free(app_);
   }
-  mir_bcb_stats stats() {
-    mir_bcb_stats s;
-    mir_bcb_get_stats(bcb_, &s);
-    return s;
-  }
+  samples_test::BcbCounts stats() { return samples_test::bcb_counts(bcb_); }
   void Echo(const char *from, const std::string &sig) {
     Samples__Bcb__EchoMessage m = SAMPLES__BCB__ECHO_MESSAGE__INIT;
     m.signature = bytes_of(sig);

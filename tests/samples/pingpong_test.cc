@@ -74,10 +74,8 @@ void make_pingpong_node(mir_local_net *net, const char *id, const char *peer, Pi
   ASSERT_EQ(mir_node_add_module(n->node, "app", &mir_collector_ops, n->app), MIR_OK);
 }
 
-mir_pingpong_stats pp_stats(const PingpongNode &n) {
-  mir_pingpong_stats s;
-  mir_pingpong_get_stats(n.pp, &s);
-  return s;
+samples_test::PingpongCounts pp_stats(const PingpongNode &n) {
+  return samples_test::pingpong_counts(n.pp);
 }
 
 // Both nodes send pings on their timers and answer each other's pings: each receives pings and
@@ -131,11 +129,7 @@ class PingpongManualTest : public ::testing::Test {
     mir_node_free(node_);
     for (auto *c : {net_, timer_, app_}) mir_collector_free(c);
   }
-  mir_pingpong_stats stats() {
-    mir_pingpong_stats s;
-    mir_pingpong_get_stats(pp_, &s);
-    return s;
-  }
+  samples_test::PingpongCounts stats() { return samples_test::pingpong_counts(pp_); }
   mir_node *node_ = nullptr;
   mir_dsl *pp_ = nullptr;
   mir_collector *net_ = nullptr, *timer_ = nullptr, *app_ = nullptr;

@@ -1,6 +1,7 @@
 // Helpers for the samples tests: driving a manual-mode node until it is quiet, injecting messages
 // as a transport would, reading back what a collector standing in for the transport was asked to
-// send, and polling a condition with a bound.
+// send, reading a sample module's counters from the metrics registry, and polling a condition
+// with a bound.
 #ifndef MIR_TESTS_SAMPLES_UTIL_H
 #define MIR_TESTS_SAMPLES_UTIL_H
 
@@ -13,6 +14,7 @@
 
 #include "mir/alloc.h"
 #include "mir/event.h"
+#include "mir/metrics.h"
 #include "mir/node.h"
 #include "samples.h"
 
@@ -109,6 +111,36 @@ inline ProtobufCBinaryData bytes_of(const std::string &s) {
 
 inline std::string string_of(ProtobufCBinaryData b) {
   return std::string(reinterpret_cast<const char *>(b.data), b.len);
+}
+
+// A sample module's counter called name, read from its metric set in the registry.
+inline uint64_t read_counter(const mir_dsl *module, const char *name) {
+  return static_cast<uint64_t>(mir_metrics_read(mir_dsl_metrics(module), name, nullptr));
+}
+
+// A pingpong module's counters (mir_pingpong_new), read from the registry.
+struct PingpongCounts {
+  uint64_t pings_sent, pings_received, pongs_received, dropped;
+};
+inline PingpongCounts pingpong_counts(const mir_dsl *pp) {
+  return PingpongCounts{read_counter(pp, "mir_pingpong_pings_sent_total"),
+                        read_counter(pp, "mir_pingpong_pings_received_total"),
+                        read_counter(pp, "mir_pingpong_pongs_received_total"),
+                        read_counter(pp, "mir_pingpong_dropped_messages_total")};
+}
+
+// A BCB module's counters (mir_bcb_new), read from the registry.
+struct BcbCounts {
+  uint64_t dropped, echoes_valid, echoes_invalid, finals_rejected, stale;
+  bool delivered;
+};
+inline BcbCounts bcb_counts(const mir_dsl *bcb) {
+  return BcbCounts{read_counter(bcb, "mir_bcb_dropped_messages_total"),
+                   read_counter(bcb, "mir_bcb_echoes_valid_total"),
+                   read_counter(bcb, "mir_bcb_echoes_invalid_total"),
+                   read_counter(bcb, "mir_bcb_finals_rejected_total"),
+                   read_counter(bcb, "mir_bcb_stale_responses_total"),
+                   read_counter(bcb, "mir_bcb_deliveries_total") > 0};
 }
 
 }  // namespace samples_test

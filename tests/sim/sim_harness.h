@@ -168,6 +168,11 @@ inline mir_sim_config world_config(World *w, size_t n, uint64_t seed) {
   return cfg;
 }
 
+// The simulator's own counter called name (label value, or any), from mir_sim_metrics.
+inline uint64_t sim_read(const mir_sim *sim, const char *name, const char *value = nullptr) {
+  return static_cast<uint64_t>(mir_metrics_read(mir_sim_metrics(sim), name, value));
+}
+
 inline void world_start(World *w, const mir_sim_config &cfg) {
   mir_sim *sim = nullptr;
   ASSERT_EQ(mir_sim_new(&cfg, &sim), MIR_OK) << mir_error_detail();

@@ -212,9 +212,7 @@ TEST(SimNet, DropLosesMessagesOnlyBeforeHeal) {
   ASSERT_EQ(mir_sim_run_until(w.sim, ms(1000)), MIR_OK);
   ASSERT_EQ(w.received.size(), 1u);
   EXPECT_EQ(w.received[0].value, 2u);
-  mir_sim_stats st;
-  mir_sim_get_stats(w.sim, &st);
-  EXPECT_EQ(st.dropped, 1u);
+  EXPECT_EQ(simtest::sim_read(w.sim, "mir_sim_messages_lost_total", "dropped"), 1u);
 }
 
 TEST(SimNet, DuplicateDeliversTwice) {
@@ -283,9 +281,7 @@ TEST(SimNet, UnknownDestinationsAreCounted) {
   };
   simtest::world_start(&w, simtest::world_config(&w, 2, 1));
   ASSERT_EQ(mir_sim_run_until(w.sim, ms(10)), MIR_OK);
-  mir_sim_stats st;
-  mir_sim_get_stats(w.sim, &st);
-  EXPECT_EQ(st.unknown_dest, 3u);
+  EXPECT_EQ(simtest::sim_read(w.sim, "mir_sim_messages_lost_total", "unknown_destination"), 3u);
   EXPECT_FALSE(mir_sim_failed(w.sim));
 }
 
@@ -313,11 +309,9 @@ TEST(SimCrash, CrashLosesInFlightStateAndTimers) {
   EXPECT_EQ(w.fired[0].value, 2u);  // only the new incarnation's timer
   EXPECT_EQ(w.fired[0].at_ns, ms(150));
   EXPECT_EQ(w.boots[1], 2u);
-  mir_sim_stats st;
-  mir_sim_get_stats(w.sim, &st);
-  EXPECT_EQ(st.to_down, 1u);
-  EXPECT_EQ(st.crashes, 1u);
-  EXPECT_EQ(st.restarts, 1u);
+  EXPECT_EQ(simtest::sim_read(w.sim, "mir_sim_messages_lost_total", "down"), 1u);
+  EXPECT_EQ(simtest::sim_read(w.sim, "mir_sim_crashes_total"), 1u);
+  EXPECT_EQ(simtest::sim_read(w.sim, "mir_sim_restarts_total"), 1u);
 }
 
 TEST(SimCrash, NodeMetricsSumEveryIncarnation) {
@@ -653,11 +647,10 @@ TEST(SimPlan, FaultPlanStaysBeforeHealAndRespectsTheBudget) {
       wiped += !mir_sim_node_correct(w.sim, i);
     }
     EXPECT_LE(wiped, 1u);
-    mir_sim_stats st;
-    mir_sim_get_stats(w.sim, &st);
-    EXPECT_GE(st.partitions, 1u);
-    EXPECT_GE(st.crashes, 1u);
-    EXPECT_EQ(st.crashes, st.restarts);
+    uint64_t crashes = simtest::sim_read(w.sim, "mir_sim_crashes_total");
+    EXPECT_GE(simtest::sim_read(w.sim, "mir_sim_partitions_total"), 1u);
+    EXPECT_GE(crashes, 1u);
+    EXPECT_EQ(crashes, simtest::sim_read(w.sim, "mir_sim_restarts_total"));
   }
 }
 

@@ -48,12 +48,13 @@ TEST_P(Scenario, PassesFixedSeeds) {
   for (uint64_t seed = 1; seed <= n; seed++) {
     mir_sim_result res;
     ASSERT_EQ(mir_sim_scenario_run(sc, seed, &opts, &res), MIR_OK) << mir_error_detail();
-    steps += res.stats.steps;
+    steps += static_cast<uint64_t>(mir_metrics_read(res.metrics, "mir_sim_steps_total", nullptr));
     if (!res.ok) {
       failed++;
       ADD_FAILURE() << sc->name << " seed " << seed << ": " << res.failure << " (logs and "
                     << "the command to reproduce it are printed above)";
     }
+    mir_sim_result_fini(&res);
   }
   EXPECT_EQ(failed, 0u);
   EXPECT_GT(steps, n * 10);  // the scenario actually ran protocol steps
@@ -89,8 +90,10 @@ TEST(PlantedBug, QuorumOffByOneIsCaughtWithinTenSeeds) {
       EXPECT_NE(std::string(res.failure).find("agreement"), std::string::npos) << res.failure;
       EXPECT_STRNE(res.log_path, "");  // the failing run kept its event logs
     }
+    mir_sim_result_fini(&res);
     ASSERT_EQ(mir_sim_scenario_run(good, seed, &opts, &res), MIR_OK);
     EXPECT_TRUE(res.ok) << res.failure;
+    mir_sim_result_fini(&res);
   }
   EXPECT_GT(caught, 0u) << "the planted bug went unnoticed for 10 seeds";
   printf("planted bug caught at seed %llu\n", (unsigned long long)caught);

@@ -71,23 +71,13 @@ mir_err mir_factory_new(const char *id, const mir_factory_params *params, mir_fa
 /* Destroys every submodule and frees the factory and every buffered event. NULL is a no-op. */
 void mir_factory_free(mir_factory *factory);
 
-/* The ops of a factory; the state is the mir_factory * (borrowed ops, static). */
+/* The ops of a factory; the state is the mir_factory * (borrowed ops, static). The factory's
+ * numbers are in its metric set, mir_factory_ops.metrics(factory), which each submodule's set
+ * hangs below (a collected submodule's counters fold into it):
+ * mir_factory_early_messages_total{reason="buffered"|"evicted"|"dropped"|"replayed"},
+ * mir_factory_early_buffer_bytes and _messages, mir_factory_submodules (live) and
+ * mir_factory_retention_index. Read them with mir_metrics_read. */
 extern const mir_module_ops mir_factory_ops;
-
-typedef struct mir_factory_stats {
-  uint64_t buffered;  /* messages accepted into the early-message buffer */
-  uint64_t evicted;   /* buffered messages evicted to make room */
-  uint64_t dropped;   /* events for missing submodules not buffered (incl. oversize) */
-  uint64_t replayed;  /* buffered messages handed to a new submodule */
-  size_t msgbuf_used; /* bytes charged to the buffer now */
-  size_t msgbuf_msgs; /* messages in the buffer now */
-  size_t submodules;  /* live submodules */
-  uint64_t retention; /* current retention index */
-} mir_factory_stats;
-
-/* Copies the factory's counters into out. factory is borrowed; call it from the thread that
- * applies the factory's events, or while the node is stopped. */
-void mir_factory_get_stats(const mir_factory *factory, mir_factory_stats *out);
 
 #ifdef __cplusplus
 }

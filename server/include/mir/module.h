@@ -45,10 +45,11 @@ typedef struct mir_module_ops {
   void (*destroy)(void *state);
 
   /* True if the module (or a submodule of it) takes mir.MessageReceived, messages from peers.
-   * The node drops and counts a peer message addressed to any other module (mir_node_stats,
-   * dropped_stray): the transport only checks that a destination is a well-formed module id, and
-   * a module that never expects MessageReceived would fail on it and stop the node, which would
-   * let any peer stop a replica by addressing its timer or its crypto module. */
+   * The node drops and counts a peer message addressed to any other module
+   * (mir_node_dropped_events_total{reason="stray_message"}): the transport only checks that a
+   * destination is a well-formed module id, and a module that never expects MessageReceived would
+   * fail on it and stop the node, which would let any peer stop a replica by addressing its timer
+   * or its crypto module. */
   bool peer_messages;
 
   /* The module's own metric set (borrowed: the state owns it and frees it in destroy), or NULL

@@ -115,43 +115,15 @@ mir_err mir_node_debug_apply(mir_node *node, mir_event_list *in, mir_event_list 
 
 /* ---- statistics ---- */
 
-/* The root of the node's metric tree (metrics.h): the node's own metrics (inbox depth, buffered
- * events, backpressure pauses and paused time, drops by reason), one set per module (named after
- * it: events applied, batches, busy time, queue depth) and below it the module's own set
- * (mir_module_ops.metrics). Borrowed, valid until mir_node_free; readable from any thread. */
+/* The root of the node's metric tree (metrics.h), and the only way to read the node's numbers:
+ * the node's own metrics (mir_node_inbox_depth, mir_node_buffered_events and its high-water mark
+ * mir_node_buffered_events_max, mir_node_backpressure_pauses_total and _paused_seconds_total,
+ * mir_node_dropped_events_total{reason="unknown_module"|"stray_message"}), one set per module
+ * (named after it: mir_module_events_total, mir_module_batches_total,
+ * mir_module_busy_seconds_total, mir_module_queue_depth; read one module's with
+ * mir_metrics_read_child) and below it the module's own set (mir_module_ops.metrics). Borrowed,
+ * valid until mir_node_free; readable from any thread. */
 mir_metrics *mir_node_metrics(mir_node *node);
-
-typedef struct mir_module_stats {
-  char id[MIR_MODULE_ID_MAX];
-  uint64_t events;  /* events applied since start */
-  uint64_t batches; /* apply calls since start */
-  uint64_t busy_ns; /* dispatcher CPU time spent in apply (and the interceptor) */
-  size_t queued;    /* events waiting now */
-} mir_module_stats;
-
-typedef struct mir_node_stats {
-  uint64_t time_ns;    /* when the snapshot was taken (monotonic) */
-  size_t buffered;     /* events in the inbox and the module queues */
-  size_t buffered_max; /* high-water mark of buffered */
-  bool input_paused;
-  uint64_t pauses;          /* times active input was paused */
-  uint64_t dropped_unknown; /* events for unknown destinations, dropped */
-  uint64_t dropped_stray;   /* peer messages for modules that take none (peer_messages false) */
-  size_t module_count;
-  mir_module_stats modules[MIR_NODE_MODULES_MAX];
-} mir_node_stats;
-
-/* Takes a consistent snapshot of the node's counters. Thread-safe. */
-void mir_node_get_stats(mir_node *node, mir_node_stats *out);
-
-/* Rates of one module between two snapshots. */
-typedef struct mir_module_rates {
-  double events_per_s;
-  double batches_per_s;
-  double busy_percent;
-} mir_module_rates;
-void mir_module_stats_rates(const mir_module_stats *prev, const mir_module_stats *cur,
-                            uint64_t elapsed_ns, mir_module_rates *out);
 
 #ifdef __cplusplus
 }

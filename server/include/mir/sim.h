@@ -115,7 +115,8 @@ typedef enum mir_sim_crypto_kind {
  * liveness at the end (they are one check: what was submitted must be delivered in time).
  * A node restarted with its store recovers and may replay: delivering a position again, with the
  * value it delivered there before, in a later incarnation is a re-delivery (counted in
- * mir_sim_stats.redeliveries), not a duplicate; another value there is a violation. */
+ * mir_sim_redeliveries_total, mir_sim_metrics), not a duplicate; another value there is a
+ * violation. */
 typedef struct mir_sim_checks {
   bool agreement;       /* no two correct nodes deliver different values at one position */
   bool no_duplicates;   /* no correct node delivers at one position twice in one incarnation,
@@ -419,30 +420,32 @@ void mir_sim_heal(mir_sim *sim);
 
 /* ---- inspection ---- */
 
-typedef struct mir_sim_stats {
-  uint64_t steps;        /* scheduler steps */
-  uint64_t batches;      /* batches applied */
-  uint64_t events;       /* events applied */
-  uint64_t now_ns;       /* virtual time */
-  uint64_t sent;         /* messages handed to the network (after Byzantine filters) */
-  uint64_t delivered;    /* messages delivered */
-  uint64_t dropped;      /* lost: drop faults */
-  uint64_t blocked;      /* lost: partitions */
-  uint64_t to_down;      /* lost: destination down */
-  uint64_t unknown_dest; /* SendMessage destinations that are not node ids, or bad modules */
-  uint64_t duplicated;   /* extra copies made by duplicate faults */
-  uint64_t timers;       /* timer firings */
-  uint64_t crashes, restarts, partitions;
-  uint64_t deliveries;   /* reported deliveries */
-  uint64_t redeliveries; /* ... of a position again, same value, after a restart with the store */
-  uint64_t store_writes; /* mir.StoreWrite accepted by store modules */
-  uint64_t store_syncs;  /* syncs completed */
-  uint64_t store_lost;   /* writes lost by crashes before their sync completed */
-  uint64_t store_torn;   /* unsynced writes that torn crashes kept (never acknowledged) */
-  uint64_t trace_hash;   /* running hash of every applied batch (node, module, events) */
-} mir_sim_stats;
+/* The simulator's own counters: a set of its own (metrics.h), not below any node's. Borrowed, valid
+ * until mir_sim_free; read with mir_metrics_read. Names:
+ *   mir_sim_steps_total, mir_sim_batches_total, mir_sim_events_total   scheduler steps, batches
+ *                                                                       and events applied
+ *   mir_sim_messages_sent_total          handed to the network (after Byzantine filters)
+ *   mir_sim_messages_delivered_total     delivered to a node
+ *   mir_sim_messages_duplicated_total    extra copies made by duplicate faults
+ *   mir_sim_messages_lost_total{reason}  "dropped" (drop faults), "partitioned", "down" (the
+ *                                        destination), "unknown_destination" (not a node id, or
+ *                                        a bad module id)
+ *   mir_sim_timers_fired_total, mir_sim_crashes_total, mir_sim_restarts_total,
+ *   mir_sim_partitions_total
+ *   mir_sim_deliveries_total             deliveries the nodes reported
+ *   mir_sim_redeliveries_total           ... of a position again, same value, after a restart
+ *                                        with the store
+ *   mir_sim_store_writes_total           mir.StoreWrite accepted by store modules
+ *   mir_sim_store_syncs_total            syncs completed
+ *   mir_sim_store_writes_lost_total      writes lost by crashes before their sync completed
+ *   mir_sim_store_writes_torn_total      unsynced writes that torn crashes kept (never
+ *                                        acknowledged)
+ * The nodes' own numbers are in mir_sim_node_metrics. */
+const mir_metrics *mir_sim_metrics(const mir_sim *sim);
 
-void mir_sim_get_stats(const mir_sim *sim, mir_sim_stats *out);
+/* The running hash of every applied batch (virtual time, node, module, events): the same seed
+ * gives the same hash. */
+uint64_t mir_sim_trace_hash(const mir_sim *sim);
 
 uint64_t mir_sim_now(const mir_sim *sim);
 uint64_t mir_sim_seed(const mir_sim *sim);
@@ -509,13 +512,20 @@ typedef struct mir_sim_result {
   bool ok;
   char failure[MIR_SIM_FAILURE_MAX];
   char log_path[MIR_SIM_PATH_MAX]; /* "" unless logs were kept */
-  mir_sim_stats stats;
+  uint64_t now_ns;                 /* virtual time at the end */
+  uint64_t trace_hash;             /* mir_sim_trace_hash at the end */
+  mir_metrics *metrics; /* owned: the simulator's counters at the end (mir_sim_metrics's names);
+                           release with mir_sim_result_fini */
 } mir_sim_result;
+
+/* Frees what res owns (its metrics) and clears it. A zeroed result is a no-op. */
+void mir_sim_result_fini(mir_sim_result *res);
 
 /* Runs scenario sc for one seed. On failure the run is repeated with recording on (the same seed
  * gives the same run; a different trace hash is reported as nondeterminism) and its logs are kept
  * under opts->log_dir/<name>-<seed>; on success recorded logs are deleted unless keep_logs.
- * Returns MIR_OK when the run completed (pass or fail: see res->ok), else a setup error. */
+ * Returns MIR_OK when the run completed (pass or fail: see res->ok), else a setup error; either
+ * way res is the caller's to release with mir_sim_result_fini. */
 mir_err mir_sim_scenario_run(const mir_sim_scenario *sc, uint64_t seed,
                              const mir_sim_run_opts *opts, mir_sim_result *res);
 

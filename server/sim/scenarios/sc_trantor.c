@@ -429,12 +429,17 @@ static void sct_finish_report(sct_run *run, mir_sim *sim) {
   if (r->epoch_min == UINT64_MAX) r->epoch_min = 0;
 }
 
+/* A counter of the simulator's own (mir_sim_metrics). */
+static uint64_t sct_sim_read(const mir_sim *sim, const char *name) {
+  int64_t v = mir_metrics_read(mir_sim_metrics(sim), name, NULL);
+  return v > 0 ? (uint64_t)v : 0;
+}
+
 /* The idle variant: marks what the replicas had done when the idle window begins, and fails the
  * run if they ordered, started an epoch or wrote anything within it, or exchanged more than a
  * trickle of messages. */
 static void sct_check_idle(sct_run *run, mir_sim *sim) {
   uint64_t now = mir_sim_now(sim);
-  mir_sim_stats st;
   if (run->idle_checked) return;
   if (now >= SCT_IDLE_RESUME_MS * MS) {
     run->idle_checked = true;
@@ -449,11 +454,10 @@ static void sct_check_idle(sct_run *run, mir_sim *sim) {
     run->idle_settled_ns = now;
   }
   if (!run->idle_marked && now >= run->idle_settled_ns + SCT_IDLE_SETTLE_MS * MS) {
-    mir_sim_get_stats(sim, &st);
     run->idle_marked = true;
     run->idle_from_ns = now;
-    run->idle_sent = st.sent;
-    run->idle_writes = st.store_writes;
+    run->idle_sent = sct_sim_read(sim, "mir_sim_messages_sent_total");
+    run->idle_writes = sct_sim_read(sim, "mir_sim_store_writes_total");
     for (size_t i = 0; i < run->nodes; i++) {
       run->idle_batches[i] = run->apps[i].batches;
       run->idle_epoch[i] = run->apps[i].epoch;
@@ -462,7 +466,8 @@ static void sct_check_idle(sct_run *run, mir_sim *sim) {
   }
   if (!run->idle_marked || now < run->idle_from_ns + SCT_IDLE_WINDOW_MS * MS) return;
   run->idle_checked = true;
-  mir_sim_get_stats(sim, &st);
+  uint64_t sent = sct_sim_read(sim, "mir_sim_messages_sent_total");
+  uint64_t writes = sct_sim_read(sim, "mir_sim_store_writes_total");
   double secs = (double)(now - run->idle_from_ns) / 1e9;
   for (size_t i = 0; i < run->nodes; i++) {
     if (run->apps[i].batches != run->idle_batches[i] || run->apps[i].epoch != run->idle_epoch[i]) {
@@ -474,12 +479,12 @@ static void sct_check_idle(sct_run *run, mir_sim *sim) {
       return;
     }
   }
-  if (st.store_writes != run->idle_writes) {
+  if (writes != run->idle_writes) {
     mir_sim_fail(sim, "idle: %" PRIu64 " store writes in %.1f s without transactions",
-                 st.store_writes - run->idle_writes, secs);
-  } else if ((double)(st.sent - run->idle_sent) > SCT_IDLE_MSGS_PER_S * secs) {
+                 writes - run->idle_writes, secs);
+  } else if ((double)(sent - run->idle_sent) > SCT_IDLE_MSGS_PER_S * secs) {
     mir_sim_fail(sim, "idle: %" PRIu64 " messages in %.1f s without transactions (at most %d/s)",
-                 st.sent - run->idle_sent, secs, SCT_IDLE_MSGS_PER_S);
+                 sent - run->idle_sent, secs, SCT_IDLE_MSGS_PER_S);
   }
 }
 

@@ -333,10 +333,11 @@ static void sct_sample_data(sct_run *run, mir_sim *sim, size_t i) {
   sct_max(&r->fetcher_max, queued);
   uint64_t epoch_len = (uint64_t)run->nodes * run->params.segment_length;
   sct_bound(sim, i, "batch fetcher queue", queued, 4 * epoch_len + 16);
-  mir_node_stats ns;
-  mir_node_get_stats(mir_sim_node(sim, i), &ns);
-  sct_max(&r->buffered_max, ns.buffered);
-  sct_bound(sim, i, "events buffered in the node", ns.buffered, SCT_BUFFERED_MAX);
+  int64_t v =
+      mir_metrics_read(mir_node_metrics(mir_sim_node(sim, i)), "mir_node_buffered_events", NULL);
+  uint64_t buffered = v > 0 ? (uint64_t)v : 0;
+  sct_max(&r->buffered_max, buffered);
+  sct_bound(sim, i, "events buffered in the node", buffered, SCT_BUFFERED_MAX);
 }
 
 void sct_sample(sct_run *run, mir_sim *sim) {

@@ -22,8 +22,21 @@
 #include "mir/assert.h"
 #include "mir/crypto.h"
 #include "mir/log.h"
+#include "mir/metrics.h"
 
 #define LIM_LOG "limit"
+
+/* Ingress answers, in the order of the reason labels of mir_limit_answers_total. */
+typedef enum lim_answer {
+  LIM_ACCEPTED,
+  LIM_DUPLICATE,
+  LIM_OUT_OF_WINDOW,
+  LIM_FULL,
+  LIM_INVALID,
+  LIM_ANSWERS
+} lim_answer;
+static const char *const lim_answer_names[LIM_ANSWERS] = {"accepted", "duplicate", "out_of_window",
+                                                          "full", "invalid"};
 
 typedef struct lim_pending {
   Trantor__Tx *tx; /* owned */
@@ -50,7 +63,12 @@ typedef struct mir_limit {
   uint64_t *acked;                 /* per server: its last Ack */
   uint64_t issue_sn, min_acked, ahead_bytes;
   uint64_t *sn_bytes; /* data bytes of sn, at sn % sns_ahead_max, for sns in [min_acked, issue) */
-  mir_limit_stats st;
+  /* Owned: the module's metric set (mir_limit_ops.metrics) and its cells. */
+  mir_metrics *metrics;
+  mir_counter *answers[LIM_ANSWERS];
+  mir_counter *txs_forwarded, *sns_applied, *txs_applied;
+  mir_counter *seq_numbered, *seq_dup, *seq_dropped; /* the sequencer's, by what it did */
+  mir_counter *peer_dropped;
 } mir_limit;
 
 static bool lim_is_seq(const mir_limit *m) {
@@ -81,16 +99,54 @@ static mir_err lim_check(const mir_limit_config *c) {
   return MIR_OK;
 }
 
+/* Registers the module's counters in its own set. */
+static void lim_metrics_init(mir_limit *m) {
+  mir_metrics *s = m->metrics = mir_metrics_new(MIR_LIMIT_MODULE_ID);
+  for (size_t i = 0; i < LIM_ANSWERS; i++) {
+    m->answers[i] =
+        mir_metrics_counter(s, "mir_limit_answers_total", "Ingress answers to transactions.",
+                            "reason", lim_answer_names[i]);
+  }
+  m->txs_forwarded = mir_metrics_counter(s, "mir_limit_forwarded_transactions_total",
+                                         "Transactions forwarded to the sequencer.", NULL, NULL);
+  m->sns_applied = mir_metrics_counter(s, "mir_limit_applied_sns_total",
+                                       "Sequence numbers applied to the ordered log.", NULL, NULL);
+  m->txs_applied = mir_metrics_counter(s, "mir_limit_applied_transactions_total",
+                                       "Transactions applied to the ordered log.", NULL, NULL);
+  const char *seq_help = "Sequencer: forwarded transactions, by what it did with them.";
+  m->seq_numbered = mir_metrics_counter(s, "mir_limit_sequencer_transactions_total", seq_help,
+                                        "reason", "numbered");
+  m->seq_dup = mir_metrics_counter(s, "mir_limit_sequencer_transactions_total", seq_help, "reason",
+                                   "duplicate");
+  m->seq_dropped = mir_metrics_counter(s, "mir_limit_sequencer_transactions_total", seq_help,
+                                       "reason", "dropped");
+  m->peer_dropped =
+      mir_metrics_counter(s, "mir_limit_dropped_messages_total",
+                          "Peer messages dropped (malformed or not allowed).", NULL, NULL);
+}
+
+static mir_metrics *lim_metrics(void *state) {
+  return ((mir_limit *)state)->metrics;
+}
+
+static uint64_t lim_read(const mir_limit *m, const char *name, const char *value) {
+  return (uint64_t)mir_metrics_read(m->metrics, name, value);
+}
+
 static void lim_free(void *state) {
   mir_limit *m = state;
   if (m == NULL) return;
+  const char *ans = "mir_limit_answers_total";
   mir_log(MIR_LOG_INFO, LIM_LOG,
           "%s: accepted %" PRIu64 ", duplicate %" PRIu64 ", out of window %" PRIu64
           ", busy %" PRIu64 ", forwarded %" PRIu64 "; applied %" PRIu64 " sns of %" PRIu64
           " txs; peer messages dropped %" PRIu64,
-          m->ids[m->cfg.self], m->st.txs_accepted, m->st.txs_duplicate, m->st.txs_out_of_window,
-          m->st.txs_full, m->st.txs_forwarded, m->st.sns_applied, m->st.txs_applied,
-          m->st.peer_dropped);
+          m->ids[m->cfg.self], lim_read(m, ans, "accepted"), lim_read(m, ans, "duplicate"),
+          lim_read(m, ans, "out_of_window"), lim_read(m, ans, "full"),
+          lim_read(m, "mir_limit_forwarded_transactions_total", NULL),
+          lim_read(m, "mir_limit_applied_sns_total", NULL),
+          lim_read(m, "mir_limit_applied_transactions_total", NULL),
+          lim_read(m, "mir_limit_dropped_messages_total", NULL));
   for (size_t i = 0; m->ring != NULL && i < m->ring_n; i++) {
     trantor__tx__free_unpacked(m->ring[(m->ring_head + i) % m->ring_cap].tx, NULL);
   }
@@ -105,6 +161,7 @@ static void lim_free(void *state) {
   free(m->rep_bytes);
   free(m->acked);
   free(m->sn_bytes);
+  mir_metrics_free(m->metrics);
   free(m);
 }
 
@@ -118,6 +175,7 @@ mir_err mir_limit_new(const mir_limit_config *cfg, void **state) {
   m->cfg.ids = (const char *const *)m->ids;
   snprintf(m->net_id, sizeof(m->net_id), "%s", cfg->net_id != NULL ? cfg->net_id : "net");
   m->cfg.net_id = m->net_id;
+  lim_metrics_init(m);
   err = trantor_client_progress_new(cfg->client_window, 0, &m->admit);
   if (err == MIR_OK && lim_is_seq(m)) {
     err = trantor_client_progress_new(cfg->client_window, 0, &m->seen);
@@ -136,10 +194,6 @@ mir_err mir_limit_new(const mir_limit_config *cfg, void **state) {
   }
   *state = m;
   return MIR_OK;
-}
-
-void mir_limit_get_stats(const void *state, mir_limit_stats *out) {
-  *out = ((const mir_limit *)state)->st;
 }
 
 /* ---- sending ---- */
@@ -180,8 +234,8 @@ static mir_err lim_apply_sn(mir_limit *m, uint64_t sn, Trantor__Tx *const *txs, 
   if (err != MIR_OK) return err;
   for (size_t i = 0; i < n; i++) m->unacked_bytes += txs[i]->data.len;
   m->next_sn++;
-  m->st.sns_applied++;
-  m->st.txs_applied += n;
+  mir_counter_inc(m->sns_applied);
+  mir_counter_add(m->txs_applied, n);
   return MIR_OK;
 }
 
@@ -206,9 +260,9 @@ static void seq_take(mir_limit *m, size_t src, Trantor__Tx **txs, size_t n) {
      * outside the sequencer's window: a server checks the same window, so never expected):
      * consumed at once. */
     if (why == TRANTOR_CP_DELIVERED) {
-      m->st.seq_txs_dup++;
+      mir_counter_inc(m->seq_dup);
     } else {
-      m->st.seq_txs_dropped++;
+      mir_counter_inc(m->seq_dropped);
     }
     m->cons_txs[src]++;
     m->cons_bytes[src] += tx->data.len;
@@ -284,7 +338,7 @@ static mir_err seq_cut_one(mir_limit *m, mir_event_list *out) {
   uint64_t sn = m->issue_sn++;
   m->sn_bytes[sn % m->cfg.sns_ahead_max] = bytes;
   m->ahead_bytes += bytes;
-  m->st.seq_txs_numbered += k;
+  mir_counter_add(m->seq_numbered, k);
   mir_err err = lim_apply_sn(m, sn, txs, k);
   if (err == MIR_OK) {
     Mir__Limit__Deliver d = MIR__LIMIT__DELIVER__INIT;
@@ -346,28 +400,30 @@ static Trantor__TxStatus lim_admit(mir_limit *m, const Trantor__Tx *tx) {
 }
 
 static void lim_count(mir_limit *m, Trantor__TxStatus st) {
+  lim_answer a;
   switch (st) {
     case TRANTOR__TX_STATUS__TX_ACCEPTED:
-      m->st.txs_accepted++;
+      a = LIM_ACCEPTED;
       break;
     case TRANTOR__TX_STATUS__TX_DUPLICATE:
-      m->st.txs_duplicate++;
+      a = LIM_DUPLICATE;
       break;
     case TRANTOR__TX_STATUS__TX_OUT_OF_WINDOW:
-      m->st.txs_out_of_window++;
+      a = LIM_OUT_OF_WINDOW;
       break;
     case TRANTOR__TX_STATUS__TX_MEMPOOL_FULL:
-      m->st.txs_full++;
+      a = LIM_FULL;
       break;
     default:
-      m->st.txs_invalid++;
+      a = LIM_INVALID;
   }
+  mir_counter_inc(m->answers[a]);
 }
 
 /* Sends the accepted transactions fwd[0..n) (owned) to the sequencer, in Forward messages of at
  * most max_batch_bytes data bytes each (the sequencer takes them directly). */
 static void lim_forward(mir_limit *m, Trantor__Tx **fwd, size_t n, mir_event_list *out) {
-  m->st.txs_forwarded += n;
+  mir_counter_add(m->txs_forwarded, n);
   if (lim_is_seq(m)) {
     seq_take(m, m->cfg.self, fwd, n);
     return;
@@ -439,7 +495,7 @@ static ProtobufCMessage *lim_decode(const Mir__PackedMessage *pm,
 static void lim_on_consumed(mir_limit *m, const Mir__Limit__Consumed *c) {
   size_t s = m->cfg.self;
   if (c->n_txs != m->cfg.n || c->n_bytes != m->cfg.n) {
-    m->st.peer_dropped++;
+    mir_counter_inc(m->peer_dropped);
     return;
   }
   /* Never beyond what this server forwarded; reports only grow. */
@@ -478,7 +534,7 @@ static mir_err lim_on_message(mir_limit *m, const Mir__MessageReceived *mr) {
   } else if (from == 0 && (msg = lim_decode(pm, &mir__limit__consumed__descriptor)) != NULL) {
     lim_on_consumed(m, (Mir__Limit__Consumed *)msg);
   }
-  if (msg == NULL) m->st.peer_dropped++;
+  if (msg == NULL) mir_counter_inc(m->peer_dropped);
   protobuf_c_message_free_unpacked(msg, NULL);
   return err;
 }
@@ -520,4 +576,5 @@ const mir_module_ops mir_limit_ops = {
     .apply = lim_apply,
     .destroy = lim_free,
     .peer_messages = true,
+    .metrics = lim_metrics,
 };

@@ -65,25 +65,20 @@ typedef struct mir_limit_config {
   uint64_t bytes_ahead_max;   /* ... and their data bytes (> 0) */
 } mir_limit_config;
 
-/* Counters of one server since it started. */
-typedef struct mir_limit_stats {
-  uint64_t txs_accepted, txs_duplicate, txs_out_of_window, txs_full, txs_invalid; /* answers */
-  uint64_t txs_forwarded;                 /* to the sequencer (itself included) */
-  uint64_t sns_applied, txs_applied;      /* to this server's ordered log */
-  uint64_t seq_txs_numbered, seq_txs_dup; /* sequencer: kept once, dropped as a copy */
-  uint64_t seq_txs_dropped;               /* sequencer: invalid or no room (never expected) */
-  uint64_t peer_dropped;                  /* peer messages dropped (see the file comment) */
-} mir_limit_stats;
-
 /* Creates the module's state from cfg (borrowed, copied). MIR_EINVAL with detail for a bad
  * config. *state is owned: hand it to mir_node_add_module(node, MIR_LIMIT_MODULE_ID,
  * &mir_limit_ops, state), which frees it. */
 mir_err mir_limit_new(const mir_limit_config *cfg, void **state);
 
-/* Copies the counters. Only from the dispatcher thread or after the node stopped. */
-void mir_limit_get_stats(const void *state, mir_limit_stats *out);
-
-/* Passive; takes trantor.NewTransactions (with an origin), mir.MessageReceived and mir.Init. */
+/* Passive; takes trantor.NewTransactions (with an origin), mir.MessageReceived and mir.Init. Its
+ * counters are in its metric set (mir_limit_ops.metrics(state), below the node's set for the
+ * module):
+ * mir_limit_answers_total{reason="accepted"|"duplicate"|"out_of_window"|"full"|"invalid"},
+ * mir_limit_forwarded_transactions_total (to the sequencer, itself included),
+ * mir_limit_applied_sns_total and mir_limit_applied_transactions_total (to this server's ordered
+ * log), mir_limit_sequencer_transactions_total{reason="numbered"|"duplicate"|"dropped"} (the
+ * sequencer: kept once, dropped as a copy, invalid or no room) and
+ * mir_limit_dropped_messages_total (peer messages, see the file comment). */
 extern const mir_module_ops mir_limit_ops;
 
 #ifdef __cplusplus

@@ -157,6 +157,27 @@ static void sim_progress(const char *name, const sim_totals *t, uint64_t total, 
           t->runs, total, t->failed, (double)(now - t0) / 1e9);
 }
 
+/* A counter of a finished run, from the simulator's metrics it kept (mir_sim_metrics's names). */
+static uint64_t sim_result_read(const mir_sim_result *res, const char *name) {
+  int64_t v = mir_metrics_read(res->metrics, name, NULL);
+  return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Adds one finished run to the totals. */
+static void sim_add_run(sim_totals *t, const mir_sim_scenario *sc, uint64_t seed, const sim_args *a,
+                        const mir_sim_result *res) {
+  t->runs++;
+  t->steps += sim_result_read(res, "mir_sim_steps_total");
+  t->virtual_ns += res->now_ns;
+  t->messages += sim_result_read(res, "mir_sim_messages_sent_total");
+  if (a->stats) {
+    size_t nodes = sim_nodes_of(sc, seed);
+    double deliveries = (double)sim_result_read(res, "mir_sim_deliveries_total");
+    if (nodes > 0) t->per_node += deliveries / (double)nodes;
+  }
+  if (!res->ok && t->failed++ == 0) t->first_failed = seed;
+}
+
 static int sim_run_seeds(const mir_sim_scenario *sc, const sim_args *a, const char *prog) {
   mir_sim_run_opts opts = {
       .log_dir = a->log_dir,
@@ -173,20 +194,15 @@ static int sim_run_seeds(const mir_sim_scenario *sc, const sim_args *a, const ch
     if (err != MIR_OK) {
       fprintf(stderr, "mir-sim: %s seed %" PRIu64 ": setup failed: %s: %s\n", sc->name, seed,
               mir_strerror(err), mir_error_detail());
+      mir_sim_result_fini(&res);
       return 2;
     }
-    t.runs++;
-    t.steps += res.stats.steps;
-    t.virtual_ns += res.stats.now_ns;
-    t.messages += res.stats.sent;
-    if (a->stats) {
-      size_t nodes = sim_nodes_of(sc, seed);
-      if (nodes > 0) t.per_node += (double)res.stats.deliveries / (double)nodes;
-    }
-    if (!res.ok && t.failed++ == 0) t.first_failed = seed;
+    sim_add_run(&t, sc, seed, a, &res);
     if (a->keep_logs && res.ok) printf("seed %" PRIu64 ": ok, logs in %s\n", seed, res.log_path);
     fflush(stdout);
-    if ((!res.ok && a->fail_fast) || seed == a->last) break;
+    bool stop = (!res.ok && a->fail_fast) || seed == a->last;
+    mir_sim_result_fini(&res);
+    if (stop) break;
     sim_progress(sc->name, &t, total, t0, &last_print);
   }
   printf("%s: %" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "), %" PRIu64 " passed, %" PRIu64
