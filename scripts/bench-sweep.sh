@@ -16,6 +16,7 @@
 #   --out DIR       results (default: a new folder under /tmp)
 #   --base-port P   peers listen on P.., clients on P+100.. (default 29000); 127.0.0.1 only
 #   --bin DIR       the programs (default: MIR_BIN_DIR, else build/bin of this repository)
+#   --plot DIR      only draw the plots of an earlier sweep's results folder DIR, and stop
 #
 # A step "follows" when it commits at least 90% of what it offered. The sweep stops after two
 # steps in a row that do not follow (the peak lies behind), or at --max. One cluster serves the
@@ -44,8 +45,40 @@ die() {
   echo "bench-sweep: $*" >&2
   exit 1
 }
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 num() { [[ "$2" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "bench-sweep: $1: a number, not '$2'" >&2; exit 2; }; }
+
+# Draws latency.png and timeline.png in results folder $1 from its sweep.csv and timeline.dat.
+plot() {
+  local dir="$1" clients size
+  if ! command -v gnuplot >/dev/null 2>&1; then
+    echo "bench-sweep: gnuplot not installed (scripts/install-deps.sh --bench): no plots; data in $dir"
+    return 0
+  fi
+  clients="$(awk -F, 'NR == 2 {print $2}' "$dir/sweep.csv")"
+  size="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["size"])' "$dir/step-1.json")"
+  gnuplot <<GP
+set terminal png size 900,600
+set datafile separator ","
+set output "$dir/latency.png"
+set title "Latency against committed throughput (4 replicas, $clients clients, $size-byte transactions)"
+set xlabel "committed tx/s"
+set ylabel "latency (ms)"
+set logscale y
+set key top left
+plot "$dir/sweep.csv" every ::1 using 3:4 with linespoints title "p50", \
+     "$dir/sweep.csv" every ::1 using 3:6 with linespoints title "p99"
+set datafile separator whitespace
+unset logscale y
+set output "$dir/timeline.png"
+set title "Committed throughput over the sweep (one point per second)"
+set xlabel "seconds"
+set ylabel "tx/s"
+plot "$dir/timeline.dat" using 1:2 with lines title "committed", \
+     "$dir/timeline.dat" using 1:3 with steps title "offered"
+GP
+  echo "bench-sweep: plots: $dir/latency.png $dir/timeline.png"
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,6 +93,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --base-port) num "$1" "$2"; base_port="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
+    --plot) [ -s "$2/sweep.csv" ] || die "--plot: $2/sweep.csv not found"; plot "$2"; exit 0 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -147,29 +181,5 @@ with open(os.path.join(out, "timeline.dat"), "w") as f:
             f.write(f'{t} {s["tx_s"]} {j["rate"]:.0f}\n')
 PY
 
-if command -v gnuplot >/dev/null 2>&1; then
-  gnuplot <<EOF
-set terminal png size 900,600
-set datafile separator ","
-set output "$out/latency.png"
-set title "Latency against committed throughput (4 replicas, $clients clients, $size-byte transactions)"
-set xlabel "committed tx/s"
-set ylabel "latency (ms)"
-set logscale y
-set key top left
-plot "$out/sweep.csv" every ::1 using 3:4 with linespoints title "p50", \
-     "$out/sweep.csv" every ::1 using 3:6 with linespoints title "p99"
-set datafile separator whitespace
-unset logscale y
-set output "$out/timeline.png"
-set title "Committed throughput over the sweep (one point per second)"
-set xlabel "seconds"
-set ylabel "tx/s"
-plot "$out/timeline.dat" using 1:2 with lines title "committed", \
-     "$out/timeline.dat" using 1:3 with steps title "offered"
-EOF
-  echo "bench-sweep: plots: $out/latency.png $out/timeline.png"
-else
-  echo "bench-sweep: gnuplot not installed (Debian: gnuplot-nox): no plots; data in $out"
-fi
+plot "$out"
 echo "bench-sweep: $out/sweep.csv $out/sweep.json"

@@ -6,6 +6,9 @@
 #   scripts/install-deps.sh           what builds and tests need (and, where a Docker engine is
 #                                     installed, what the deployment tests use)
 #   scripts/install-deps.sh --build   only what compiles the programs (the Dockerfile's build stage)
+#   scripts/install-deps.sh --bench   what builds and tests need, and the benchmark scripts' tools
+#                                     (gnuplot for bench-sweep.sh's plots, perf for
+#                                     profile-machine.sh)
 set -euo pipefail
 
 build_packages=(
@@ -25,16 +28,18 @@ packages=("${build_packages[@]}"
 # The deployment tests (tests/deploy) drive the Docker engine: debootstrap makes the base image
 # where none can be pulled, docker-compose runs the cluster, ansible deploys to sshd containers.
 deploy_packages=(debootstrap docker-compose ansible openssh-client)
+bench_packages=(gnuplot-nox linux-perf)
 
 case "${1:-}" in
   --build) packages=("${build_packages[@]}") ;;
-  "")
+  "" | --bench)
     if command -v docker >/dev/null 2>&1; then
       packages+=("${deploy_packages[@]}")
     fi
+    if [ "${1:-}" = --bench ]; then packages+=("${bench_packages[@]}"); fi
     ;;
   *)
-    echo "usage: $0 [--build]" >&2
+    echo "usage: $0 [--build | --bench]" >&2
     exit 2
     ;;
 esac

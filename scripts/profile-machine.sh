@@ -48,7 +48,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$seconds" -ge 5 ] || bench_die "--seconds: at least 5"
 bench_need "$bin" mir-replica mir-keygen mir-status mir-bench
-command -v perf >/dev/null || bench_die "perf not found (Debian package linux-perf)"
+command -v perf >/dev/null || bench_die "perf not found (scripts/install-deps.sh --bench)"
 out="$(bench_out_dir "$out" mir-profile-machine)"
 
 bench_cluster_env "$out" "$base_port" "$bin"
