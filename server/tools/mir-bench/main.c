@@ -471,6 +471,8 @@ int main(int argc, char **argv) {
       b->sdk.backoffs += st.backoffs;
       b->sdk.bad_messages += st.bad_messages;
       b->sdk.conflicting_votes += st.conflicting_votes;
+      b->sdk.lock_contended += st.lock_contended;
+      b->sdk.lock_wait_ns += st.lock_wait_ns;
       mir_client_close(bc->c); /* completes what is left with ESTOPPED */
     }
   }

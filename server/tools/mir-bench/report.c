@@ -36,11 +36,13 @@ void bench_print_summary(const bench *b, double elapsed_s) {
   }
   printf(
       "sdk: %llu requests, %llu resent, %llu refused by busy replicas, %llu backoffs, "
-      "%llu reconnects, %llu fail-overs, %llu bad messages, %llu conflicting votes\n",
+      "%llu reconnects, %llu fail-overs, %llu bad messages, %llu conflicting votes; "
+      "client lock %.3f s waited over %llu contended acquisitions\n",
       (unsigned long long)b->sdk.requests_sent, (unsigned long long)b->sdk.resent,
       (unsigned long long)b->sdk.refused, (unsigned long long)b->sdk.backoffs,
       (unsigned long long)b->sdk.reconnects, (unsigned long long)b->sdk.failovers,
-      (unsigned long long)b->sdk.bad_messages, (unsigned long long)b->sdk.conflicting_votes);
+      (unsigned long long)b->sdk.bad_messages, (unsigned long long)b->sdk.conflicting_votes,
+      (double)b->sdk.lock_wait_ns / 1e9, (unsigned long long)b->sdk.lock_contended);
 }
 
 /* Prints one top list ("  busiest modules: a 1.2 s, b 0.3 s") or says there was none. */
@@ -154,10 +156,12 @@ int bench_write_json(const bench *b, const char *path) {
           (unsigned long)atomic_load(&b->refused), (unsigned long)atomic_load(&b->stopped));
   fprintf(f,
           "  \"sdk\": {\"requests\": %llu, \"resent\": %llu, \"refused_busy\": %llu, "
-          "\"backoffs\": %llu, \"reconnects\": %llu, \"failovers\": %llu},\n",
+          "\"backoffs\": %llu, \"reconnects\": %llu, \"failovers\": %llu, "
+          "\"lock_contended\": %llu, \"lock_wait_seconds\": %.6f},\n",
           (unsigned long long)b->sdk.requests_sent, (unsigned long long)b->sdk.resent,
           (unsigned long long)b->sdk.refused, (unsigned long long)b->sdk.backoffs,
-          (unsigned long long)b->sdk.reconnects, (unsigned long long)b->sdk.failovers);
+          (unsigned long long)b->sdk.reconnects, (unsigned long long)b->sdk.failovers,
+          (unsigned long long)b->sdk.lock_contended, (double)b->sdk.lock_wait_ns / 1e9);
   fprintf(f, "  \"throughput_tx_s\": %.3f,\n",
           (double)atomic_load(&b->committed_in_window) / b->o.duration_s);
   fprintf(f,
