@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mir/alloc.h"
@@ -281,16 +280,13 @@ static char *http_cpu_profile(mir_http *h, unsigned seconds, size_t *len, const 
     return NULL;
   }
   mir_log(MIR_LOG_INFO, HTTP_LOG, "%s: taking a CPU profile for %u s", h->node_id, seconds);
-  /* The profiler's SIGPROF cuts every sleep short (nanosleep is never restarted), so the
+  /* The profiler's SIGPROF can cut a sleep short (nanosleep is never restarted), so the
    * duration is kept by the monotonic clock, not by counting sleeps. */
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  const int64_t deadline_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + seconds * 1000LL;
-  while (!__atomic_load_n(&h->stopping, __ATOMIC_RELAXED)) {
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t left = deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    if (left <= 0) break;
-    usleep((useconds_t)(left < 100 ? left : 100) * 1000);
+  const uint64_t deadline = mir_now_ns() + (uint64_t)seconds * 1000000000u;
+  for (uint64_t now = mir_now_ns();
+       now < deadline && !__atomic_load_n(&h->stopping, __ATOMIC_RELAXED); now = mir_now_ns()) {
+    uint64_t left_us = (deadline - now) / 1000;
+    usleep((useconds_t)(left_us < 100000 ? left_us : 100000));
   }
   ProfilerStop();
   char *body = http_slurp(h->profile_path, len);
