@@ -100,3 +100,7 @@ bench_cluster_env() {
 
 # The local cluster script of this repository.
 cluster() { "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/cluster.sh" "$@"; }
+
+# Prints the calling script's header comment (its usage), from line 2 to the first line that is
+# not a comment, so the text and the help never disagree on where it ends.
+bench_usage() { awk 'NR == 1 {next} /^#/ {sub(/^# ?/, ""); print; next} {exit}' "$0"; }

@@ -37,7 +37,7 @@ out=""
 base_port=32000
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { bench_usage; }
 num() { bench_num "$@"; }
 
 while [ $# -gt 0 ]; do

@@ -38,7 +38,7 @@ out=""
 base_port=33000
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { bench_usage; }
 
 while [ $# -gt 0 ]; do
   case "$1" in

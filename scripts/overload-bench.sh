@@ -43,7 +43,7 @@ out=""
 base_port=31000
 bin="${MIR_BIN_DIR:-$repo/build/bin}"
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { bench_usage; }
 mult() { [[ "$2" =~ ^[0-9]+([.][0-9]+)?$ ]] || bench_die "$1: a number, not '$2'"; }
 
 while [ $# -gt 0 ]; do
