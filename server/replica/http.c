@@ -1,8 +1,11 @@
 /*
- * The replica's HTTP endpoint (http.h): libmicrohttpd with an internal pool of threads, one
- * handler that answers each GET at once from a snapshot of the registry and /proc, except the
- * CPU profile, which holds its pool thread for the profile's duration (at most one at a time, so
- * the other threads keep serving scrapes).
+ * The replica's HTTP endpoint (http.h): libmicrohttpd with a thread per connection (at most
+ * max_connections of them), one handler that answers each GET at once from a snapshot of the
+ * registry and /proc, except the CPU profile, which holds its connection's thread for the
+ * profile's duration (at most one at a time). A pool of threads was used before: a scrape that
+ * arrived together with a profile request could be accepted by the pool thread that then took
+ * the profile, and waited for the whole profile (seen by a test that polls /debug/stats while a
+ * profile runs); with a thread of its own, no connection waits for another's handler.
  *
  * Nothing a client sends reaches an assertion or an allocation sized by it: the path is compared
  * with fixed strings, `seconds` is parsed into a bounded integer, and bodies are built from the
@@ -29,7 +32,6 @@
 #include "mir/log.h"
 
 #define HTTP_LOG "http"
-#define HTTP_THREADS_MAX 64
 #define HTTP_PROFILE_FILE_MAX ((size_t)256 << 20)
 
 struct mir_http {
@@ -416,15 +418,14 @@ mir_err mir_http_start(const mir_http_config *cfg, mir_http **out) {
   size_t pl = strlen(cfg->profile_dir) + 32;
   h->profile_path = mir_xmalloc(pl);
   snprintf(h->profile_path, pl, "%s/cpu.prof.tmp", cfg->profile_dir);
-  unsigned threads = cfg->threads ? cfg->threads : MIR_HTTP_THREADS_DEFAULT;
-  if (threads > HTTP_THREADS_MAX) threads = HTTP_THREADS_MAX;
   unsigned conns = cfg->max_connections ? cfg->max_connections : MIR_HTTP_CONNECTIONS_DEFAULT;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  if (conns > MIR_HTTP_CONNECTIONS_MAX) conns = MIR_HTTP_CONNECTIONS_MAX;
+  unsigned flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, http_handle, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, conns,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)MIR_HTTP_TIMEOUT_S_DEFAULT,
-                          MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_CONNECTION_TIMEOUT,
+                          (unsigned)MIR_HTTP_TIMEOUT_S_DEFAULT, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (h->d == NULL) {
     int e = errno;

@@ -12,9 +12,10 @@
  *                                      heap profiler (LD_PRELOAD of libtcmalloc and HEAPPROFILE
  *                                      set, docs/OPERATIONS.md); 501 otherwise
  *
- * Anything else is 404, a method other than GET or HEAD 405. The server has its own bounded pool
- * of threads and a connection limit, so scrapes never touch the node's threads, and a slow or
- * malicious client holds at most one connection slot until the time-out.
+ * Anything else is 404, a method other than GET or HEAD 405. The server has its own threads, one
+ * per connection within a connection limit, so scrapes never touch the node's threads, a profile
+ * being taken holds up no other request, and a slow or malicious client holds at most one
+ * connection slot (and its thread) until the time-out.
  */
 #ifndef MIR_REPLICA_HTTP_H
 #define MIR_REPLICA_HTTP_H
@@ -29,8 +30,8 @@ extern "C" {
 #endif
 
 #define MIR_HTTP_PROFILE_SECONDS_MAX 300
-#define MIR_HTTP_THREADS_DEFAULT 4
 #define MIR_HTTP_CONNECTIONS_DEFAULT 32
+#define MIR_HTTP_CONNECTIONS_MAX 256
 #define MIR_HTTP_TIMEOUT_S_DEFAULT 15
 
 typedef struct mir_http mir_http;
@@ -40,8 +41,7 @@ typedef struct mir_http_config {
   const char *node_id;      /* for /debug/stats; borrowed */
   mir_metrics *root;        /* the registry to serve (borrowed; must outlive the server) */
   const char *profile_dir;  /* folder for the profile file while one is taken; borrowed */
-  unsigned threads;         /* 0: MIR_HTTP_THREADS_DEFAULT */
-  unsigned max_connections; /* 0: MIR_HTTP_CONNECTIONS_DEFAULT */
+  unsigned max_connections; /* 0: MIR_HTTP_CONNECTIONS_DEFAULT; at most ..._MAX (threads) */
 } mir_http_config;
 
 /* Binds cfg->listen and starts serving. The strings of cfg are copied. MIR_ECONFIG for an address

@@ -3,9 +3,13 @@
 // google-pprof, busy times against the dispatcher's CPU time, and a real Prometheus server
 // scraping a 4-replica cluster whose delivered-transactions series must match what mir-bench
 // committed. Parts whose tool is missing (curl, google-pprof, promtool, prometheus) are skipped.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -47,6 +51,51 @@ Reply Http(const Cluster &c, const std::string &url, const std::string &method =
   if (mirtest::RunProgram(argv, out, (timeout_s + 10) * 1000) != 0) return r;
   r.status = atoi(mirtest::ReadFile(out).c_str());
   r.body = mirtest::ReadFile(out + ".body");
+  return r;
+}
+
+// A TCP connection to addr ("127.0.0.1:port"); -1 on failure.
+int Connect(const std::string &addr) {
+  size_t colon = addr.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(atoi(addr.c_str() + colon + 1)));
+  if (inet_pton(AF_INET, addr.substr(0, colon).c_str(), &sa.sin_addr) != 1) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends GET path on fd (the server closes the connection after its reply).
+bool SendGet(int fd, const std::string &path) {
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+  return send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+}
+
+// Reads the reply on fd until the server closes it, waiting at most timeout_ms between reads
+// (a bound on a test that must end, not a timing check); closes fd.
+Reply ReadReply(int fd, int timeout_ms) {
+  std::string raw;
+  char buf[16384];
+  pollfd p{fd, POLLIN, 0};
+  while (poll(&p, 1, timeout_ms) == 1) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  Reply r;
+  size_t sp = raw.find(' ');
+  size_t end = raw.find("\r\n\r\n");
+  if (raw.compare(0, 5, "HTTP/") != 0 || sp == std::string::npos || end == std::string::npos) {
+    return r;
+  }
+  r.status = atoi(raw.c_str() + sp + 1);
+  r.body = raw.substr(end + 4);
   return r;
 }
 
@@ -191,6 +240,43 @@ TEST_F(HttpEndpoint, OneProfileAtATime) {
   EXPECT_EQ(mirtest::ReadFile(curl_out), "200");
   // The profile lasts what was asked for: a lower bound, which a slow machine cannot break.
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::seconds(8));
+}
+
+// Requests on other connections are answered while a CPU profile is being taken, whichever
+// connections they came on: each /debug/stats reply must say that the profile is running. With a
+// pool of threads, a connection accepted by the thread that went on to take the profile waited
+// for the whole profile (this test's connections are all accepted before the profile starts).
+TEST_F(HttpEndpoint, OtherConnectionsAreServedDuringAProfile) {
+  constexpr int kConns = 12;
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; i++) {
+    int fd = Connect(cluster_->HttpAddr(0));
+    ASSERT_GE(fd, 0) << strerror(errno);
+    fds.push_back(fd);
+  }
+  // Every connection is accepted by the server before the profile is asked for: its answer to
+  // the first request proves that the connections before it were accepted too.
+  ASSERT_TRUE(SendGet(fds[0], "/metrics"));
+  ASSERT_EQ(ReadReply(fds[0], 30000).status, 200);
+  fds[0] = Connect(cluster_->HttpAddr(0));
+  ASSERT_GE(fds[0], 0);
+  ASSERT_TRUE(SendGet(fds[0], "/debug/pprof/profile?seconds=8"));
+  ASSERT_TRUE(mirtest::WaitFor(
+      [&] {
+        return Http(*cluster_, Url(*cluster_, 0, "/debug/stats")).body.find("\"profiling\":true") !=
+               std::string::npos;
+      },
+      20000))
+      << "replica log:\n"
+      << cluster_->LogTail(0);
+  for (int i = 1; i < kConns; i++) {
+    ASSERT_TRUE(SendGet(fds[i], "/debug/stats")) << i;
+    Reply r = ReadReply(fds[i], 30000);
+    EXPECT_EQ(r.status, 200) << "connection " << i;
+    EXPECT_NE(r.body.find("\"profiling\":true"), std::string::npos)
+        << "connection " << i << " was answered only after the profile";
+  }
+  EXPECT_EQ(ReadReply(fds[0], 60000).status, 200);
 }
 
 // A CPU profile taken under load is readable by google-pprof and names functions of the node
