@@ -5,8 +5,11 @@
  *
  * Every call object counts its batches in flight (`pending`) and is freed, under the service
  * mutex, when that count is zero and the call is over; each batch yields exactly one completion,
- * whatever the outcome, so the count always returns to zero. Batches on a call are started only
- * under the service mutex, which serialises them across the cq threads and the dispatcher.
+ * whatever the outcome, so the count always returns to zero. Batches on a call are started by one
+ * thread at a time, as gRPC requires: a stream's batches are chosen under the service mutex and
+ * started after it is released by the thread that set the stream's `starting` (Submit) or
+ * `reading` (Subscribe) flag, which the others respect; only the first batches of a new call and
+ * a refusal are started under the mutex, before any other thread can know the call.
  */
 #ifndef MIR_REPLICA_CLIENT_INTERNAL_H
 #define MIR_REPLICA_CLIENT_INTERNAL_H
@@ -88,6 +91,7 @@ typedef struct cs_submit {
   int pending;
   bool accepted; /* counted among the open streams */
   bool recv_posted, input_done, send_in_flight, md_sent, status_sent, closed, failed;
+  bool starting;     /* a thread is starting this stream's batches (cs_submit_pump) */
   size_t unanswered; /* requests at the mempool plus responses not yet sent */
   size_t at_mempool; /* requests forwarded to the mempool, awaiting its answer */
   size_t malformed;

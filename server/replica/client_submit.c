@@ -3,8 +3,9 @@
  *
  * A stream reads one request at a time (one RECV_MESSAGE posted), checks it at ingress, forwards
  * the transactions that pass to the mempool through the node's inbox, and answers each request
- * once, in request order: at once when nothing was forwarded, else when the mempool's TxsAccepted
- * comes back to the module (miri_cs_submit_answer, on the dispatcher thread).
+ * once, with its request_id: at once when nothing was forwarded (or it is refused as busy), else
+ * when the mempool's TxsAccepted comes back to the module (miri_cs_submit_answer, on the
+ * dispatcher thread), so an answer given at once may overtake earlier requests' answers.
  *
  * The origin's context id names the stream and the request: slot (16 bits) | request sequence
  * (24 bits) << 16 | stream generation (24 bits) << 40. A slot is reused by later streams, so an
@@ -21,7 +22,7 @@
  * responses not yet sent, and no RECV_MESSAGE is posted while it is at 2 *
  * max_requests_in_flight; at most one SEND_MESSAGE is in flight; the status is sent once, after
  * the last response; a stream that failed sends nothing more and is freed when its last batch
- * completes.
+ * completes. Batches are started without svc->mu (cs_submit_pump).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -411,19 +412,6 @@ static void cs_submit_batch(cs_submit *c, const grpc_op *ops, size_t n, cs_tag *
   }
 }
 
-static void cs_submit_post_recv(cs_submit *c) {
-  if (c->recv_posted || c->input_done || c->failed || c->status_sent ||
-      c->unanswered >= 2 * c->svc->cfg.limits.max_requests_in_flight) {
-    return;
-  }
-  grpc_op op;
-  memset(&op, 0, sizeof(op));
-  op.op = GRPC_OP_RECV_MESSAGE;
-  op.data.recv_message.recv_message = &c->recv_buf;
-  c->recv_posted = true;
-  cs_submit_batch(c, &op, 1, &c->t_recv);
-}
-
 /* Drops the responses of a failed stream. */
 static void cs_submit_drop_out(cs_submit *c) {
   while (c->out != NULL) {
@@ -436,24 +424,90 @@ static void cs_submit_drop_out(cs_submit *c) {
   c->out_tail = NULL;
 }
 
-static void cs_submit_try_send(cs_submit *c) {
-  if (c->failed) cs_submit_drop_out(c);
-  if (c->send_in_flight || c->out == NULL || c->status_sent) return;
-  cs_out *o = c->out;
-  c->out = o->next;
-  if (c->out == NULL) c->out_tail = NULL;
-  c->send_buf = grpc_raw_byte_buffer_create(&o->slice, 1);
-  grpc_slice_unref(o->slice);
-  free(o);
+/* A batch chosen under svc->mu, to be started once the mutex is released. */
+typedef struct cs_start {
   grpc_op ops[2];
-  memset(ops, 0, sizeof(ops));
-  size_t n = 0;
-  if (!c->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[n].op = GRPC_OP_SEND_MESSAGE;
-  ops[n++].data.send_message.send_message = c->send_buf;
-  c->md_sent = true;
-  c->send_in_flight = true;
-  cs_submit_batch(c, ops, n, &c->t_send);
+  size_t n;
+  cs_tag *tag;
+  grpc_metadata md; /* the status's trailing metadata (md.value owned when has_md) */
+  bool has_md;
+} cs_start;
+
+/* Chooses the stream's next batch, if one is due, and marks it started: a read when fewer than
+ * 2 * max_requests_in_flight requests are unanswered; else the next response when no send is in
+ * flight; else the status, once a client that half-closed has every request answered. */
+static bool cs_submit_next_batch(cs_submit *c, cs_start *b) {
+  memset(b, 0, sizeof(*b));
+  if (c->failed) cs_submit_drop_out(c);
+  if (!c->recv_posted && !c->input_done && !c->failed && !c->status_sent &&
+      c->unanswered < 2 * c->svc->cfg.limits.max_requests_in_flight) {
+    b->ops[0].op = GRPC_OP_RECV_MESSAGE;
+    b->ops[0].data.recv_message.recv_message = &c->recv_buf;
+    b->n = 1;
+    b->tag = &c->t_recv;
+    c->recv_posted = true;
+    return true;
+  }
+  if (!c->send_in_flight && c->out != NULL && !c->status_sent) {
+    cs_out *o = c->out;
+    c->out = o->next;
+    if (c->out == NULL) c->out_tail = NULL;
+    c->send_buf = grpc_raw_byte_buffer_create(&o->slice, 1);
+    grpc_slice_unref(o->slice);
+    free(o);
+    if (!c->md_sent) b->ops[b->n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    b->ops[b->n].op = GRPC_OP_SEND_MESSAGE;
+    b->ops[b->n++].data.send_message.send_message = c->send_buf;
+    b->tag = &c->t_send;
+    c->md_sent = true;
+    c->send_in_flight = true;
+    return true;
+  }
+  if (c->input_done && !c->failed && !c->status_sent && !c->send_in_flight && c->unanswered == 0) {
+    if (!c->md_sent) b->ops[b->n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    /* How many requests the replica read: a client that sent more (a last request cut short,
+     * which gRPC discards without a word to the server) can tell. gRPC takes its own reference
+     * of the value and copies the key. */
+    char count[24];
+    snprintf(count, sizeof(count), "%" PRIu64, c->n_read);
+    b->md.key = grpc_slice_from_static_string(CS_REQUESTS_MD);
+    b->md.value = grpc_slice_from_copied_string(count);
+    b->has_md = true;
+    b->ops[b->n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    b->ops[b->n].data.send_status_from_server.status = GRPC_STATUS_OK;
+    b->ops[b->n].data.send_status_from_server.trailing_metadata_count = 1;
+    b->ops[b->n++].data.send_status_from_server.trailing_metadata = &b->md;
+    b->tag = &c->t_status;
+    c->md_sent = c->status_sent = true;
+    return true;
+  }
+  return false;
+}
+
+/* Starts every batch that is due, each with svc->mu released: starting a batch may write to the
+ * socket and take gRPC's own locks, and holding the service mutex across it made the Submit
+ * thread, the dispatcher and the feeder wait on each other (the most waited-for lock of a loaded
+ * replica). One thread at a time starts batches on a stream (`starting`), as gRPC requires of
+ * calls to grpc_call_start_batch on one call; a thread that finds another starting leaves the
+ * work to it, which looks again before it lets go. Caller holds svc->mu, which may be released
+ * and retaken; the caller must call cs_submit_maybe_free afterwards. */
+static void cs_submit_pump(cs_submit *c) {
+  mir_client_service *svc = c->svc;
+  cs_start b;
+  while (!c->starting && cs_submit_next_batch(c, &b)) {
+    c->starting = true;
+    c->pending++; /* the batch's completion */
+    mir_lock_release(&svc->mu);
+    grpc_call_error e = grpc_call_start_batch(c->call, b.ops, b.n, b.tag, NULL);
+    if (b.has_md) grpc_slice_unref(b.md.value);
+    mir_lock_acquire(&svc->mu);
+    c->starting = false;
+    if (e != GRPC_CALL_OK) {
+      /* Only a programming error makes a batch fail to start: no completion will come. */
+      c->pending--;
+      c->failed = true;
+    }
+  }
 }
 
 static void cs_submit_enqueue(cs_submit *c, cs_out *o) {
@@ -463,34 +517,6 @@ static void cs_submit_enqueue(cs_submit *c, cs_out *o) {
     c->out = o;
   }
   c->out_tail = o;
-  cs_submit_try_send(c);
-}
-
-/* Ends a stream whose client half-closed once every request was answered. */
-static void cs_submit_maybe_finish(cs_submit *c) {
-  if (!c->input_done || c->failed || c->status_sent || c->send_in_flight || c->unanswered > 0) {
-    return;
-  }
-  grpc_op ops[2];
-  memset(ops, 0, sizeof(ops));
-  size_t n = 0;
-  if (!c->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  /* How many requests the replica read: a client that sent more (a last request cut short, which
-   * gRPC discards without a word to the server) can tell. gRPC takes its own reference of the
-   * value and copies the key. */
-  char count[24];
-  snprintf(count, sizeof(count), "%" PRIu64, c->n_read);
-  grpc_metadata md;
-  memset(&md, 0, sizeof(md));
-  md.key = grpc_slice_from_static_string(CS_REQUESTS_MD);
-  md.value = grpc_slice_from_copied_string(count);
-  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = GRPC_STATUS_OK;
-  ops[n].data.send_status_from_server.trailing_metadata_count = 1;
-  ops[n++].data.send_status_from_server.trailing_metadata = &md;
-  c->md_sent = c->status_sent = true;
-  cs_submit_batch(c, ops, n, &c->t_status);
-  grpc_slice_unref(md.value);
 }
 
 /* ---- completions ---- */
@@ -593,16 +619,15 @@ static void cs_submit_on_recv(cs_tag *t, bool ok) {
   } else {
     ev = cs_submit_take(c, &w);
   }
-  c->pending++; /* held while the event is pushed without the lock */
+  c->pending++;      /* held while the event is pushed without the lock */
+  cs_submit_pump(c); /* an answer given at once */
   mir_lock_release(&svc->mu);
   /* Blocks while the node's input is paused: this stream (and this cq) stops reading, which is
    * the backpressure clients feel. MIR_ESTOPPED only when the node stops; the event is freed. */
   if (ev != NULL) (void)mir_inbox_push_one(svc->inbox, ev);
   mir_lock_acquire(&svc->mu);
   c->pending--;
-  cs_submit_post_recv(c);
-  cs_submit_try_send(c);
-  cs_submit_maybe_finish(c);
+  cs_submit_pump(c);
   cs_submit_maybe_free(c);
   mir_lock_release(&svc->mu);
 }
@@ -617,9 +642,7 @@ static void cs_submit_on_send(cs_tag *t, bool ok) {
   c->send_buf = NULL;
   c->unanswered--;
   if (!ok) c->failed = true;
-  cs_submit_try_send(c);
-  cs_submit_post_recv(c);
-  cs_submit_maybe_finish(c);
+  cs_submit_pump(c);
   cs_submit_maybe_free(c);
   mir_lock_release(&svc->mu);
 }
@@ -634,7 +657,7 @@ static void cs_submit_on_done(cs_tag *t, bool ok) {
   if (t == &c->t_close) {
     c->closed = true;
     if (c->cancelled) c->failed = true;
-    cs_submit_try_send(c); /* drops what a failed stream still holds */
+    cs_submit_pump(c); /* drops what a failed stream still holds */
   }
   cs_submit_maybe_free(c);
   mir_lock_release(&svc->mu);
@@ -704,7 +727,7 @@ static void cs_submit_on_new(cs_tag *t, bool ok) {
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->cancelled;
     cs_submit_batch(c, &op, 1, &c->t_close);
-    cs_submit_post_recv(c);
+    cs_submit_pump(c);
   }
   cs_submit_maybe_free(c);
   mir_lock_release(&svc->mu);
@@ -777,9 +800,15 @@ void miri_cs_submit_answer(mir_client_service *svc, const Trantor__TxsAccepted *
   if (c->reqs_tail == q) c->reqs_tail = prev;
   c->at_mempool--;
   svc->bytes_at_mempool -= q->fwd_bytes;
+  c->pending++; /* held while the response is made without the lock */
+  mir_lock_release(&svc->mu);
   cs_fill(svc, q, acc);
   cs_out *out = cs_response(q->request_id, q, NULL, svc->cfg.limits.retry_after_ms);
   miri_cs_req_free(q);
+  mir_lock_acquire(&svc->mu);
+  c->pending--;
   cs_submit_enqueue(c, out); /* unanswered stays: the request became a response */
+  cs_submit_pump(c);
+  cs_submit_maybe_free(c);
   mir_lock_release(&svc->mu);
 }

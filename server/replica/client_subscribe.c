@@ -8,10 +8,11 @@
  * the next one. The initial metadata travels alone, so no hinted message ever shares its batch
  * (the gRPC guide's pitfall P4).
  *
- * Reading the log happens without the service mutex (it may touch the disk): the subscriber is
- * marked `reading` and held (pending + 1) meanwhile, so no other thread sends on it and it is not
- * freed. A subscriber whose send has not completed for subscriber_stall_ms is cancelled with
- * RESOURCE_EXHAUSTED; one whose cursor fell out of the retention window with OUT_OF_RANGE.
+ * Reading the log and starting the send happen without the service mutex (the read may touch
+ * the disk, the start may write to the socket): the subscriber is marked `reading` and held
+ * (pending + 1) meanwhile, so no other thread sends on it and it is not freed. A subscriber whose
+ * send has not completed for subscriber_stall_ms is cancelled with RESOURCE_EXHAUSTED; one whose
+ * cursor fell out of the retention window with OUT_OF_RANGE.
  *
  * A subscriber that names a client id gets each entry with that client's transactions only (the
  * SDK's commit trackers do), cut out of the encoded entry without decoding it (below).
@@ -196,44 +197,57 @@ static mir_err cs_sub_filter(const char *client_id, uint8_t *bytes, size_t *len)
 
 /* ---- sending ---- */
 
-/* Sends the subscriber's next delivery if it is free and the log has it. May release and retake
- * svc->mu while reading the log; the caller must call cs_sub_maybe_free afterwards. */
+/* Sends the subscriber's deliveries while it is free and the log has them: each entry is read
+ * from the log and its send started with svc->mu released (starting a batch may write to the
+ * socket and take gRPC's own locks). `reading` marks the one thread that does this for the
+ * subscriber, which is also what serialises its batches; a send that completes meanwhile leaves
+ * the next one to that thread, which looks again before it lets go. Caller holds svc->mu, which
+ * may be released and retaken; the caller must call cs_sub_maybe_free afterwards. */
 static void cs_sub_try_send(cs_sub *s) {
   mir_client_service *svc = s->svc;
-  if (s->send_in_flight || s->reading || s->ended || s->next_sn >= svc->log_next_sn) return;
-  uint64_t sn = s->next_sn;
-  s->reading = true;
-  s->pending++;
-  mir_lock_release(&svc->mu);
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  mir_err err = mir_olog_read(svc->cfg.log, sn, &bytes, &len);
-  if (err == MIR_OK && s->client_id[0] != '\0') err = cs_sub_filter(s->client_id, bytes, &len);
-  char why[200] = "";
-  if (err != MIR_OK && err != MIR_EEOF) snprintf(why, sizeof(why), "%s", mir_error_detail());
-  mir_lock_acquire(&svc->mu);
-  s->reading = false;
-  s->pending--;
-  if (err != MIR_OK || s->ended) {
-    free(bytes);
-    if (err == MIR_ENOTFOUND) cs_sub_cut(s, GRPC_STATUS_OUT_OF_RANGE, why);
-    if (err != MIR_OK && err != MIR_EEOF && err != MIR_ENOTFOUND) {
-      cs_sub_cut(s, GRPC_STATUS_INTERNAL, why);
+  while (!s->send_in_flight && !s->reading && !s->ended && s->next_sn < svc->log_next_sn) {
+    uint64_t sn = s->next_sn;
+    s->reading = true;
+    s->pending++; /* the read, then the send's completion */
+    mir_lock_release(&svc->mu);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    mir_err err = mir_olog_read(svc->cfg.log, sn, &bytes, &len);
+    if (err == MIR_OK && s->client_id[0] != '\0') err = cs_sub_filter(s->client_id, bytes, &len);
+    char why[200] = "";
+    if (err != MIR_OK && err != MIR_EEOF) snprintf(why, sizeof(why), "%s", mir_error_detail());
+    mir_lock_acquire(&svc->mu);
+    if (err != MIR_OK || s->ended) {
+      s->reading = false;
+      s->pending--;
+      free(bytes);
+      if (err == MIR_ENOTFOUND) cs_sub_cut(s, GRPC_STATUS_OUT_OF_RANGE, why);
+      if (err != MIR_OK && err != MIR_EEOF && err != MIR_ENOTFOUND) {
+        cs_sub_cut(s, GRPC_STATUS_INTERNAL, why);
+      }
+      return;
     }
-    return;
+    grpc_slice sl = grpc_slice_new(bytes, len, free); /* takes the bytes */
+    s->send_buf = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = s->send_buf;
+    if (sn + 1 < svc->log_next_sn) op.flags = GRPC_WRITE_BUFFER_HINT; /* more follow at once */
+    s->next_sn = sn + 1;
+    s->send_in_flight = true;
+    mir_counter_inc(svc->st.deliveries);
+    mir_lock_release(&svc->mu);
+    grpc_call_error e = grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL);
+    mir_lock_acquire(&svc->mu);
+    s->reading = false;
+    if (e != GRPC_CALL_OK) {
+      s->pending--; /* a programming error: no completion will come */
+      s->send_in_flight = false;
+      s->ended = true;
+    }
   }
-  grpc_slice sl = grpc_slice_new(bytes, len, free); /* takes the bytes */
-  s->send_buf = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
-  grpc_op op;
-  memset(&op, 0, sizeof(op));
-  op.op = GRPC_OP_SEND_MESSAGE;
-  op.data.send_message.send_message = s->send_buf;
-  if (sn + 1 < svc->log_next_sn) op.flags = GRPC_WRITE_BUFFER_HINT; /* more follow at once */
-  s->next_sn = sn + 1;
-  s->send_in_flight = true;
-  mir_counter_inc(svc->st.deliveries);
-  cs_sub_batch(s, &op, 1, &s->t_send);
 }
 
 /* True if every client_id (field 2) of the encoded SubscribeRequest p[0..n) is empty or a
