@@ -8,7 +8,8 @@
  *             [--metrics URL,...]
  *
  * Open loop: each client has a schedule of submit times (rate / clients per second, the clients
- * staggered evenly) and submits on time whatever the cluster does; a submission the SDK refuses
+ * staggered evenly) and submits on time whatever the cluster does (waking at most once per
+ * millisecond, client_main); a submission the SDK refuses
  * because the client's window is full is counted as refused, never retried, so an overloaded
  * cluster shows up as refusals and latency instead of a slower schedule. Latency runs from the
  * scheduled submit time to the moment the SDK learns the commit (f+1 replicas agree), so a
