@@ -496,11 +496,15 @@ static void cs_submit_pump(cs_submit *c) {
   cs_start b;
   while (!c->starting && cs_submit_next_batch(c, &b)) {
     c->starting = true;
-    c->pending++; /* the batch's completion */
+    /* One count for the batch's completion, one for this thread while the mutex is released:
+     * the completion may come, on another thread, before grpc_call_start_batch returns, and
+     * must not free the stream under this thread. */
+    c->pending += 2;
     mir_lock_release(&svc->mu);
     grpc_call_error e = grpc_call_start_batch(c->call, b.ops, b.n, b.tag, NULL);
     if (b.has_md) grpc_slice_unref(b.md.value);
     mir_lock_acquire(&svc->mu);
+    c->pending--;
     c->starting = false;
     if (e != GRPC_CALL_OK) {
       /* Only a programming error makes a batch fail to start: no completion will come. */

@@ -208,7 +208,7 @@ static void cs_sub_try_send(cs_sub *s) {
   while (!s->send_in_flight && !s->reading && !s->ended && s->next_sn < svc->log_next_sn) {
     uint64_t sn = s->next_sn;
     s->reading = true;
-    s->pending++; /* the read, then the send's completion */
+    s->pending++; /* this thread's, while it reads and starts the send without the mutex */
     mir_lock_release(&svc->mu);
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -238,10 +238,15 @@ static void cs_sub_try_send(cs_sub *s) {
     s->next_sn = sn + 1;
     s->send_in_flight = true;
     mir_counter_inc(svc->st.deliveries);
+    /* The send's completion gets a count of its own: it may come, on another thread, before
+     * grpc_call_start_batch returns, and must not free the subscriber under this thread, which
+     * keeps the read's count until it holds the mutex again. */
+    s->pending++;
     mir_lock_release(&svc->mu);
     grpc_call_error e = grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL);
     mir_lock_acquire(&svc->mu);
     s->reading = false;
+    s->pending--;
     if (e != GRPC_CALL_OK) {
       s->pending--; /* a programming error: no completion will come */
       s->send_in_flight = false;
