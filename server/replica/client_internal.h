@@ -8,8 +8,10 @@
  * whatever the outcome, so the count always returns to zero. Batches on a call are started by one
  * thread at a time, as gRPC requires: a stream's batches are chosen under the service mutex and
  * started after it is released by the thread that set the stream's `starting` (Submit) or
- * `reading` (Subscribe) flag, which the others respect; only the first batches of a new call and
- * a refusal are started under the mutex, before any other thread can know the call.
+ * `reading` (Subscribe) flag, which the others respect, and which holds a count of its own in
+ * `pending` meanwhile (the batch's completion may come on another thread before the start
+ * returns); only the first batches of a new call and a refusal are started under the mutex,
+ * before any other thread can know the call.
  */
 #ifndef MIR_REPLICA_CLIENT_INTERNAL_H
 #define MIR_REPLICA_CLIENT_INTERNAL_H
