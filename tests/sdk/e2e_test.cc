@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "integration/ports.h"
 #include "mir/client.h"
 #include "sdk_proc.h"
 
@@ -53,17 +54,15 @@ class RealCluster {
   explicit RealCluster(int n) : n_(n) {
     char tmpl[] = "/tmp/mir-sdk-e2e-XXXXXX";
     dir_ = mkdtemp(tmpl) ? tmpl : "";
-    std::mt19937 rng(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr)));
-    for (int attempt = 0; attempt < 50 && peer_base_ == 0; attempt++) {
-      int base = 20000 + static_cast<int>(rng() % 20000) * 2;
-      bool free = true;
-      for (int i = 0; i < n && free; i++) free = PortFree(base + i) && PortFree(base + 100 + i);
-      if (free) peer_base_ = base;
-    }
+    // Peer, client and HTTP ports from one block of the tests' shared allocator: below the
+    // ephemeral range, and never another running test's (a random base in 20000-60000 once met
+    // an outgoing connection's port on the HTTP listener).
+    peer_base_ = mirtest::FindPorts(3 * n);
     env_ = {"MIR_CLUSTER_DIR=" + dir_ + "/cluster",
             std::string("MIR_BIN_DIR=") + MIR_BIN_DIR,
             "MIR_PEER_BASE_PORT=" + std::to_string(peer_base_),
-            "MIR_CLIENT_BASE_PORT=" + std::to_string(peer_base_ + 100),
+            "MIR_CLIENT_BASE_PORT=" + std::to_string(peer_base_ + n),
+            "MIR_HTTP_BASE_PORT=" + std::to_string(peer_base_ + 2 * n),
             "MIR_LOG=warn",
             "MIR_CLIENT_CERTS=1"};
   }
