@@ -1231,30 +1231,4 @@ TEST(FrameCodec, RandomBytesAreRejectedOrValid) {
   }
 }
 
-// gRPC's last grpc_shutdown returns while some of its threads (handshakers, timers, executors)
-// are still winding down. If the test process exits meanwhile, OpenSSL's exit handler frees its
-// global state and the per-thread random generators of those threads are left unreachable, which
-// LeakSanitizer reports as leaks (allocations under RAND_get0_private/public from gRPC's TLS
-// handshakers). mir-replica waits for its threads at exit for the same reason
-// (server/replica/main.c); the tests do too, at most 5 s.
-int OtherThreads() {
-  DIR *d = opendir("/proc/self/task");
-  if (d == nullptr) return 0;
-  int n = -1; /* this thread */
-  for (struct dirent *e = readdir(d); e != nullptr; e = readdir(d)) {
-    if (e->d_name[0] != '.') n++;
-  }
-  closedir(d);
-  return n;
-}
-
-class GrpcThreadsGone : public ::testing::Environment {
- public:
-  void TearDown() override {
-    for (int waited_ms = 0; waited_ms < 5000 && OtherThreads() > 0; waited_ms += 10) usleep(10000);
-  }
-};
-[[maybe_unused]] ::testing::Environment *const kGrpcThreadsGone =
-    ::testing::AddGlobalTestEnvironment(new GrpcThreadsGone);
-
 }  // namespace

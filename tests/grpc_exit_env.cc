@@ -1,10 +1,11 @@
 // At the end of a test program that used gRPC, waits (bounded) for gRPC's threads to finish.
+// Linked into the SDK's client test and the gRPC transport test.
 //
-// gRPC 1.51's last grpc_shutdown (reached through mir_client_close) returns while its threads are
-// still winding down; a program that exits meanwhile has OpenSSL's exit handler free what those
-// threads still use, and LeakSanitizer may report OpenSSL objects they were about to free (an
-// intermittent report of allocations inside libcrypto after TLS handshakes). mir-replica waits
-// the same way before it exits (server/replica/main.c).
+// gRPC 1.51's last grpc_shutdown (reached through mir_client_close or a transport's stop) returns
+// while its threads are still winding down; a program that exits meanwhile has OpenSSL's exit
+// handler free what those threads still use, and LeakSanitizer may report OpenSSL objects they were
+// about to free (an intermittent report of allocations inside libcrypto after TLS handshakes).
+// mir-replica waits the same way before it exits (server/replica/main.c).
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
