@@ -8,6 +8,9 @@ pkg_check_modules(PROTOBUF_C REQUIRED IMPORTED_TARGET libprotobuf-c)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(GRPC IMPORTED_TARGET grpc)
+# The Abseil that Debian's gRPC is built on (libabsl-dev, a dependency of libgrpc-dev): our
+# programs switch off its mutex deadlock detection (server/include/mir/grpc_tune.h).
+pkg_check_modules(ABSL_SYNC IMPORTED_TARGET absl_synchronization)
 pkg_check_modules(ROCKSDB IMPORTED_TARGET rocksdb)
 pkg_check_modules(MHD IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(PROFILER IMPORTED_TARGET libprofiler)

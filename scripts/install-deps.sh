@@ -13,7 +13,8 @@ set -euo pipefail
 
 build_packages=(
   # RPC, serialization, crypto, storage, config, metrics/profiles, event-log compression
-  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler android-libboringssl-dev librocksdb-dev
+  libgrpc-dev libabsl-dev libprotobuf-c-dev protobuf-c-compiler android-libboringssl-dev
+  librocksdb-dev
   libjansson-dev libmicrohttpd-dev libgoogle-perftools-dev google-perftools libzstd-dev
   # build tools
   cmake make pkg-config gcc g++

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "mir/alloc.h"
+#include "mir/grpc_tune.h"
 #include "mir/log.h"
 #include "replica.h"
 
@@ -181,6 +182,7 @@ static int main_run(const main_opts *o, const mir_replica_config *cfg, const sig
 }
 
 int main(int argc, char **argv) {
+  (void)mir_grpc_tune_process(); /* before gRPC's first call and threads */
   /* Before any thread exists, so that every thread inherits the mask. */
   sigset_t signals;
   sigemptyset(&signals);

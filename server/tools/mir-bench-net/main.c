@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "mir/grpc_tune.h"
 #include "mir/log.h"
 
 #define RUNS_MAX 15
@@ -187,6 +188,7 @@ static bool bench_size(const options *o, size_t size) {
 }
 
 int main(int argc, char **argv) {
+  (void)mir_grpc_tune_process(); /* both transports alike, before gRPC's first call */
   options o = {.sizes = {100, 4096}, .n_sizes = 2, .bytes_per_run = 800000000ull, .runs = 3};
   o.p.window = 16384;
   o.p.timeout_ms = 120000;

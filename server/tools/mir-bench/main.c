@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "mir/grpc_tune.h"
 
 struct bench_client {
   bench *b;
@@ -489,6 +490,7 @@ static void progress(bench *b) {
 }
 
 int main(int argc, char **argv) {
+  (void)mir_grpc_tune_process(); /* before gRPC's first call and threads */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       help(argv[0]);

@@ -35,6 +35,7 @@
 #include "limit.h"
 #include "mir/alloc.h"
 #include "mir/crypto.h"
+#include "mir/grpc_tune.h"
 #include "mir/hasher.h"
 #include "mir/log.h"
 #include "mir/membership.h"
@@ -278,6 +279,7 @@ static int main_run(const mir_replica_config *cfg, const sigset_t *signals, long
 }
 
 int main(int argc, char **argv) {
+  (void)mir_grpc_tune_process(); /* before gRPC's first call and threads */
   /* Before any thread exists, so that every thread inherits the mask. */
   sigset_t signals;
   sigemptyset(&signals);
