@@ -1,7 +1,7 @@
 /*
  * Process-wide settings of the gRPC runtime that our programs (mir-replica, mir-limit, mir-bench,
- * mir-bench-net) make first thing in main(), before any gRPC call (docs/PERFORMANCE.md, "Abseil's
- * deadlock detection").
+ * mir-bench-net) make first thing in main(), before any gRPC call (docs/PERFORMANCE.md, "Carried
+ * out, tried, measured").
  *
  * Debian builds Abseil, on which its gRPC is built, without NDEBUG, so every absl::Mutex (every
  * lock inside gRPC) by default records its acquisitions in a process-wide lock graph to detect
