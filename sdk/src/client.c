@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "client_internal.h"
+#include "mir/grpc_tune.h"
 
 static _Thread_local char cl_detail[512];
 static _Thread_local mir_client *cl_callback_client; /* set on threads that run callbacks */
@@ -644,4 +645,8 @@ void mir_client_stats_get(mir_client *c, mir_client_stats *out) {
   out->next_tx_no = c->tickets.next;
   out->unresolved = c->tickets.unresolved;
   pthread_mutex_unlock(&c->mu);
+}
+
+int mir_client_tune_process(void) {
+  return mir_grpc_tune_process() ? 1 : 0;
 }

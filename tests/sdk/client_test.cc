@@ -968,3 +968,25 @@ TEST(SdkClient, OutOfWindowWaitsUntilTheWindowCanHaveMoved) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(SdkProcess, TuneProcessSaysWhetherItSwitchedTheDetectionOff) {
+  // mir_client_tune_process is mir_grpc_tune_process (tests/modules/net/grpc/grpc_tune_test.cc
+  // checks its effect); here only what the SDK's function returns, in child processes since the
+  // setting is process-wide.
+  EXPECT_EXIT(
+      {
+        unsetenv("MIR_ABSL_DEADLOCK_DETECTION");
+        std::exit(mir_client_tune_process() == 1 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        setenv("MIR_ABSL_DEADLOCK_DETECTION", "1", 1);
+        std::exit(mir_client_tune_process() == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace

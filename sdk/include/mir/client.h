@@ -256,6 +256,17 @@ typedef struct mir_client_stats {
 /* Copies the client's counters into *out (owned by the caller; NULL client or out: nothing). */
 void mir_client_stats_get(mir_client *client, mir_client_stats *out);
 
+/* ---- process settings (optional) ---- */
+
+/* Switches off, for the whole process, the mutex deadlock detection of the Abseil library that gRPC
+ * is built on, where that build leaves it on (Debian's does): a debugging aid that records every
+ * lock acquisition inside gRPC in a global graph, about a tenth of a busy client's CPU
+ * (docs/SDK.md, "Batching, reconnects and fail-over"). The SDK never does it by itself: the
+ * setting belongs to the whole process. Call it once, before mir_client_open and before other
+ * threads use gRPC. Returns 1 if it switched the detection off, 0 if the environment variable
+ * MIR_ABSL_DEADLOCK_DETECTION is "1" (the detection is kept). */
+int mir_client_tune_process(void);
+
 #ifdef __cplusplus
 }
 #endif
