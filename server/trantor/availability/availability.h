@@ -78,6 +78,7 @@ typedef struct trantor_availability_stats {
   uint64_t verified_invalid; /* of which invalid */
   uint64_t provided;         /* ProvideTransactions answers */
   uint64_t provided_invalid; /* of which for an invalid certificate (empty batch) */
+  uint64_t provided_cached;  /* of which from the batch its VerifyCert decoded (batchcert.c) */
   uint64_t busy;             /* RequestCert answered with an empty cert: too many in flight */
   uint64_t stale;            /* NewBatch with an unknown origin, dropped */
 } trantor_availability_stats;

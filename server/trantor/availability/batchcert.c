@@ -10,6 +10,14 @@
  * answered at once, from the certificate alone, so every correct node answers alike. The epoch
  * of VerifyCert is not used: a packed batch means the same in every epoch.
  *
+ * Decoding once. Every ordered certificate is decoded twice in a row: VerifyCert when its slot is
+ * decided, RequestTransactions when the log delivers it. A batch that VerifyCert found valid is
+ * kept, with a copy of its certificate, until the RequestTransactions of the same bytes takes
+ * it: first in, first out, at most BC_CACHE_ENTRIES batches and BC_CACHE_BYTES certificate
+ * bytes. A hit answers what decoding would: the bytes match exactly, and a certificate valid for
+ * VerifyCert (its buckets checked) is valid for RequestTransactions (no bucket check). Only the
+ * CPU spent depends on the cache, never an answer.
+ *
  * Certificates are untrusted bytes (a primary proposes them): no value in them reaches an
  * assertion. Malformed requests from local modules (no origin, bucket out of range) are wiring
  * errors and stop the node. At most requests_max RequestCerts are in flight; beyond that a
@@ -32,6 +40,10 @@
  * length (1 + 5), client id tag, length and up to 64 bytes (66), tx_no tag and varint (11), data
  * tag and length (1 + 5). */
 #define BC_TX_OVERHEAD_BYTES 96
+/* The cache of decoded batches (above): a delivery follows its decision by a few rows of the log,
+ * so a few dozen batches cover it. */
+#define BC_CACHE_ENTRIES 64
+#define BC_CACHE_BYTES ((uint64_t)16 << 20)
 
 _Static_assert(sizeof(trantor_availability_stats) % sizeof(uint64_t) == 0,
                "the stats are published as an array of uint64_t");
@@ -40,6 +52,11 @@ typedef struct bc_origin {
   char module[MIR_MODULE_ID_MAX];
   uint64_t context_id;
 } bc_origin;
+
+typedef struct bc_cached {
+  ProtobufCBinaryData cert; /* owned copy */
+  Trantor__Batch *batch;    /* owned */
+} bc_cached;
 
 typedef struct batchcert {
   uint32_t magic;
@@ -50,6 +67,9 @@ typedef struct batchcert {
   uint64_t cert_max;
   trantor_availability_stats st;
   _Atomic uint64_t published[BC_STATS_FIELDS];
+  bc_cached cache[BC_CACHE_ENTRIES]; /* oldest first */
+  size_t cache_n;
+  uint64_t cache_bytes;
 } batchcert;
 
 static uint64_t bc_cert_bytes_max(const trantor_params *p) {
@@ -132,6 +152,54 @@ static Trantor__Batch *bc_decode(const batchcert *b, ProtobufCBinaryData cert, b
   return NULL;
 }
 
+/* ---- the cache of decoded batches ---- */
+
+static void bc_cache_drop(batchcert *b, size_t i) {
+  bc_cached *c = &b->cache[i];
+  b->cache_bytes -= c->cert.len;
+  free(c->cert.data);
+  if (c->batch != NULL) protobuf_c_message_free_unpacked(&c->batch->base, NULL);
+  memmove(c, c + 1, (b->cache_n - i - 1) * sizeof(*c));
+  b->cache_n--;
+}
+
+/* Keeps batch (takes ownership), decoded from cert (borrowed, copied), evicting the oldest
+ * entries to make room. */
+static void bc_cache_put(batchcert *b, ProtobufCBinaryData cert, Trantor__Batch *batch) {
+  if (cert.len == 0 || cert.len > BC_CACHE_BYTES) {
+    protobuf_c_message_free_unpacked(&batch->base, NULL);
+    return;
+  }
+  while (b->cache_n == BC_CACHE_ENTRIES || b->cache_bytes + cert.len > BC_CACHE_BYTES) {
+    bc_cache_drop(b, 0);
+  }
+  bc_cached *c = &b->cache[b->cache_n++];
+  c->cert.len = cert.len;
+  c->cert.data = mir_xmemdup(cert.data, cert.len);
+  c->batch = batch;
+  b->cache_bytes += cert.len;
+}
+
+/* Takes the batch decoded from exactly these bytes (cert borrowed) out of the cache: owned, or
+ * NULL if it is not there. */
+static Trantor__Batch *bc_cache_take(batchcert *b, ProtobufCBinaryData cert) {
+  for (size_t i = 0; i < b->cache_n; i++) {
+    bc_cached *c = &b->cache[i];
+    if (c->cert.len != cert.len || memcmp(c->cert.data, cert.data, cert.len) != 0) continue;
+    Trantor__Batch *batch = c->batch;
+    c->batch = NULL;
+    bc_cache_drop(b, i);
+    return batch;
+  }
+  return NULL;
+}
+
+static void bc_free(void *user) {
+  batchcert *b = user;
+  while (b->cache_n > 0) bc_cache_drop(b, b->cache_n - 1);
+  free(b);
+}
+
 /* Sends NewCert for batch (borrowed) to origin (module, context id). */
 static void bc_emit_cert(mir_dsl *dsl, batchcert *b, const Trantor__Batch *batch,
                          const char *module, uint64_t context_id) {
@@ -212,7 +280,7 @@ static mir_err bc_on_verify_cert(mir_dsl *dsl, const mir_event *ev, void *user) 
   } else {
     b->st.verified_invalid++;
   }
-  if (batch != NULL) protobuf_c_message_free_unpacked(&batch->base, NULL);
+  if (batch != NULL) bc_cache_put(b, vc->cert, batch); /* for its RequestTransactions */
   mir_dsl_emit_new(dsl, vc->origin->module, &cv->base);
   return MIR_OK;
 }
@@ -225,7 +293,12 @@ static mir_err bc_on_request_transactions(mir_dsl *dsl, const mir_event *ev, voi
   char reason[BC_REASON_BYTES] = "";
   Trantor__ProvideTransactions *pt = mir_xmalloc(sizeof(*pt));
   trantor__provide_transactions__init(pt);
-  pt->batch = bc_decode(b, rt->cert, false, NULL, 0, reason, sizeof(reason));
+  pt->batch = bc_cache_take(b, rt->cert);
+  if (pt->batch != NULL) {
+    b->st.provided_cached++;
+  } else {
+    pt->batch = bc_decode(b, rt->cert, false, NULL, 0, reason, sizeof(reason));
+  }
   b->st.provided++;
   if (pt->batch == NULL) {
     /* An ordered but invalid certificate delivers nothing, alike at every correct node. */
@@ -300,7 +373,7 @@ static mir_err bc_create(const trantor_availability_config *cfg, const mir_modul
     return err;
   }
   mir_dsl *dsl = mir_dsl_new(b->self, b);
-  mir_dsl_set_user_free(dsl, free);
+  mir_dsl_set_user_free(dsl, bc_free);
   mir_dsl_set_contexts_max(dsl, b->requests_max);
   err = bc_register(dsl);
   if (err != MIR_OK) {

@@ -277,6 +277,41 @@ TEST_F(AvailabilityTest, InvalidCertificateYieldsNoTransactions) {
   EXPECT_EQ(Stats().provided_invalid, 2u);
 }
 
+TEST_F(AvailabilityTest, RequestTransactionsTakesTheBatchItsVerifyCertDecoded) {
+  // A certificate VerifyCert found valid is not decoded again for the RequestTransactions of the
+  // same bytes: the answer is the same, from the batch kept. The batch is used once; an invalid
+  // certificate is not kept (RequestTransactions, which checks no buckets, decodes it and finds
+  // it valid); one never verified is decoded as before.
+  using V = std::vector<std::string>;
+  std::string a = Client(1), b = Client(3);
+  std::string c1 = Pack({{a, 0, "x"}, {b, 2, "y"}});
+  std::string c2 = Pack({{a, 1, "z"}});
+  std::string c3 = Pack({{b, 9, "w"}});
+  EXPECT_TRUE(Verify(c1, {1, 3}).first);
+  EXPECT_FALSE(Verify(c2, {3}).first); /* bucket 1 not among them */
+  EXPECT_EQ(Fetch(c1), (V{a + "/0", b + "/2"}));
+  EXPECT_EQ(Stats().provided_cached, 1u);
+  EXPECT_EQ(Fetch(c1), (V{a + "/0", b + "/2"}));
+  EXPECT_EQ(Fetch(c2), (V{a + "/1"}));
+  EXPECT_EQ(Fetch(c3), (V{b + "/9"}));
+  EXPECT_EQ(Stats().provided_cached, 1u);
+  EXPECT_EQ(Stats().provided, 4u);
+}
+
+TEST_F(AvailabilityTest, KeptBatchesAreBounded) {
+  // 65 valid certificates verified, one more than the 64 batches kept (BC_CACHE_ENTRIES): the
+  // oldest left and is decoded when asked for, the others are taken as kept, in any order.
+  std::vector<std::string> certs;
+  for (uint64_t i = 0; i < 65; i++) certs.push_back(Pack({{Client(1), i, "x"}}));
+  for (const std::string &c : certs) EXPECT_TRUE(Verify(c, {1}).first);
+  EXPECT_EQ(Fetch(certs[0]), (std::vector<std::string>{Client(1) + "/0"}));
+  EXPECT_EQ(Stats().provided_cached, 0u);
+  for (uint64_t i = 64; i >= 1; i--) {
+    EXPECT_EQ(Fetch(certs[i]), (std::vector<std::string>{Client(1) + "/" + std::to_string(i)}));
+  }
+  EXPECT_EQ(Stats().provided_cached, 64u);
+}
+
 TEST_F(AvailabilityTest, RequestsBeyondTheBoundGetAnEmptyCertificate) {
   // With requests_max requests waiting for the mempool, a further RequestCert is answered at
   // once with the certificate of an empty batch instead of growing state.
