@@ -1,15 +1,12 @@
 // Process helpers of the SDK's process tests (e2e_test.cc, programs_test.cc): run a program with
-// a time limit, start one with pipes, find free loopback ports. Everything is bounded in time and
-// every child is reaped.
+// a time limit, start one with pipes, and PortFree (from integration/ports.h). Everything is
+// bounded in time and every child is reaped.
 #ifndef SDK_PROC_H
 #define SDK_PROC_H
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +14,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "integration/ports.h"
 
 namespace {
 
@@ -64,16 +63,7 @@ inline int RunProgram(const std::vector<std::string> &argv, const std::vector<st
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-inline bool PortFree(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
+using mirtest::PortFree;  // integration/ports.h
 
 // A child with its standard input and output on pipes (for sdk-fake-cluster).
 struct Child {

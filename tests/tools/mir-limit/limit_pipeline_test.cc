@@ -13,7 +13,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "mir/client.h"
+#include "integration/ports.h"
 #include "sdk/sdk_proc.h"
 
 namespace {
@@ -42,20 +42,14 @@ class LimitCluster {
   LimitCluster() {
     char tmpl[] = "/tmp/mir-limit-test-XXXXXX";
     dir_ = mkdtemp(tmpl) ? tmpl : "";
-    std::mt19937 rng(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr)));
-    for (int attempt = 0; attempt < 50 && base_ == 0; attempt++) {
-      int base = 20000 + static_cast<int>(rng() % 10000) * 3;
-      bool free = true;
-      for (int i = 0; i < kServers && free; i++) {
-        free = PortFree(base + i) && PortFree(base + 100 + i) && PortFree(base + 200 + i);
-      }
-      if (free) base_ = base;
-    }
+    // Peer, client and HTTP ports from one block of the tests' shared allocator (below the
+    // ephemeral range, never another running test's).
+    base_ = mirtest::FindPorts(3 * kServers);
     env_ = {"MIR_CLUSTER_DIR=" + dir_ + "/cluster",
             std::string("MIR_BIN_DIR=") + MIR_BIN_DIR,
             "MIR_PEER_BASE_PORT=" + std::to_string(base_),
-            "MIR_CLIENT_BASE_PORT=" + std::to_string(base_ + 100),
-            "MIR_HTTP_BASE_PORT=" + std::to_string(base_ + 200),
+            "MIR_CLIENT_BASE_PORT=" + std::to_string(base_ + kServers),
+            "MIR_HTTP_BASE_PORT=" + std::to_string(base_ + 2 * kServers),
             "MIR_LOG=warn",
             "MIR_CLIENT_CERTS=0",
             "MIR_REPLICA_PROGRAM=mir-limit"};
